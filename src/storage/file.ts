@@ -1,0 +1,555 @@
+/**
+ * file:// — objects and logs in a directory on a local file system.
+ *
+ * Layout under the root directory:
+ *   obj/<key>                    one file per object (key segments are directories)
+ *   tmp/<random>                 objects being written; renamed or linked into obj/ once durable
+ *   log/<name>/<firstLsn>.seg    log segments, 16-digit zero-padded first LSN; frames as in log-format.ts
+ *   log/<name>/LOCK              the writer lock: {"pid","host","token"} of the process that may append
+ *
+ * Invariants:
+ *   - A completed `write` or `writeIfAbsent` survives a crash: the temp file is fsynced, then renamed (write) or
+ *     hard-linked (writeIfAbsent: link fails with EEXIST when the key exists, so of N racing processes exactly one
+ *     wins), then the parent directory is fsynced. A reader never sees a partial object.
+ *   - One sync per append: all frames of an append are written with one positioned write, then one fdatasync.
+ *   - Only the last segment can end in a torn frame (a segment is rotated only after a successful sync).
+ *   - The last segment is never deleted, so the log's end survives any truncation.
+ *   - A file system cannot hold both key "a" and key "a/b"; such a write fails with INVALID_ARGUMENT.
+ */
+
+import { randomBytes } from "node:crypto";
+import { type FileHandle, link, mkdir, open, readFile, readdir, rename, rm, stat, unlink } from "node:fs/promises";
+import { hostname } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { ErrorCodes, TwillError, notFound } from "../errors.js";
+import { rangeNotSatisfiable, validateFrames, validateKey, validateLogName, validatePrefix, validateRange } from "./keys.js";
+import { checkFrame, encodeFrames, findValidFrameAfter } from "./log-format.js";
+import { compareKeys } from "./memory.js";
+import type { AppendResult, ByteRange, Log, LogFrame, LogOpenOptions, Storage } from "./types.js";
+
+export interface FileStorageOptions {
+  /** A log segment is closed and a new one started past this size. Default 64 MiB. */
+  segmentBytesMax?: number;
+  /** Skip fsync (tests of logic only; a crash can lose acknowledged writes). Default false. */
+  unsafeNoSync?: boolean;
+}
+
+const SEGMENT_SUFFIX = ".seg";
+const LSN_DIGITS = 16;
+
+function errnoCode(error: unknown): string | undefined {
+  return typeof error === "object" && error !== null && "code" in error ? String(error.code) : undefined;
+}
+
+function ioError(op: string, what: string, cause: unknown): TwillError {
+  const code = errnoCode(cause);
+  if (code === "ENOTDIR" || code === "EISDIR") {
+    return new TwillError(
+      ErrorCodes.InvalidArgument,
+      `cannot ${op} ${what}: a file system cannot hold both a key and a key below it (as "a" and "a/b")`,
+      { cause },
+    );
+  }
+  return new TwillError(ErrorCodes.Io, `cannot ${op} ${what}: ${code ?? String(cause)}`, { cause });
+}
+
+export function segmentName(firstLsn: number): string {
+  return `${String(firstLsn).padStart(LSN_DIGITS, "0")}${SEGMENT_SUFFIX}`;
+}
+
+export async function openFileStorage(rootPath: string, options: FileStorageOptions = {}): Promise<Storage> {
+  const root = resolve(rootPath);
+  try {
+    await mkdir(join(root, "obj"), { recursive: true });
+    await mkdir(join(root, "tmp"), { recursive: true });
+    await mkdir(join(root, "log"), { recursive: true });
+  } catch (error) {
+    throw ioError("create", `database directory ${rootPath}`, error);
+  }
+  return new FileStorage(root, `file://${rootPath}`, options);
+}
+
+class FileStorage implements Storage {
+  readonly kind = "file" as const;
+  private closed = false;
+  private readonly openLogs = new Set<FileLog>();
+  readonly sync: boolean;
+  readonly segmentBytesMax: number;
+
+  constructor(
+    readonly root: string,
+    readonly url: string,
+    options: FileStorageOptions,
+  ) {
+    this.sync = !options.unsafeNoSync;
+    this.segmentBytesMax = options.segmentBytesMax ?? 64 * 1024 * 1024;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new TwillError(ErrorCodes.Closed, `storage ${this.url} is closed`);
+  }
+
+  private objectPath(key: string): string {
+    validateKey(key);
+    return join(this.root, "obj", ...key.split("/"));
+  }
+
+  async read(key: string, range?: ByteRange): Promise<Uint8Array> {
+    this.checkOpen();
+    const path = this.objectPath(key);
+    if (range) validateRange(range.offset, range.length);
+    let handle: FileHandle;
+    try {
+      handle = await open(path, "r");
+    } catch (error) {
+      const code = errnoCode(error);
+      if (code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR") throw notFound(`object ${JSON.stringify(key)}`);
+      throw ioError("read", `object ${JSON.stringify(key)}`, error);
+    }
+    try {
+      const size = (await handle.stat()).size;
+      const offset = range?.offset ?? 0;
+      if (offset > size) throw rangeNotSatisfiable(key, offset, size);
+      const end = range?.length === undefined ? size : Math.min(size, offset + range.length);
+      const out = new Uint8Array(end - offset);
+      let done = 0;
+      while (done < out.length) {
+        const { bytesRead } = await handle.read(out, done, out.length - done, offset + done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+      if (done !== out.length) {
+        throw new TwillError(ErrorCodes.Io, `object ${JSON.stringify(key)} shrank while it was read`);
+      }
+      return out;
+    } catch (error) {
+      if (error instanceof TwillError) throw error;
+      throw ioError("read", `object ${JSON.stringify(key)}`, error);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async size(key: string): Promise<number> {
+    this.checkOpen();
+    const path = this.objectPath(key);
+    try {
+      const info = await stat(path);
+      if (!info.isFile()) throw notFound(`object ${JSON.stringify(key)}`);
+      return info.size;
+    } catch (error) {
+      if (error instanceof TwillError) throw error;
+      const code = errnoCode(error);
+      if (code === "ENOENT" || code === "ENOTDIR") throw notFound(`object ${JSON.stringify(key)}`);
+      throw ioError("stat", `object ${JSON.stringify(key)}`, error);
+    }
+  }
+
+  /** Writes `bytes` to a fresh durable temp file and returns its path. */
+  private async writeTemp(bytes: Uint8Array): Promise<string> {
+    const path = join(this.root, "tmp", randomBytes(12).toString("hex"));
+    const handle = await open(path, "wx");
+    try {
+      let done = 0;
+      while (done < bytes.length) {
+        const { bytesWritten } = await handle.write(bytes, done, bytes.length - done, done);
+        done += bytesWritten;
+      }
+      if (this.sync) await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    return path;
+  }
+
+  /** Creates the parent directories of `path` and makes their entries durable. */
+  private async ensureParent(path: string): Promise<void> {
+    const parent = dirname(path);
+    const firstCreated = await mkdir(parent, { recursive: true });
+    if (firstCreated && this.sync) {
+      // Every directory from the first one created down to `parent` is a new entry in its own parent.
+      let dir = parent;
+      const chain: string[] = [];
+      while (dir.length >= firstCreated.length) {
+        chain.push(dirname(dir));
+        dir = dirname(dir);
+      }
+      for (const d of chain.reverse()) await syncDirectory(d);
+    }
+  }
+
+  async write(key: string, bytes: Uint8Array): Promise<void> {
+    this.checkOpen();
+    const path = this.objectPath(key);
+    let temp: string | undefined;
+    try {
+      await this.ensureParent(path);
+      temp = await this.writeTemp(bytes);
+      await rename(temp, path);
+      temp = undefined;
+      if (this.sync) await syncDirectory(dirname(path));
+    } catch (error) {
+      if (temp) await rm(temp, { force: true });
+      throw ioError("write", `object ${JSON.stringify(key)}`, error);
+    }
+  }
+
+  async writeIfAbsent(key: string, bytes: Uint8Array): Promise<boolean> {
+    this.checkOpen();
+    const path = this.objectPath(key);
+    let temp: string | undefined;
+    try {
+      await this.ensureParent(path);
+      temp = await this.writeTemp(bytes);
+      try {
+        await link(temp, path);
+      } catch (error) {
+        if (errnoCode(error) === "EEXIST") return false;
+        throw error;
+      }
+      if (this.sync) await syncDirectory(dirname(path));
+      return true;
+    } catch (error) {
+      throw ioError("write", `object ${JSON.stringify(key)}`, error);
+    } finally {
+      if (temp) await rm(temp, { force: true });
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<string> {
+    this.checkOpen();
+    validatePrefix(prefix);
+    // Walk only below the deepest directory the prefix names.
+    const slash = prefix.lastIndexOf("/");
+    const baseKey = slash === -1 ? "" : prefix.slice(0, slash);
+    const keys: string[] = [];
+    const walk = async (dirKey: string): Promise<void> => {
+      const dir = dirKey === "" ? join(this.root, "obj") : join(this.root, "obj", ...dirKey.split("/"));
+      let entries: import("node:fs").Dirent[];
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (error) {
+        const code = errnoCode(error);
+        if (code === "ENOENT" || code === "ENOTDIR") return;
+        throw ioError("list", `objects under ${JSON.stringify(prefix)}`, error);
+      }
+      for (const entry of entries) {
+        const key = dirKey === "" ? entry.name : `${dirKey}/${entry.name}`;
+        if (entry.isDirectory()) {
+          if (key.startsWith(prefix) || prefix.startsWith(`${key}/`)) await walk(key);
+        } else if (key.startsWith(prefix)) {
+          keys.push(key);
+        }
+      }
+    };
+    await walk(baseKey);
+    keys.sort(compareKeys);
+    yield* keys;
+  }
+
+  async delete(key: string): Promise<void> {
+    this.checkOpen();
+    const path = this.objectPath(key);
+    try {
+      await unlink(path);
+      if (this.sync) await syncDirectory(dirname(path));
+    } catch (error) {
+      const code = errnoCode(error);
+      if (code === "ENOENT" || code === "ENOTDIR") return;
+      throw ioError("delete", `object ${JSON.stringify(key)}`, error);
+    }
+  }
+
+  async openLog(name: string, options: LogOpenOptions = {}): Promise<Log> {
+    this.checkOpen();
+    validateLogName(name);
+    const dir = join(this.root, "log", name);
+    try {
+      const created = await mkdir(dir, { recursive: true });
+      if (created && this.sync) await syncDirectory(join(this.root, "log"));
+    } catch (error) {
+      throw ioError("create", `log ${JSON.stringify(name)}`, error);
+    }
+    const readOnly = options.readOnly ?? false;
+    const lock = readOnly ? undefined : await acquireLock(join(dir, "LOCK"), name);
+    try {
+      const log = new FileLog(this, name, dir, readOnly, lock, () => this.openLogs.delete(log));
+      await log.recover();
+      this.openLogs.add(log);
+      return log;
+    } catch (error) {
+      await lock?.release();
+      throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    for (const log of [...this.openLogs]) await log.close();
+    this.closed = true;
+  }
+}
+
+async function syncDirectory(path: string): Promise<void> {
+  const handle = await open(path, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+interface HeldLock {
+  release(): Promise<void>;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return errnoCode(error) === "EPERM";
+  }
+}
+
+/**
+ * Takes the log's writer lock: a file created with O_EXCL holding our pid, host and a random token. A lock left by
+ * a dead process on this host is taken over; after taking it we read it back, so that of two processes racing to
+ * take over the same stale lock at most one believes it won.
+ */
+async function acquireLock(path: string, logName: string): Promise<HeldLock> {
+  const token = randomBytes(8).toString("hex");
+  const content = JSON.stringify({ pid: process.pid, host: hostname(), token });
+  for (let attempt = 0; attempt < 5; attempt++) {
+    try {
+      const handle = await open(path, "wx");
+      try {
+        await handle.writeFile(content);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await syncDirectory(dirname(path));
+      const readBack = await readFile(path, "utf8").catch(() => "");
+      if (readBack !== content) continue;
+      return {
+        release: async () => {
+          const current = await readFile(path, "utf8").catch(() => "");
+          if (current === content) await rm(path, { force: true });
+        },
+      };
+    } catch (error) {
+      if (errnoCode(error) !== "EEXIST") throw ioError("lock", `log ${JSON.stringify(logName)}`, error);
+    }
+    let holder: { pid?: unknown; host?: unknown } = {};
+    try {
+      holder = JSON.parse(await readFile(path, "utf8")) as typeof holder;
+    } catch {
+      // A lock file still being written by its owner, or garbage: treat as held, retry briefly.
+      await new Promise((r) => setTimeout(r, 20));
+      continue;
+    }
+    const stale = holder.host === hostname() && typeof holder.pid === "number" && !processAlive(holder.pid);
+    if (!stale) {
+      throw new TwillError(
+        ErrorCodes.Locked,
+        `log ${JSON.stringify(logName)} is locked by another writer (pid ${String(holder.pid)} on ${String(holder.host)})`,
+        { hint: "one writer per database: close the other process, or open read-only" },
+      );
+    }
+    await rm(path, { force: true });
+  }
+  throw new TwillError(ErrorCodes.Locked, `could not take the writer lock of log ${JSON.stringify(logName)}`, {
+    hint: "another process is racing for it; retry",
+  });
+}
+
+interface Segment {
+  firstLsn: number;
+  path: string;
+}
+
+class FileLog implements Log {
+  private segments: Segment[] = [];
+  private next = 1;
+  /** Byte length of the valid prefix of the last segment. */
+  private tailBytes = 0;
+  private tail: FileHandle | undefined;
+  private chain: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  constructor(
+    private readonly storage: FileStorage,
+    readonly name: string,
+    private readonly dir: string,
+    readonly readOnly: boolean,
+    private readonly lock: HeldLock | undefined,
+    private readonly onClose: () => void,
+  ) {}
+
+  nextLsn(): number {
+    return this.next;
+  }
+
+  private async listSegments(): Promise<Segment[]> {
+    const names = (await readdir(this.dir)).filter((n) => n.endsWith(SEGMENT_SUFFIX)).sort();
+    return names.map((n) => ({ firstLsn: Number(n.slice(0, -SEGMENT_SUFFIX.length)), path: join(this.dir, n) }));
+  }
+
+  /** Finds the log's end; drops a torn trailing frame (writable handles cut it off the file). */
+  async recover(): Promise<void> {
+    this.segments = await this.listSegments();
+    const last = this.segments.at(-1);
+    if (!last) {
+      this.next = 1;
+      this.tailBytes = 0;
+      return;
+    }
+    const buf = new Uint8Array(await readFile(last.path));
+    const { next, validBytes } = scanSegmentFrames(buf, last, this.name, true, false);
+    this.next = next;
+    this.tailBytes = validBytes;
+    if (!this.readOnly) {
+      this.tail = await open(last.path, "r+");
+      if (validBytes < buf.length) {
+        await this.tail.truncate(validBytes);
+        if (this.storage.sync) await this.tail.sync();
+      }
+    }
+  }
+
+  private checkWritable(op: string): void {
+    if (this.closed) throw new TwillError(ErrorCodes.Closed, `log ${JSON.stringify(this.name)} is closed`);
+    if (this.readOnly) {
+      throw new TwillError(ErrorCodes.InvalidArgument, `cannot ${op} log ${JSON.stringify(this.name)}: opened read-only`);
+    }
+  }
+
+  /** Appends are serialised: each waits for the previous one, so LSNs follow call order. */
+  private serialise<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.chain.then(work);
+    this.chain = result.catch(() => undefined);
+    return result;
+  }
+
+  async append(frames: readonly Uint8Array[]): Promise<AppendResult> {
+    this.checkWritable("append to");
+    validateFrames(frames);
+    return this.serialise(async () => {
+      this.checkWritable("append to");
+      if (!this.tail || this.tailBytes >= this.storage.segmentBytesMax) await this.startSegment();
+      const firstLsn = this.next;
+      const bytes = encodeFrames(firstLsn, frames);
+      const tail = this.tail!;
+      try {
+        let done = 0;
+        while (done < bytes.length) {
+          const { bytesWritten } = await tail.write(bytes, done, bytes.length - done, this.tailBytes + done);
+          done += bytesWritten;
+        }
+        if (this.storage.sync) await tail.datasync();
+      } catch (error) {
+        // The file may now hold part of this append; cut it back so the next append starts at a frame boundary.
+        await tail.truncate(this.tailBytes).catch(() => undefined);
+        throw ioError("append to", `log ${JSON.stringify(this.name)}`, error);
+      }
+      this.tailBytes += bytes.length;
+      this.next = firstLsn + frames.length;
+      return { firstLsn, nextLsn: this.next };
+    });
+  }
+
+  private async startSegment(): Promise<void> {
+    const segment = { firstLsn: this.next, path: join(this.dir, segmentName(this.next)) };
+    const handle = await open(segment.path, "wx").catch((error: unknown) => {
+      throw ioError("create", `segment ${segment.path}`, error);
+    });
+    if (this.storage.sync) await syncDirectory(this.dir);
+    await this.tail?.close();
+    this.tail = handle;
+    this.tailBytes = 0;
+    this.segments.push(segment);
+  }
+
+  async *read(fromLsn = 1): AsyncIterable<LogFrame> {
+    if (this.closed) throw new TwillError(ErrorCodes.Closed, `log ${JSON.stringify(this.name)} is closed`);
+    const segments = this.readOnly ? await this.listSegments() : [...this.segments];
+    let expected: number | undefined;
+    for (let i = 0; i < segments.length; i++) {
+      const segment = segments[i]!;
+      const following = segments[i + 1];
+      if (following && following.firstLsn <= fromLsn) continue;
+      if (expected !== undefined && segment.firstLsn !== expected) {
+        throw new TwillError(
+          ErrorCodes.Corruption,
+          `log ${JSON.stringify(this.name)} is missing frames ${expected}..${segment.firstLsn - 1} before segment ${segmentName(segment.firstLsn)}`,
+        );
+      }
+      let buf: Uint8Array;
+      try {
+        buf = new Uint8Array(await readFile(segment.path));
+      } catch (error) {
+        throw ioError("read", `log segment ${segmentName(segment.firstLsn)}`, error);
+      }
+      const isLast = following === undefined;
+      // A writable handle knows the durable end of its last segment; bytes past it are an append in progress.
+      if (isLast && !this.readOnly) buf = buf.subarray(0, this.tailBytes);
+      const { frames, next } = scanSegmentFrames(buf, segment, this.name, isLast);
+      for (const frame of frames) if (frame.lsn >= fromLsn) yield frame;
+      expected = next;
+    }
+  }
+
+  async truncate(beforeLsn: number): Promise<void> {
+    this.checkWritable("truncate");
+    return this.serialise(async () => {
+      if (beforeLsn >= this.next && this.tailBytes > 0) await this.startSegment();
+      const doomed: Segment[] = [];
+      for (let i = 0; i + 1 < this.segments.length; i++) {
+        if (this.segments[i + 1]!.firstLsn <= beforeLsn) doomed.push(this.segments[i]!);
+      }
+      for (const segment of doomed) await rm(segment.path, { force: true });
+      if (doomed.length > 0 && this.storage.sync) await syncDirectory(this.dir);
+      this.segments = this.segments.filter((s) => !doomed.includes(s));
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.chain;
+    await this.tail?.close();
+    this.tail = undefined;
+    await this.lock?.release();
+    this.onClose();
+  }
+}
+
+function scanSegmentFrames(
+  buf: Uint8Array,
+  segment: Segment,
+  logName: string,
+  isLast: boolean,
+  collect = true,
+): { frames: LogFrame[]; next: number; validBytes: number } {
+  const frames: LogFrame[] = [];
+  let at = 0;
+  let lsn = segment.firstLsn;
+  while (at < buf.length) {
+    const check = checkFrame(buf, at, lsn);
+    if (!check.ok) {
+      const where = `log ${JSON.stringify(logName)} segment ${segmentName(segment.firstLsn)} byte ${at} (lsn ${lsn})`;
+      if (!isLast || findValidFrameAfter(buf, at) !== -1) {
+        throw new TwillError(ErrorCodes.Corruption, `${where} is corrupt: ${check.reason}, and valid frames follow it`, {
+          hint: "the log was damaged in the middle, not torn at the end; restore it from a backup",
+        });
+      }
+      break; // a torn tail: the last append did not complete before a crash
+    }
+    if (collect) frames.push(check.frame);
+    at = check.end;
+    lsn++;
+  }
+  return { frames, next: lsn, validBytes: at };
+}
+
