@@ -19,6 +19,7 @@
 
 import { randomBytes } from "node:crypto";
 import { type FileHandle, link, mkdir, open, readFile, readdir, rename, rm, stat, unlink } from "node:fs/promises";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { hostname } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { ErrorCodes, TwillError, notFound } from "../errors.js";
@@ -94,40 +95,77 @@ class FileStorage implements Storage {
     return join(this.root, "obj", ...key.split("/"));
   }
 
-  async read(key: string, range?: ByteRange): Promise<Uint8Array> {
-    this.checkOpen();
-    const path = this.objectPath(key);
-    if (range) validateRange(range.offset, range.length);
-    let handle: FileHandle;
+  /**
+   * Open descriptors of recently read objects, least recently used first. Objects are read by ranges again and
+   * again (SST blocks), and open+fstat+close would cost more than the read itself. Entries are dropped when this
+   * process writes or deletes the key; objects the engine reads are immutable, so another process cannot change
+   * what a cached descriptor points at.
+   */
+  private readonly descriptors = new Map<string, { fd: number; size: number }>();
+  private static readonly descriptorsMax = 256;
+
+  private descriptorFor(key: string, path: string): { fd: number; size: number } {
+    const cached = this.descriptors.get(key);
+    if (cached) {
+      this.descriptors.delete(key);
+      this.descriptors.set(key, cached);
+      return cached;
+    }
+    let fd: number;
     try {
-      handle = await open(path, "r");
+      fd = openSync(path, "r");
     } catch (error) {
       const code = errnoCode(error);
       if (code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR") throw notFound(`object ${JSON.stringify(key)}`);
       throw ioError("read", `object ${JSON.stringify(key)}`, error);
     }
+    const entry = { fd, size: fstatSync(fd).size };
+    this.descriptors.set(key, entry);
+    if (this.descriptors.size > FileStorage.descriptorsMax) {
+      const [oldestKey, oldest] = this.descriptors.entries().next().value as [string, { fd: number }];
+      this.descriptors.delete(oldestKey);
+      closeSync(oldest.fd);
+    }
+    return entry;
+  }
+
+  private forgetDescriptor(key: string): void {
+    const cached = this.descriptors.get(key);
+    if (!cached) return;
+    this.descriptors.delete(key);
+    closeSync(cached.fd);
+  }
+
+  /**
+   * Reads with positioned synchronous reads on a cached descriptor: for a local file system (mostly the page cache)
+   * a pread costs microseconds, while the async path costs a thread-pool round trip per call — the same trade
+   * SQLite makes. Blocking the event loop for one block read is the price; a remote store is s3://.
+   */
+  async read(key: string, range?: ByteRange): Promise<Uint8Array> {
+    this.checkOpen();
+    const path = this.objectPath(key);
+    if (range) validateRange(range.offset, range.length);
+    const { fd, size } = this.descriptorFor(key, path);
+    const offset = range?.offset ?? 0;
+    if (offset > size) throw rangeNotSatisfiable(key, offset, size);
+    const end = range?.length === undefined ? size : Math.min(size, offset + range.length);
+    const out = new Uint8Array(end - offset);
+    let done = 0;
     try {
-      const size = (await handle.stat()).size;
-      const offset = range?.offset ?? 0;
-      if (offset > size) throw rangeNotSatisfiable(key, offset, size);
-      const end = range?.length === undefined ? size : Math.min(size, offset + range.length);
-      const out = new Uint8Array(end - offset);
-      let done = 0;
       while (done < out.length) {
-        const { bytesRead } = await handle.read(out, done, out.length - done, offset + done);
+        const bytesRead = readSync(fd, out, done, out.length - done, offset + done);
         if (bytesRead === 0) break;
         done += bytesRead;
       }
-      if (done !== out.length) {
-        throw new TwillError(ErrorCodes.Io, `object ${JSON.stringify(key)} shrank while it was read`);
-      }
-      return out;
     } catch (error) {
-      if (error instanceof TwillError) throw error;
+      this.forgetDescriptor(key);
       throw ioError("read", `object ${JSON.stringify(key)}`, error);
-    } finally {
-      await handle.close();
     }
+    if (done !== out.length) {
+      this.forgetDescriptor(key);
+      throw new TwillError(ErrorCodes.Io, `object ${JSON.stringify(key)} shrank while it was read`);
+    }
+    return out;
   }
 
   async size(key: string): Promise<number> {
@@ -181,6 +219,7 @@ class FileStorage implements Storage {
   async write(key: string, bytes: Uint8Array): Promise<void> {
     this.checkOpen();
     const path = this.objectPath(key);
+    this.forgetDescriptor(key);
     let temp: string | undefined;
     try {
       await this.ensureParent(path);
@@ -250,6 +289,7 @@ class FileStorage implements Storage {
   async delete(key: string): Promise<void> {
     this.checkOpen();
     const path = this.objectPath(key);
+    this.forgetDescriptor(key);
     try {
       await unlink(path);
       if (this.sync) await syncDirectory(dirname(path));
@@ -286,6 +326,7 @@ class FileStorage implements Storage {
   async close(): Promise<void> {
     if (this.closed) return;
     for (const log of [...this.openLogs]) await log.close();
+    for (const key of [...this.descriptors.keys()]) this.forgetDescriptor(key);
     this.closed = true;
   }
 }
