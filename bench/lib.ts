@@ -18,7 +18,10 @@ export interface LatencySummary {
 }
 
 /** Runs `op` `count` times one after another and summarises the per-call latency. */
-export async function measure(count: number, op: (i: number) => Promise<unknown> | unknown): Promise<LatencySummary> {
+export async function measure(
+  count: number,
+  op: (i: number) => Promise<unknown> | unknown,
+): Promise<LatencySummary> {
   const samples = new Array<number>(count);
   const start = performance.now();
   for (let i = 0; i < count; i++) {
@@ -54,7 +57,8 @@ export function fmt(n: number, digits = 0): string {
 export function printTable(title: string, header: string[], rows: (string | number)[][]): void {
   const cells = [header, ...rows.map((r) => r.map(String))];
   const widths = header.map((_, c) => Math.max(...cells.map((r) => (r[c] ?? "").length)));
-  const line = (r: string[]) => `| ${r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join(" | ")} |`;
+  const line = (r: string[]) =>
+    `| ${r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join(" | ")} |`;
   console.log(`\n${title}\n`);
   console.log(line(header));
   console.log(`|${widths.map((w, c) => (c === 0 ? `-${"-".repeat(w)}-` : `-${"-".repeat(w)}:`)).join("|")}|`);

@@ -42,4 +42,6 @@ for await (const key of reopened.list("")) keys.push(key);
 console.log(`objects: ${keys.join(", ")}`);
 await reopened.close();
 
-console.log("\nNext to land on this seam: the LSM engine with MVCC, SQL, branches and vectors (see README status).");
+console.log(
+  "\nNext to land on this seam: the LSM engine with MVCC, SQL, branches and vectors (see README status).",
+);

@@ -2,8 +2,9 @@
  * twilldb — the embedded engine. Today it exports the storage seam and the error type; the engine (`open()`),
  * SQL, branches and vectors land on top of it.
  */
-export { TwillError, ErrorCodes, isTwillError } from "./errors.js";
+
 export type { ErrorCode, TwillErrorOptions } from "./errors.js";
-export { openStorage } from "./storage/open.js";
+export { ErrorCodes, isTwillError, TwillError } from "./errors.js";
 export type { StorageOptions } from "./storage/open.js";
-export type { Storage, Log, LogFrame, ObjectStore } from "./storage/types.js";
+export { openStorage } from "./storage/open.js";
+export type { Log, LogFrame, ObjectStore, Storage } from "./storage/types.js";

@@ -1,7 +1,7 @@
 /** file:// specifics: torn tails, corruption in the middle, and races between processes. */
 
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, readdir, rm, truncate, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -36,7 +36,9 @@ async function onlySegment(dir: string, log: string): Promise<string> {
 }
 
 function childRun(args: string[]): Promise<{ stdout: string }> {
-  return run(process.execPath, ["--import", "tsx", "test/fixtures/race-writer.ts", ...args], { timeout: 30_000 });
+  return run(process.execPath, ["--import", "tsx", "test/fixtures/race-writer.ts", ...args], {
+    timeout: 30_000,
+  });
 }
 
 describe("file:// log recovery", () => {
@@ -77,7 +79,7 @@ describe("file:// log recovery", () => {
     await log.close();
     const segment = await onlySegment(dir, "wal");
     const bytes = await readFile(segment);
-    bytes[bytes.length - 2] ^= 0xff;
+    bytes[bytes.length - 2] = bytes[bytes.length - 2]! ^ 0xff;
     await writeFile(segment, bytes);
     const again = await s.openLog("wal");
     expect(again.nextLsn()).toBe(2);
@@ -94,7 +96,7 @@ describe("file:// log recovery", () => {
     await log.close();
     const segment = await onlySegment(dir, "wal");
     const bytes = await readFile(segment);
-    bytes[FRAME_HEADER_BYTES + 1] ^= 0x01; // inside the payload of frame 1
+    bytes[FRAME_HEADER_BYTES + 1] = bytes[FRAME_HEADER_BYTES + 1]! ^ 0x01; // inside the payload of frame 1
     await writeFile(segment, bytes);
     const error = await s.openLog("wal").then(
       () => undefined,
@@ -114,7 +116,9 @@ describe("file:// log recovery", () => {
     for (let i = 0; i < 20; i++) await log.append([payload]);
     const segmentsBefore = (await readdir(join(dir, "log", "wal"))).filter((n) => n.endsWith(".seg"));
     expect(segmentsBefore.length).toBe(4);
-    expect((await collect(log.read())).map((f) => f.lsn)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect((await collect(log.read())).map((f) => f.lsn)).toEqual(
+      Array.from({ length: 20 }, (_, i) => i + 1),
+    );
     await log.truncate(15);
     const segmentsAfter = (await readdir(join(dir, "log", "wal"))).filter((n) => n.endsWith(".seg"));
     expect(segmentsAfter.length).toBeLessThan(segmentsBefore.length);
@@ -145,7 +149,9 @@ describe("file:// across processes", () => {
     const dir = await tempDir();
     const startAt = Date.now() + 2500;
     const results = await Promise.all(
-      Array.from({ length: 6 }, (_, i) => childRun([`file://${dir}`, "cas", "manifest/000001", `p${i}`, String(startAt)])),
+      Array.from({ length: 6 }, (_, i) =>
+        childRun([`file://${dir}`, "cas", "manifest/000001", `p${i}`, String(startAt)]),
+      ),
     );
     const outcomes = results.map((r) => JSON.parse(r.stdout) as { id: string; won: boolean });
     const winners = outcomes.filter((o) => o.won);
@@ -159,7 +165,9 @@ describe("file:// across processes", () => {
     const dir = await tempDir();
     const startAt = Date.now() + 2500;
     const results = await Promise.all(
-      Array.from({ length: 4 }, (_, i) => childRun([`file://${dir}`, "lock", "wal", `p${i}`, String(startAt)])),
+      Array.from({ length: 4 }, (_, i) =>
+        childRun([`file://${dir}`, "lock", "wal", `p${i}`, String(startAt)]),
+      ),
     );
     const outcomes = results.map((r) => JSON.parse(r.stdout) as { locked: boolean; code?: string });
     expect(outcomes.filter((o) => o.locked)).toHaveLength(1);

@@ -21,13 +21,31 @@ describe("openStorage: URLs and options", () => {
     await expectCode(openStorage("memory://a/b"), ErrorCodes.InvalidUrl);
     await expectCode(openStorage("memory://x?cache=1"), ErrorCodes.InvalidUrl, /unknown parameter "cache"/);
     await expectCode(openStorage(42 as unknown as string), ErrorCodes.InvalidUrl);
+    await expectCode(
+      openStorage("s3://bucket/p?endpiont=http://x"),
+      ErrorCodes.InvalidUrl,
+      /unknown parameter "endpiont"/,
+    );
+    await expectCode(openStorage("s3:///nobucket"), ErrorCodes.InvalidUrl);
   });
 
   it("validates options with zod and names the bad field", async () => {
-    await expectCode(openStorage("memory://", { bogus: 1 } as never), ErrorCodes.InvalidArgument, /invalid storage options/);
+    await expectCode(
+      openStorage("memory://", { bogus: 1 } as never),
+      ErrorCodes.InvalidArgument,
+      /invalid storage options/,
+    );
     await expectCode(openStorage("memory://", { region: 5 } as never), ErrorCodes.InvalidArgument, /region/);
-    await expectCode(openStorage("memory://", { segmentBytesMax: 10 }), ErrorCodes.InvalidArgument, /segmentBytesMax/);
-    await expectCode(openStorage("memory://", { endpoint: "not a url" }), ErrorCodes.InvalidArgument, /endpoint/);
+    await expectCode(
+      openStorage("memory://", { segmentBytesMax: 10 }),
+      ErrorCodes.InvalidArgument,
+      /segmentBytesMax/,
+    );
+    await expectCode(
+      openStorage("memory://", { endpoint: "not a url" }),
+      ErrorCodes.InvalidArgument,
+      /endpoint/,
+    );
   });
 
   it("shares a named memory:// store across opens", async () => {
@@ -44,7 +62,9 @@ describe("openStorage: URLs and options", () => {
   });
 
   it("redacts credentials from URLs", () => {
-    expect(redact("s3://b/p?accessKeyId=AK&secretAccessKey=SECRET")).toBe("s3://b/p?accessKeyId=***&secretAccessKey=***");
+    expect(redact("s3://b/p?accessKeyId=AK&secretAccessKey=SECRET")).toBe(
+      "s3://b/p?accessKeyId=***&secretAccessKey=***",
+    );
     expect(redact("s3://user:pass@b/p")).toBe("s3://***@b/p");
   });
 });

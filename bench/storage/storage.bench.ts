@@ -9,9 +9,9 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openStorage } from "../../src/storage/open.js";
 import type { StorageOptions } from "../../src/storage/open.js";
-import { type LatencySummary, fmt, machine, measure, printTable, writeResult } from "../lib.js";
+import { openStorage } from "../../src/storage/open.js";
+import { fmt, type LatencySummary, machine, measure, printTable, writeResult } from "../lib.js";
 
 const quick = process.argv.includes("--quick");
 const n = (full: number) => (quick ? Math.max(10, Math.floor(full / 10)) : full);
@@ -31,7 +31,11 @@ if (process.env.TWILL_TEST_S3_URL) {
   targets.push({
     name: "s3:// (Ceph RGW, loopback)",
     url: `${process.env.TWILL_TEST_S3_URL.replace(/\/$/, "")}/bench-${Date.now()}`,
-    options: { endpoint: process.env.TWILL_S3_ENDPOINT, region: process.env.AWS_REGION ?? "us-east-1", forcePathStyle: true },
+    options: {
+      endpoint: process.env.TWILL_S3_ENDPOINT,
+      region: process.env.AWS_REGION ?? "us-east-1",
+      forcePathStyle: true,
+    },
   });
 } else {
   console.warn("TWILL_TEST_S3_URL not set: s3:// is not measured");
@@ -62,10 +66,18 @@ for (const target of targets) {
 
   add("write 4 KiB", await measure(n(500), (i) => storage.write(`small/${i}`, small)), small.length);
   add("read 4 KiB", await measure(n(500), (i) => storage.read(`small/${i % n(500)}`)), small.length);
-  add("read 512 B range", await measure(n(500), (i) => storage.read(`small/${i % n(500)}`, { offset: 1024, length: 512 })), 512);
+  add(
+    "read 512 B range",
+    await measure(n(500), (i) => storage.read(`small/${i % n(500)}`, { offset: 1024, length: 512 })),
+    512,
+  );
   add("write 1 MiB", await measure(n(50), (i) => storage.write(`large/${i}`, large)), large.length);
   add("read 1 MiB", await measure(n(50), (i) => storage.read(`large/${i % n(50)}`)), large.length);
-  add("writeIfAbsent 4 KiB", await measure(n(300), (i) => storage.writeIfAbsent(`cas/${i}`, small)), small.length);
+  add(
+    "writeIfAbsent 4 KiB",
+    await measure(n(300), (i) => storage.writeIfAbsent(`cas/${i}`, small)),
+    small.length,
+  );
   const log = await storage.openLog("bench");
   add("append 1×128 B (durable)", await measure(n(500), () => log.append([frame])), frame.length);
   add("append 16×128 B (durable)", await measure(n(300), () => log.append(batch16)), frame.length * 16);

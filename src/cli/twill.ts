@@ -53,7 +53,9 @@ program
         first ??= frame.lsn;
         last = frame.lsn;
       }
-      console.log(`log ${name}: ${frames} frames, lsn ${first ?? "-"}..${last ?? "-"}, ${bytes} payload bytes, next lsn ${log.nextLsn()}`);
+      console.log(
+        `log ${name}: ${frames} frames, lsn ${first ?? "-"}..${last ?? "-"}, ${bytes} payload bytes, next lsn ${log.nextLsn()}`,
+      );
       await log.close();
     } finally {
       await storage.close();

@@ -39,7 +39,8 @@ export function crc32c(bytes: Uint8Array, seed = 0): number {
   const n = bytes.length;
   const end8 = n - (n % 8);
   for (; i < end8; i += 8) {
-    const a = (crc ^ (bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24))) >>> 0;
+    const a =
+      (crc ^ (bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24))) >>> 0;
     crc =
       t7[a & 0xff]! ^
       t6[(a >>> 8) & 0xff]! ^

@@ -7,7 +7,16 @@
 import { ErrorCodes, TwillError } from "../errors.js";
 import type { AppendResult, ByteRange, Log, LogFrame, LogOpenOptions, Storage } from "./types.js";
 
-export type FaultOp = "read" | "size" | "write" | "writeIfAbsent" | "list" | "delete" | "append" | "logRead" | "truncate";
+export type FaultOp =
+  | "read"
+  | "size"
+  | "write"
+  | "writeIfAbsent"
+  | "list"
+  | "delete"
+  | "append"
+  | "logRead"
+  | "truncate";
 export type FaultWhen = "before" | "after";
 
 export interface FaultOptions {

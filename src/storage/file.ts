@@ -18,12 +18,30 @@
  */
 
 import { randomBytes } from "node:crypto";
-import { type FileHandle, link, mkdir, open, readFile, readdir, rename, rm, stat, unlink } from "node:fs/promises";
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import {
+  type FileHandle,
+  link,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  unlink,
+} from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { ErrorCodes, TwillError, notFound } from "../errors.js";
-import { rangeNotSatisfiable, validateFrames, validateKey, validateLogName, validatePrefix, validateRange } from "./keys.js";
+import { ErrorCodes, notFound, TwillError } from "../errors.js";
+import {
+  rangeNotSatisfiable,
+  validateFrames,
+  validateKey,
+  validateLogName,
+  validatePrefix,
+  validateRange,
+} from "./keys.js";
 import { checkFrame, encodeFrames, findValidFrameAfter } from "./log-format.js";
 import { compareKeys } from "./memory.js";
 import type { AppendResult, ByteRange, Log, LogFrame, LogOpenOptions, Storage } from "./types.js";
@@ -116,7 +134,8 @@ class FileStorage implements Storage {
       fd = openSync(path, "r");
     } catch (error) {
       const code = errnoCode(error);
-      if (code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR") throw notFound(`object ${JSON.stringify(key)}`);
+      if (code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR")
+        throw notFound(`object ${JSON.stringify(key)}`);
       throw ioError("read", `object ${JSON.stringify(key)}`, error);
     }
     const entry = { fd, size: fstatSync(fd).size };
@@ -400,9 +419,13 @@ async function acquireLock(path: string, logName: string): Promise<HeldLock> {
     }
     await rm(path, { force: true });
   }
-  throw new TwillError(ErrorCodes.Locked, `could not take the writer lock of log ${JSON.stringify(logName)}`, {
-    hint: "another process is racing for it; retry",
-  });
+  throw new TwillError(
+    ErrorCodes.Locked,
+    `could not take the writer lock of log ${JSON.stringify(logName)}`,
+    {
+      hint: "another process is racing for it; retry",
+    },
+  );
 }
 
 interface Segment {
@@ -434,7 +457,10 @@ class FileLog implements Log {
 
   private async listSegments(): Promise<Segment[]> {
     const names = (await readdir(this.dir)).filter((n) => n.endsWith(SEGMENT_SUFFIX)).sort();
-    return names.map((n) => ({ firstLsn: Number(n.slice(0, -SEGMENT_SUFFIX.length)), path: join(this.dir, n) }));
+    return names.map((n) => ({
+      firstLsn: Number(n.slice(0, -SEGMENT_SUFFIX.length)),
+      path: join(this.dir, n),
+    }));
   }
 
   /** Finds the log's end; drops a torn trailing frame (writable handles cut it off the file). */
@@ -462,7 +488,10 @@ class FileLog implements Log {
   private checkWritable(op: string): void {
     if (this.closed) throw new TwillError(ErrorCodes.Closed, `log ${JSON.stringify(this.name)} is closed`);
     if (this.readOnly) {
-      throw new TwillError(ErrorCodes.InvalidArgument, `cannot ${op} log ${JSON.stringify(this.name)}: opened read-only`);
+      throw new TwillError(
+        ErrorCodes.InvalidArgument,
+        `cannot ${op} log ${JSON.stringify(this.name)}: opened read-only`,
+      );
     }
   }
 
@@ -581,9 +610,13 @@ function scanSegmentFrames(
     if (!check.ok) {
       const where = `log ${JSON.stringify(logName)} segment ${segmentName(segment.firstLsn)} byte ${at} (lsn ${lsn})`;
       if (!isLast || findValidFrameAfter(buf, at) !== -1) {
-        throw new TwillError(ErrorCodes.Corruption, `${where} is corrupt: ${check.reason}, and valid frames follow it`, {
-          hint: "the log was damaged in the middle, not torn at the end; restore it from a backup",
-        });
+        throw new TwillError(
+          ErrorCodes.Corruption,
+          `${where} is corrupt: ${check.reason}, and valid frames follow it`,
+          {
+            hint: "the log was damaged in the middle, not torn at the end; restore it from a backup",
+          },
+        );
       }
       break; // a torn tail: the last append did not complete before a crash
     }
@@ -593,4 +626,3 @@ function scanSegmentFrames(
   }
   return { frames, next: lsn, validBytes: at };
 }
-

@@ -1,11 +1,11 @@
-export { openStorage, parseStorageOptions, redact, storageOptionsSchema } from "./open.js";
-export type { StorageOptions } from "./open.js";
-export { dropMemoryStore } from "./memory.js";
-export { CountingStorage } from "./counting.js";
+export { ErrorCodes, isTwillError, TwillError } from "../errors.js";
 export type { StorageCounters } from "./counting.js";
-export { FaultyStorage } from "./faulty.js";
+export { CountingStorage } from "./counting.js";
 export type { FaultOptions } from "./faulty.js";
-export { StorageLimits } from "./types.js";
+export { FaultyStorage } from "./faulty.js";
+export { dropMemoryStore } from "./memory.js";
+export type { StorageOptions } from "./open.js";
+export { openStorage, parseStorageOptions, redact, storageOptionsSchema } from "./open.js";
 export type {
   AppendResult,
   ByteRange,
@@ -16,4 +16,4 @@ export type {
   Storage,
   StorageKind,
 } from "./types.js";
-export { TwillError, ErrorCodes, isTwillError } from "../errors.js";
+export { StorageLimits } from "./types.js";

@@ -52,10 +52,16 @@ export function validateLogName(name: string): void {
 
 export function validateRange(offset: number, length: number | undefined): void {
   if (!Number.isSafeInteger(offset) || offset < 0) {
-    throw new TwillError(ErrorCodes.InvalidArgument, `range offset must be a non-negative integer, got ${offset}`);
+    throw new TwillError(
+      ErrorCodes.InvalidArgument,
+      `range offset must be a non-negative integer, got ${offset}`,
+    );
   }
   if (length !== undefined && (!Number.isSafeInteger(length) || length < 0)) {
-    throw new TwillError(ErrorCodes.InvalidArgument, `range length must be a non-negative integer, got ${length}`);
+    throw new TwillError(
+      ErrorCodes.InvalidArgument,
+      `range length must be a non-negative integer, got ${length}`,
+    );
   }
 }
 

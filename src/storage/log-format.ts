@@ -23,8 +23,8 @@
 
 import { ErrorCodes, TwillError } from "../errors.js";
 import { crc32c } from "./crc32c.js";
-import { StorageLimits } from "./types.js";
 import type { LogFrame } from "./types.js";
+import { StorageLimits } from "./types.js";
 
 export const FRAME_MAGIC = 0x464c5754;
 export const BATCH_MAGIC = 0x424c5754;
@@ -49,7 +49,12 @@ export function encodedFrameBytes(frames: readonly Uint8Array[]): number {
 }
 
 /** Encodes frames with LSNs firstLsn, firstLsn+1, … into `out` at `at`; returns the offset after them. */
-export function encodeFramesInto(out: Uint8Array, at: number, firstLsn: number, frames: readonly Uint8Array[]): number {
+export function encodeFramesInto(
+  out: Uint8Array,
+  at: number,
+  firstLsn: number,
+  frames: readonly Uint8Array[],
+): number {
   const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
   let pos = at;
   let lsn = firstLsn;
@@ -72,9 +77,7 @@ export function encodeFrames(firstLsn: number, frames: readonly Uint8Array[]): U
   return out;
 }
 
-export type FrameCheck =
-  | { ok: true; frame: LogFrame; end: number }
-  | { ok: false; reason: string };
+export type FrameCheck = { ok: true; frame: LogFrame; end: number } | { ok: false; reason: string };
 
 /**
  * Checks the frame at `at`. `expectedLsn` undefined accepts any LSN (used when scanning for a valid frame after a
@@ -85,7 +88,8 @@ export function checkFrame(buf: Uint8Array, at: number, expectedLsn: number | un
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   if (view.getUint32(at, true) !== FRAME_MAGIC) return { ok: false, reason: "bad frame magic" };
   const length = view.getUint32(at + 4, true);
-  if (length > StorageLimits.frameBytesMax) return { ok: false, reason: `frame length ${length} over the limit` };
+  if (length > StorageLimits.frameBytesMax)
+    return { ok: false, reason: `frame length ${length} over the limit` };
   const end = at + FRAME_HEADER_BYTES + length;
   if (end > buf.length) return { ok: false, reason: "frame runs past the end of the log" };
   const lsn = readLsn(view, at + 8);

@@ -6,8 +6,15 @@
  * Bytes are copied in and out so that a caller mutating its buffer cannot change what was stored.
  */
 
-import { ErrorCodes, TwillError, notFound } from "../errors.js";
-import { rangeNotSatisfiable, validateFrames, validateKey, validateLogName, validatePrefix, validateRange } from "./keys.js";
+import { ErrorCodes, notFound, TwillError } from "../errors.js";
+import {
+  rangeNotSatisfiable,
+  validateFrames,
+  validateKey,
+  validateLogName,
+  validatePrefix,
+  validateRange,
+} from "./keys.js";
 import type { AppendResult, ByteRange, Log, LogFrame, LogOpenOptions, Storage } from "./types.js";
 
 interface MemoryLogState {
@@ -59,7 +66,8 @@ class MemoryStorage implements Storage {
     if (!range) return bytes.slice();
     validateRange(range.offset, range.length);
     if (range.offset > bytes.length) throw rangeNotSatisfiable(key, range.offset, bytes.length);
-    const end = range.length === undefined ? bytes.length : Math.min(bytes.length, range.offset + range.length);
+    const end =
+      range.length === undefined ? bytes.length : Math.min(bytes.length, range.offset + range.length);
     return bytes.slice(range.offset, end);
   }
 
@@ -144,7 +152,10 @@ class MemoryLog implements Log {
   private checkWritable(op: string): void {
     if (this.closed) throw new TwillError(ErrorCodes.Closed, `log ${JSON.stringify(this.name)} is closed`);
     if (this.readOnly) {
-      throw new TwillError(ErrorCodes.InvalidArgument, `cannot ${op} log ${JSON.stringify(this.name)}: opened read-only`);
+      throw new TwillError(
+        ErrorCodes.InvalidArgument,
+        `cannot ${op} log ${JSON.stringify(this.name)}: opened read-only`,
+      );
     }
   }
 
@@ -152,7 +163,8 @@ class MemoryLog implements Log {
     this.checkWritable("append to");
     validateFrames(frames);
     const firstLsn = this.state.nextLsn;
-    for (const data of frames) this.state.frames.push({ lsn: this.state.nextLsn++, data: Uint8Array.from(data) });
+    for (const data of frames)
+      this.state.frames.push({ lsn: this.state.nextLsn++, data: Uint8Array.from(data) });
     return { firstLsn, nextLsn: this.state.nextLsn };
   }
 

@@ -32,6 +32,18 @@ export const storageOptionsSchema = z
 
 export type StorageOptions = z.infer<typeof storageOptionsSchema>;
 
+const S3_URL_PARAMS = [
+  "endpoint",
+  "region",
+  "forcePathStyle",
+  "accessKeyId",
+  "secretAccessKey",
+  "sessionToken",
+  "requestTimeoutMs",
+  "maxAttempts",
+  "createBucket",
+] as const;
+
 const SCHEMES = "memory://, file://path or s3://bucket/prefix";
 
 function invalidUrl(url: string, why: string): TwillError {
@@ -50,7 +62,9 @@ export function redact(url: string): string {
 export function parseStorageOptions(options: unknown): StorageOptions {
   const parsed = storageOptionsSchema.safeParse(options ?? {});
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join(".") || "options"}: ${i.message}`).join("; ");
+    const issues = parsed.error.issues
+      .map((i) => `${i.path.join(".") || "options"}: ${i.message}`)
+      .join("; ");
     throw new TwillError(ErrorCodes.InvalidArgument, `invalid storage options: ${issues}`, {
       hint: `accepted options: ${Object.keys(storageOptionsSchema.shape).join(", ")}`,
     });
@@ -67,14 +81,18 @@ function splitQuery(rest: string): { path: string; query: URLSearchParams } {
 
 function rejectUnknownParams(url: string, query: URLSearchParams, known: readonly string[]): void {
   for (const key of query.keys()) {
-    if (!known.includes(key)) {
-      throw invalidUrl(url, `unknown parameter ${JSON.stringify(key)} (accepted: ${known.join(", ") || "none"})`);
+    if (!(known as readonly string[]).includes(key)) {
+      throw invalidUrl(
+        url,
+        `unknown parameter ${JSON.stringify(key)} (accepted: ${known.join(", ") || "none"})`,
+      );
     }
   }
 }
 
 export async function openStorage(url: string, options?: StorageOptions): Promise<Storage> {
-  if (typeof url !== "string" || url.length === 0) throw invalidUrl(String(url), "expected a non-empty string");
+  if (typeof url !== "string" || url.length === 0)
+    throw invalidUrl(String(url), "expected a non-empty string");
   const opts = parseStorageOptions(options);
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1]?.toLowerCase();
   if (!scheme) throw invalidUrl(url, "no scheme");
@@ -102,6 +120,7 @@ export async function openStorage(url: string, options?: StorageOptions): Promis
         throw invalidUrl(url, `cannot parse: ${String(error)}`);
       }
       if (!parsed.hostname) throw invalidUrl(url, "no bucket (s3://bucket/prefix)");
+      rejectUnknownParams(url, parsed.searchParams, S3_URL_PARAMS);
       const { openS3Storage } = await import("./s3.js");
       return openS3Storage(parsed, opts);
     }

@@ -7,8 +7,8 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openStorage } from "../../src/storage/open.js";
 import type { StorageOptions } from "../../src/storage/open.js";
+import { openStorage } from "../../src/storage/open.js";
 import type { Storage } from "../../src/storage/types.js";
 
 export interface Backend {
@@ -23,7 +23,8 @@ export interface Backend {
 
 const s3Url = process.env.TWILL_TEST_S3_URL;
 if (!s3Url) {
-  const message = "TWILL_TEST_S3_URL is not set: s3:// tests are SKIPPED. Run `npm run s3:start` and `eval \"$(bash scripts/s3-server.sh env)\"`.";
+  const message =
+    'TWILL_TEST_S3_URL is not set: s3:// tests are SKIPPED. Run `npm run s3:start` and `eval "$(bash scripts/s3-server.sh env)"`.';
   if (process.env.CI) throw new Error(`CI must run the s3:// tests: ${message}`);
   console.warn(`\n*** ${message} ***\n`);
 }
@@ -55,7 +56,12 @@ function makeBackend(
 }
 
 export const backends: Backend[] = [
-  makeBackend("memory", true, async () => `memory://${unique()}`, () => ({})),
+  makeBackend(
+    "memory",
+    true,
+    async () => `memory://${unique()}`,
+    () => ({}),
+  ),
   makeBackend(
     "file",
     true,

@@ -1,0 +1,371 @@
+/**
+ * bench/engine: the Twill engine on file:// against SQLite (better-sqlite3, WAL, synchronous=FULL) in the same
+ * process, on the same data. Measures durable single-row commits (1 writer and 16 concurrent writers), a bulk load
+ * of N rows in one transaction, point gets and 1,000-row range scans on the loaded database, and checks the
+ * targets of the engine issue.
+ *
+ * Rows: 16-byte keys (8-byte big-endian row number, then 8 fixed bytes) and 184-byte incompressible values. The
+ * bulk load inserts in key order (the order SQLite's B-tree likes best). Random keys come from a seeded PRNG, so
+ * both systems get the same sequence.
+ *
+ * Run: npx tsx bench/engine/engine.bench.ts [--quick]    (--quick: 100k rows and fewer operations)
+ */
+
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { Engine, type EngineOptions } from "../../src/engine/engine.js";
+import { openStorage } from "../../src/storage/open.js";
+import type { Storage } from "../../src/storage/types.js";
+import { fmt, type LatencySummary, machine, measure, percentile, printTable, writeResult } from "../lib.js";
+
+const quick = process.argv.includes("--quick");
+const ROWS = quick ? 100_000 : 1_000_000;
+const COMMITS_1 = quick ? 300 : 2_000;
+const WRITERS = 16;
+const COMMITS_PER_WRITER = quick ? 40 : 250;
+const GETS = quick ? 20_000 : 100_000;
+const SCANS = quick ? 200 : 1_000;
+const SCAN_ROWS = 1_000;
+const VALUE_BYTES = 184;
+
+// ---- data -------------------------------------------------------------------------------------------------------
+
+/** mulberry32: a small seeded PRNG, so both systems see the same "random" keys. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Bulk rows live under prefix 0x00..; the commit benchmarks write under 0x40 (1 writer) and 0x41 (16 writers). */
+function rowKey(i: number, space = 0): Buffer {
+  const key = Buffer.alloc(16);
+  key.writeUInt32BE(space << 24, 0);
+  key.writeUInt32BE(i, 4);
+  key.write("twillrow", 8, "latin1");
+  return key;
+}
+
+const pool = (() => {
+  const rand = prng(42);
+  const bytes = Buffer.alloc(1 << 20);
+  for (let i = 0; i < bytes.length; i += 4) bytes.writeUInt32LE(Math.floor(rand() * 2 ** 32), i);
+  return bytes;
+})();
+/** A 184-byte value that differs per row (a window into a random pool). */
+function rowValue(i: number): Buffer {
+  const at = (i * 997) % (pool.length - VALUE_BYTES);
+  return pool.subarray(at, at + VALUE_BYTES);
+}
+
+function randomKeys(count: number, seed: number): Buffer[] {
+  const rand = prng(seed);
+  return Array.from({ length: count }, () => rowKey(Math.floor(rand() * ROWS)));
+}
+
+function summarise(samplesMs: number[], totalMs: number): LatencySummary {
+  samplesMs.sort((a, b) => a - b);
+  return {
+    ops: samplesMs.length,
+    opsPerSec: (samplesMs.length / totalMs) * 1000,
+    p50Us: percentile(samplesMs, 50) * 1000,
+    p99Us: percentile(samplesMs, 99) * 1000,
+  };
+}
+
+/** `writers` async loops, each running `perWriter` operations; per-operation latency and the aggregate rate. */
+async function measureConcurrent(
+  writers: number,
+  perWriter: number,
+  op: (writer: number, i: number) => Promise<unknown> | unknown,
+): Promise<LatencySummary> {
+  const samples: number[] = [];
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: writers }, async (_, w) => {
+      for (let i = 0; i < perWriter; i++) {
+        const t = performance.now();
+        await op(w, i);
+        samples.push(performance.now() - t);
+      }
+    }),
+  );
+  return summarise(samples, performance.now() - start);
+}
+
+function bulkSummary(totalMs: number): LatencySummary {
+  return { ops: ROWS, opsPerSec: (ROWS / totalMs) * 1000, p50Us: Number.NaN, p99Us: Number.NaN };
+}
+
+const gc = (globalThis as { gc?: () => void }).gc;
+function collect(): void {
+  gc?.();
+}
+
+// ---- results ----------------------------------------------------------------------------------------------------
+
+interface Row {
+  system: "sqlite" | "twill";
+  measure: string;
+  summary: LatencySummary;
+  note?: string;
+}
+const rows: Row[] = [];
+const add = (system: Row["system"], measureName: string, summary: LatencySummary, note?: string) => {
+  rows.push({ system, measure: measureName, summary, ...(note ? { note } : {}) });
+  const s = summary;
+  console.log(
+    `  ${system.padEnd(6)} ${measureName.padEnd(38)} ${fmt(s.opsPerSec).padStart(12)} ops/s  p50 ${fmt(s.p50Us, 1)} µs  p99 ${fmt(s.p99Us, 1)} µs`,
+  );
+};
+const find = (system: Row["system"], measureName: string) =>
+  rows.find((r) => r.system === system && r.measure === measureName)?.summary;
+
+const M = {
+  commit1: "durable commit, 1 writer",
+  commit16: `durable commit, ${WRITERS} writers`,
+  bulk: `bulk load ${ROWS.toLocaleString("en-US")} rows, 1 txn`,
+  getSst: "point get (SSTs, after flush+compact)",
+  getMem: "point get (memtable-resident)",
+  scanSst: `range scan ${SCAN_ROWS} rows (SSTs)`,
+  scanMem: `range scan ${SCAN_ROWS} rows (memtable)`,
+};
+
+const tempDir = await mkdtemp(join(tmpdir(), "twill-bench-engine-"));
+console.log(`bench/engine: ${ROWS} rows${quick ? " (quick)" : ""}, temp dir ${tempDir}`);
+const getKeys = randomKeys(GETS, 7);
+const scanKeys = randomKeys(SCANS, 8);
+
+// ---- SQLite -----------------------------------------------------------------------------------------------------
+
+{
+  const db = new Database(join(tempDir, "sqlite.db"));
+  db.pragma("journal_mode = WAL");
+  db.pragma("synchronous = FULL");
+  db.exec("CREATE TABLE kv (k BLOB PRIMARY KEY, v BLOB) WITHOUT ROWID");
+  const insert = db.prepare("INSERT INTO kv (k, v) VALUES (?, ?)");
+  const select = db.prepare("SELECT v FROM kv WHERE k = ?").pluck();
+  const range = db.prepare("SELECT k, v FROM kv WHERE k >= ? ORDER BY k LIMIT ?").raw();
+
+  add("sqlite", M.commit1, await measure(COMMITS_1, (i) => insert.run(rowKey(i, 0x40), rowValue(i))));
+  add(
+    "sqlite",
+    M.commit16,
+    await measureConcurrent(WRITERS, COMMITS_PER_WRITER, (w, i) =>
+      insert.run(rowKey(w * 1_000_000 + i, 0x41), rowValue(i)),
+    ),
+    "SQLite is synchronous: the 16 loops' autocommits run one after another",
+  );
+
+  collect();
+  const loadAll = db.transaction(() => {
+    for (let i = 0; i < ROWS; i++) insert.run(rowKey(i), rowValue(i));
+  });
+  const t0 = performance.now();
+  loadAll();
+  const loadMs = performance.now() - t0;
+  add("sqlite", M.bulk, bulkSummary(loadMs), "ops = rows; one transaction of prepared inserts");
+
+  db.pragma("wal_checkpoint(TRUNCATE)");
+  // Warm-up, then measure.
+  for (let i = 0; i < Math.min(GETS, 10_000); i++) select.get(getKeys[i]);
+  add(
+    "sqlite",
+    M.getSst,
+    await measure(GETS, (i) => select.get(getKeys[i]!)),
+    "SELECT v FROM kv WHERE k = ?",
+  );
+  add(
+    "sqlite",
+    M.scanSst,
+    await measure(SCANS, (i) => {
+      const got = range.all(scanKeys[i]!, SCAN_ROWS);
+      if (got.length === 0) throw new Error("empty scan");
+    }),
+    "SELECT k, v ... WHERE k >= ? ORDER BY k LIMIT 1000",
+  );
+  db.close();
+}
+
+// ---- Twill ------------------------------------------------------------------------------------------------------
+
+async function twillGets(engine: Engine): Promise<LatencySummary> {
+  for (let i = 0; i < Math.min(GETS, 10_000); i++) await engine.read(getKeys[i]!);
+  return measure(GETS, async (i) => {
+    if ((await engine.read(getKeys[i]!)) === undefined) throw new Error("missing key");
+  });
+}
+
+async function twillScans(engine: Engine): Promise<LatencySummary> {
+  return measure(SCANS, async (i) => {
+    let n = 0;
+    for await (const _ of engine.readRange({ start: scanKeys[i]!, limit: SCAN_ROWS })) n++;
+    if (n === 0) throw new Error("empty scan");
+  });
+}
+
+async function bulkLoad(engine: Engine): Promise<number> {
+  collect();
+  const t0 = performance.now();
+  const txn = engine.begin();
+  for (let i = 0; i < ROWS; i++) txn.put(rowKey(i), rowValue(i));
+  await txn.commit();
+  return performance.now() - t0;
+}
+
+let twillStats: Record<string, unknown> = {};
+{
+  const storage: Storage = await openStorage(`file://${join(tempDir, "twill")}`);
+  const engine = await Engine.open(storage);
+
+  add(
+    "twill",
+    M.commit1,
+    await measure(COMMITS_1, async (i) => {
+      const txn = engine.begin();
+      txn.put(rowKey(i, 0x40), rowValue(i));
+      await txn.commit();
+    }),
+  );
+  const appendsBefore = engine.stats().appends;
+  add(
+    "twill",
+    M.commit16,
+    await measureConcurrent(WRITERS, COMMITS_PER_WRITER, async (w, i) => {
+      const txn = engine.begin();
+      txn.put(rowKey(w * 1_000_000 + i, 0x41), rowValue(i));
+      await txn.commit();
+    }),
+  );
+  const appends16 = engine.stats().appends - appendsBefore;
+  const r16 = rows.at(-1)!;
+  r16.note = `${fmt((WRITERS * COMMITS_PER_WRITER) / appends16, 1)} commits per log append (group commit)`;
+
+  const loadMs = await bulkLoad(engine);
+  add("twill", M.bulk, bulkSummary(loadMs), "ops = rows; begin, N puts, commit");
+
+  const tf = performance.now();
+  await engine.flush();
+  await engine.compact();
+  const settleMs = performance.now() - tf;
+  console.log(`  twill  flush+compact after the load: ${fmt(settleMs)} ms`);
+  const afterCompact = engine.stats();
+
+  add("twill", M.getSst, await twillGets(engine), "engine.read(key)");
+  add("twill", M.scanSst, await twillScans(engine), "engine.readRange({ start, limit: 1000 })");
+  twillStats = { afterCompact, afterReads: engine.stats(), flushAndCompactMs: settleMs };
+  await engine.close();
+  await storage.close();
+}
+
+// Memtable-resident reads: the same rows in a memtable large enough to hold them (not the default options).
+{
+  const options: EngineOptions = { memtableBytesMax: 1024 ** 3, autoMaintenance: false };
+  const storage = await openStorage(`file://${join(tempDir, "twill-mem")}`);
+  const engine = await Engine.open(storage, options);
+  await bulkLoad(engine);
+  add("twill", M.getMem, await twillGets(engine), "memtableBytesMax 1 GiB, autoMaintenance off");
+  add("twill", M.scanMem, await twillScans(engine), "memtableBytesMax 1 GiB, autoMaintenance off");
+  await engine.close();
+  await storage.close();
+}
+
+await rm(tempDir, { recursive: true, force: true });
+
+// ---- report -----------------------------------------------------------------------------------------------------
+
+const title = `bench/engine — ${new Date().toISOString().slice(0, 10)}, ${machine().cpu}, ${machine().cores} cores, ${ROWS.toLocaleString("en-US")} rows${quick ? " (quick)" : ""}`;
+printTable(
+  title,
+  ["measure", "system", "ops", "ops/s", "p50 µs", "p99 µs", "note"],
+  rows.map((r) => [
+    r.measure,
+    r.system,
+    r.summary.ops,
+    fmt(r.summary.opsPerSec),
+    r.measure === M.bulk ? "-" : fmt(r.summary.p50Us, 1),
+    r.measure === M.bulk ? "-" : fmt(r.summary.p99Us, 1),
+    r.note ?? "",
+  ]),
+);
+
+interface Target {
+  target: string;
+  measured: number;
+  reference: number;
+  required: number;
+  ratio: number;
+  pass: boolean;
+}
+const rate = (s: Row["system"], m: string) => find(s, m)?.opsPerSec ?? Number.NaN;
+const ratioTarget = (target: string, measured: number, reference: number, required: number): Target => {
+  const ratio = measured / reference;
+  return { target, measured, reference, required, ratio, pass: ratio >= required };
+};
+const targets: Target[] = [
+  ratioTarget(
+    "durable commits/s ≥ SQLite (1 writer)",
+    rate("twill", M.commit1),
+    rate("sqlite", M.commit1),
+    1,
+  ),
+  ratioTarget(
+    `${WRITERS} concurrent ≥ 5× Twill 1 writer`,
+    rate("twill", M.commit16),
+    rate("twill", M.commit1),
+    5,
+  ),
+  ratioTarget(
+    `${WRITERS} concurrent ≥ SQLite ${WRITERS} loops (info)`,
+    rate("twill", M.commit16),
+    rate("sqlite", M.commit16),
+    1,
+  ),
+  ratioTarget("point get ≥ 1× SQLite (SSTs)", rate("twill", M.getSst), rate("sqlite", M.getSst), 1),
+  ratioTarget("point get ≥ 1× SQLite (memtable, info)", rate("twill", M.getMem), rate("sqlite", M.getSst), 1),
+  ratioTarget(
+    "range scan vs SQLite (info, no target)",
+    rate("twill", M.scanSst),
+    rate("sqlite", M.scanSst),
+    0,
+  ),
+  ratioTarget("bulk load ≥ 300k rows/s", rate("twill", M.bulk), 300_000, 1),
+];
+printTable(
+  "targets",
+  ["target", "Twill", "reference", "ratio", "required", "result"],
+  targets.map((t) => [
+    t.target,
+    fmt(t.measured),
+    fmt(t.reference),
+    `${fmt(t.ratio, 2)}×`,
+    t.required === 0 ? "-" : `${t.required}×`,
+    t.required === 0 ? "info" : t.pass ? "pass" : "MISS",
+  ]),
+);
+
+writeResult("bench/results/engine.json", {
+  machine: machine(),
+  quick,
+  config: {
+    rows: ROWS,
+    keyBytes: 16,
+    valueBytes: VALUE_BYTES,
+    commits1: COMMITS_1,
+    writers: WRITERS,
+    commitsPerWriter: COMMITS_PER_WRITER,
+    gets: GETS,
+    scans: SCANS,
+    scanRows: SCAN_ROWS,
+  },
+  rows,
+  targets,
+  twillStats,
+});
