@@ -1,0 +1,176 @@
+/**
+ * Bloom filter over user keys, stored in each SST so that a point read skips SSTs that lack the key without
+ * fetching a block.
+ *
+ * Serialized layout (little-endian):
+ *   0  u8   format version (1)
+ *   1  u8   probes per key, k (1..30)
+ *   2  u16  reserved, 0
+ *   4  u32  bit count m (>= 64)
+ *   8  ...  ceil(m / 8) bytes of bits; bit i is (byte i >> 3) & (1 << (i & 7))
+ *
+ * Hashing: h1 = MurmurHash3 x86_32 of the key (seed 0xbc9f1d34); h2 = the murmur finalizer of h1 ^ 0x9e3779b9,
+ * a second value that depends on h1 but not linearly. Probe j sets bit (h1 + j·h2 mod 2^32) mod m
+ * (Kirsch–Mitzenmacher double hashing: two hashes behave like k independent ones). At 10 bits per key and k = 7
+ * the false-positive rate is about 0.8%.
+ *
+ * Invariants: a key added is always reported as possibly present (no false negatives); the byte length matches
+ * m exactly. The checksum lives in the enclosing SST block, not here.
+ */
+
+import { ErrorCodes, TwillError } from "../../errors.js";
+
+const FORMAT_VERSION = 1;
+const HEADER_BYTES = 8;
+const SEED = 0xbc9f1d34;
+const bitCountMin = 64;
+const probesMax = 30;
+
+function fmix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** MurmurHash3 x86_32 of `key`: the one hash a point read computes and tests against every SST's filter. */
+export function bloomHash(key: Uint8Array): number {
+  const n = key.length;
+  const end4 = n & ~3;
+  let h = SEED;
+  for (let i = 0; i < end4; i += 4) {
+    let k = key[i]! | (key[i + 1]! << 8) | (key[i + 2]! << 16) | (key[i + 3]! << 24);
+    k = Math.imul(k, 0xcc9e2d51);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, 0x1b873593);
+    h ^= k;
+    h = (h << 13) | (h >>> 19);
+    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+  }
+  const tail = n & 3;
+  if (tail !== 0) {
+    let k = key[end4]!;
+    if (tail > 1) k |= key[end4 + 1]! << 8;
+    if (tail > 2) k |= key[end4 + 2]! << 16;
+    k = Math.imul(k, 0xcc9e2d51);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, 0x1b873593);
+    h ^= k;
+  }
+  h ^= n;
+  return fmix32(h);
+}
+
+export class Bloom {
+  private constructor(
+    private readonly bits: Uint8Array,
+    readonly bitCount: number,
+    readonly probeCount: number,
+  ) {}
+
+  /** Builds a filter for the given key hashes (see `bloomHash`). */
+  static fromHashes(hashes: ArrayLike<number>, count: number, bitsPerKey = 10): Bloom {
+    if (!(bitsPerKey >= 1 && bitsPerKey <= 64)) {
+      throw new TwillError(ErrorCodes.InvalidArgument, `bloom bits per key must be 1..64, got ${bitsPerKey}`);
+    }
+    const bitCount = Math.max(bitCountMin, Math.ceil(count * bitsPerKey));
+    const probeCount = Math.min(probesMax, Math.max(1, Math.round(bitsPerKey * Math.LN2)));
+    const bloom = new Bloom(new Uint8Array((bitCount + 7) >>> 3), bitCount, probeCount);
+    for (let i = 0; i < count; i++) bloom.addHash(hashes[i]!);
+    return bloom;
+  }
+
+  /** Parses a serialized filter; malformed bytes are CORRUPTION naming `what`. */
+  static from(bytes: Uint8Array, what = "bloom filter"): Bloom {
+    const corrupt = (reason: string) =>
+      new TwillError(ErrorCodes.Corruption, `${what} is corrupt: ${reason}`);
+    if (bytes.length < HEADER_BYTES) throw corrupt(`${bytes.length} bytes is shorter than its header`);
+    if (bytes[0] !== FORMAT_VERSION) throw corrupt(`unknown format version ${bytes[0]}`);
+    const probeCount = bytes[1]!;
+    if (probeCount < 1 || probeCount > probesMax)
+      throw corrupt(`probe count ${probeCount} is outside 1..${probesMax}`);
+    if (bytes[2] !== 0 || bytes[3] !== 0) throw corrupt("reserved bytes are not zero");
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const bitCount = view.getUint32(4, true);
+    if (bitCount < bitCountMin) throw corrupt(`bit count ${bitCount} is below ${bitCountMin}`);
+    const expected = HEADER_BYTES + ((bitCount + 7) >>> 3);
+    if (bytes.length !== expected)
+      throw corrupt(`${bytes.length} bytes, expected ${expected} for ${bitCount} bits`);
+    return new Bloom(bytes.subarray(HEADER_BYTES), bitCount, probeCount);
+  }
+
+  private addHash(h1: number): void {
+    const h2 = fmix32(h1 ^ 0x9e3779b9);
+    const bits = this.bits;
+    const m = this.bitCount;
+    let h = h1;
+    for (let j = 0; j < this.probeCount; j++) {
+      const bit = h % m;
+      bits[bit >>> 3] = bits[bit >>> 3]! | (1 << (bit & 7));
+      h = (h + h2) >>> 0;
+    }
+  }
+
+  mayContainHash(h1: number): boolean {
+    const h2 = fmix32(h1 ^ 0x9e3779b9);
+    const bits = this.bits;
+    const m = this.bitCount;
+    let h = h1;
+    for (let j = 0; j < this.probeCount; j++) {
+      const bit = h % m;
+      if ((bits[bit >>> 3]! & (1 << (bit & 7))) === 0) return false;
+      h = (h + h2) >>> 0;
+    }
+    return true;
+  }
+
+  /** False means the key was certainly not added; true means it may have been. */
+  mayContain(key: Uint8Array): boolean {
+    return this.mayContainHash(bloomHash(key));
+  }
+
+  /** Bytes held in memory (for cache and budget accounting). */
+  get byteLength(): number {
+    return this.bits.length + HEADER_BYTES;
+  }
+
+  serialize(): Uint8Array {
+    const out = new Uint8Array(HEADER_BYTES + this.bits.length);
+    out[0] = FORMAT_VERSION;
+    out[1] = this.probeCount;
+    new DataView(out.buffer).setUint32(4, this.bitCount, true);
+    out.set(this.bits, HEADER_BYTES);
+    return out;
+  }
+}
+
+/** Collects key hashes (4 bytes per key) until the key count, and so the filter size, is known. */
+export class BloomBuilder {
+  private hashes = new Uint32Array(1024);
+  private count = 0;
+
+  constructor(readonly bitsPerKey = 10) {}
+
+  get keyCount(): number {
+    return this.count;
+  }
+
+  add(key: Uint8Array): void {
+    this.addHash(bloomHash(key));
+  }
+
+  addHash(h: number): void {
+    if (this.count === this.hashes.length) {
+      const next = new Uint32Array(this.hashes.length * 2);
+      next.set(this.hashes);
+      this.hashes = next;
+    }
+    this.hashes[this.count++] = h;
+  }
+
+  finish(): Bloom {
+    return Bloom.fromHashes(this.hashes, this.count, this.bitsPerKey);
+  }
+}

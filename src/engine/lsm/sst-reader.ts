@@ -1,0 +1,456 @@
+/**
+ * SstReader: point reads and range scans over one SST object (layout in sst-format.ts) through the block cache.
+ *
+ * Opening costs at most two ranged reads (plus a `size` request when the caller does not pass `sizeBytes`): the
+ * tail, which holds the footer and, for SSTs whose meta blocks fit in `tailReadBytes`, everything else too; then
+ * the adjacent index + bloom + properties blocks when they did not fit. The index and bloom stay in memory while
+ * the reader lives (`metaBytes`); data blocks are fetched one range read each, on demand, through the cache.
+ *
+ * Invariants:
+ *   - Every byte is checked before use (checksums, structure, agreement between blocks); a defect is CORRUPTION
+ *     naming the object and what is wrong, never a wrong answer. A short read means a truncated object.
+ *   - A point read touches at most one data block: the index holds each block's last (key, lsn).
+ *   - `getCached` never does I/O and never allocates a promise; it answers or says NEEDS_IO.
+ *   - Scans decode one block at a time and hold at most one decoded block (plus read-ahead) per cursor.
+ */
+
+import { ErrorCodes, isTwillError, TwillError } from "../../errors.js";
+import type { ObjectStore } from "../../storage/types.js";
+import type { BlockCache } from "./block-cache.js";
+import { Bloom, bloomHash } from "./bloom.js";
+import { AsyncCursor } from "./cursor.js";
+import {
+  BlockScanner,
+  checkedContent,
+  compareRange,
+  DataBlock,
+  decodeDataBlock,
+  decodeFooter,
+  decodeIndex,
+  decodeProperties,
+  FOOTER_BYTES,
+  type SstIndex,
+  type SstProperties,
+  sstCorruption,
+} from "./sst-format.js";
+import { compareBytes, type Entry, lsnMax, NEEDS_IO, type NeedsIo } from "./types.js";
+
+export interface SstOpenOptions {
+  /** The object's size when the caller knows it (from the manifest): saves one `size` request. */
+  sizeBytes?: number;
+  /** Bytes read from the end of the object at open. Default 64 KiB, at least the footer. */
+  tailReadBytes?: number;
+}
+
+export interface SstIterateOptions {
+  /** Inclusive lower bound on keys. */
+  start?: Uint8Array;
+  /** Exclusive upper bound on keys. */
+  end?: Uint8Array;
+  /** Yield exactly the reverse of internal order (keys descending, versions oldest first). */
+  reverse?: boolean;
+  /** Blocks to fetch ahead of the scan, in parallel (useful on s3://). Default 0. */
+  readaheadBlocks?: number;
+  /** Put fetched blocks in the cache. Default true; compaction passes false to keep hot blocks cached. */
+  fillCache?: boolean;
+}
+
+const tailReadBytesDefault = 64 * 1024;
+
+async function readExact(
+  store: ObjectStore,
+  objectKey: string,
+  offset: number,
+  length: number,
+  what: string,
+): Promise<Uint8Array> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await store.read(objectKey, { offset, length });
+  } catch (error) {
+    // Offsets come from a size the caller or the footer vouched for: past the end means the object shrank.
+    if (isTwillError(error, ErrorCodes.InvalidArgument)) {
+      throw sstCorruption(
+        objectKey,
+        `${what} at bytes [${offset}, ${offset + length}) is past the end (truncated)`,
+        error,
+      );
+    }
+    throw error;
+  }
+  if (bytes.length !== length) {
+    throw sstCorruption(
+      objectKey,
+      `${what} at bytes [${offset}, ${offset + length}) came back as ${bytes.length} bytes (truncated)`,
+    );
+  }
+  return bytes;
+}
+
+export class SstReader {
+  private readonly lastKeys: Uint8Array[];
+  private readonly lastLsns: Float64Array;
+  private readonly offsets: Float64Array;
+  private readonly lengths: Float64Array;
+  /** Shared by every synchronous decode of this reader; no decode spans an await. */
+  private readonly scanner: BlockScanner;
+
+  private constructor(
+    private readonly store: ObjectStore,
+    readonly objectKey: string,
+    private readonly cache: BlockCache,
+    readonly sizeBytes: number,
+    index: SstIndex,
+    private readonly bloom: Bloom,
+    readonly properties: SstProperties,
+    /** Memory held by the index and bloom while the reader lives. */
+    readonly metaBytes: number,
+  ) {
+    this.lastKeys = index.lastKeys;
+    this.lastLsns = index.lastLsns;
+    this.offsets = index.offsets;
+    this.lengths = index.lengths;
+    this.scanner = new BlockScanner(properties.keyBytesMax);
+  }
+
+  static async open(
+    store: ObjectStore,
+    objectKey: string,
+    cache: BlockCache,
+    options: SstOpenOptions = {},
+  ): Promise<SstReader> {
+    const sizeBytes = options.sizeBytes ?? (await store.size(objectKey));
+    if (!Number.isSafeInteger(sizeBytes) || sizeBytes < 0) {
+      throw new TwillError(
+        ErrorCodes.InvalidArgument,
+        `SST size must be a non-negative integer, got ${sizeBytes}`,
+      );
+    }
+    if (sizeBytes < FOOTER_BYTES) {
+      throw sstCorruption(
+        objectKey,
+        `${sizeBytes} bytes is shorter than the ${FOOTER_BYTES}-byte footer (truncated?)`,
+      );
+    }
+    const tailBytes = Math.min(
+      sizeBytes,
+      Math.max(FOOTER_BYTES, options.tailReadBytes ?? tailReadBytesDefault),
+    );
+    const tailStart = sizeBytes - tailBytes;
+    const tail = await readExact(store, objectKey, tailStart, tailBytes, "tail");
+    const footer = decodeFooter(tail.subarray(tailBytes - FOOTER_BYTES), sizeBytes, objectKey);
+    const metaStart = footer.indexOffset;
+    const metaEnd = sizeBytes - FOOTER_BYTES;
+    // Copied out of the tail so that the reader does not pin tail bytes that belong to data blocks.
+    const meta =
+      metaStart >= tailStart
+        ? tail.slice(metaStart - tailStart, metaEnd - tailStart)
+        : await readExact(
+            store,
+            objectKey,
+            metaStart,
+            metaEnd - metaStart,
+            "index, bloom and properties blocks",
+          );
+
+    const bloomStart = footer.indexLength;
+    const propertiesStart = bloomStart + footer.bloomLength;
+    const indexContent = checkedContent(meta.subarray(0, bloomStart), metaStart, objectKey, "index");
+    const bloomContent = checkedContent(
+      meta.subarray(bloomStart, propertiesStart),
+      metaStart + bloomStart,
+      objectKey,
+      "bloom",
+    );
+    const propertiesContent = checkedContent(
+      meta.subarray(propertiesStart),
+      metaStart + propertiesStart,
+      objectKey,
+      "properties",
+    );
+    const properties = decodeProperties(
+      propertiesContent,
+      footer.formatVersion,
+      `SST ${objectKey} properties block`,
+    );
+    const index = decodeIndex(indexContent, footer.indexOffset, `SST ${objectKey} index block`);
+    const bloom = Bloom.from(bloomContent, `SST ${objectKey} bloom block`);
+    const lastKey = index.lastKeys[index.blockCount - 1]!;
+    const disagreement =
+      properties.dataBytes !== footer.indexOffset
+        ? "properties and footer disagree on the data size"
+        : properties.blockCount !== index.blockCount
+          ? "properties and index disagree on the block count"
+          : compareBytes(properties.maxKey, lastKey) !== 0
+            ? "properties max key is not the index's last key"
+            : compareBytes(properties.minKey, index.lastKeys[0]!) > 0
+              ? "properties min key is above the first block's last key"
+              : undefined;
+    if (disagreement !== undefined) throw sstCorruption(objectKey, disagreement);
+    return new SstReader(store, objectKey, cache, sizeBytes, index, bloom, properties, meta.byteLength);
+  }
+
+  get blockCount(): number {
+    return this.lastKeys.length;
+  }
+
+  /** False when the bloom filter rules the key out. */
+  mayContain(key: Uint8Array, keyHash?: number): boolean {
+    return this.bloom.mayContainHash(keyHash ?? bloomHash(key));
+  }
+
+  /**
+   * The block that holds the newest version of `key` with lsn <= snapshot if this SST has one, or -1 when the
+   * key range, the LSN range or the bloom filter rule it out.
+   */
+  private locate(key: Uint8Array, snapshotLsn: number, keyHash: number | undefined): number {
+    const p = this.properties;
+    if (snapshotLsn < p.minLsn) return -1;
+    if (compareBytes(key, p.minKey) < 0 || compareBytes(key, p.maxKey) > 0) return -1;
+    if (!this.bloom.mayContainHash(keyHash ?? bloomHash(key))) return -1;
+    // First block whose last (key, lsn) is >= (key, snapshot) in internal order.
+    const lastKeys = this.lastKeys;
+    const lastLsns = this.lastLsns;
+    let lo = 0;
+    let hi = lastKeys.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const c = compareBytes(lastKeys[mid]!, key);
+      if (c < 0 || (c === 0 && lastLsns[mid]! > snapshotLsn)) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < lastKeys.length ? lo : -1;
+  }
+
+  private searchBlock(block: DataBlock, key: Uint8Array, snapshotLsn: number): Entry | undefined {
+    const s = this.scanner;
+    return s.seek(block, key, snapshotLsn) && s.currentKeyEquals(key) ? s.entry() : undefined;
+  }
+
+  /**
+   * The newest version of `key` with lsn <= snapshotLsn (possibly a Delete), or undefined when the SST has none —
+   * answered from cached blocks only: NEEDS_IO when the block is not cached (then call `get`). `keyHash` is
+   * `bloomHash(key)`, for callers probing many SSTs with one key.
+   */
+  getCached(key: Uint8Array, snapshotLsn: number, keyHash?: number): Entry | undefined | NeedsIo {
+    const i = this.locate(key, snapshotLsn, keyHash);
+    if (i < 0) return undefined;
+    const block = this.cache.get(this.objectKey, this.offsets[i]!) as DataBlock | undefined;
+    if (block === undefined) return NEEDS_IO;
+    return this.searchBlock(block, key, snapshotLsn);
+  }
+
+  /** The newest version of `key` with lsn <= snapshotLsn (possibly a Delete), or undefined. */
+  async get(key: Uint8Array, snapshotLsn: number, keyHash?: number): Promise<Entry | undefined> {
+    const i = this.locate(key, snapshotLsn, keyHash);
+    if (i < 0) return undefined;
+    const block = this.cachedBlock(i) ?? (await this.loadBlock(i, true));
+    return this.searchBlock(block, key, snapshotLsn);
+  }
+
+  /** All versions of keys in [start, end), in internal order (or its exact reverse), fetched block by block. */
+  iterate(options: SstIterateOptions = {}): SstCursor {
+    return new SstCursor(this, options);
+  }
+
+  /** Drops this SST's blocks from the cache (after the object was deleted). */
+  evictFromCache(): void {
+    this.cache.evictObject(this.objectKey);
+  }
+
+  // ---- for SstCursor ------------------------------------------------------------------------------------------
+
+  /** @internal */
+  cachedBlock(i: number): DataBlock | undefined {
+    return this.cache.get(this.objectKey, this.offsets[i]!) as DataBlock | undefined;
+  }
+
+  /** @internal */
+  isCached(i: number): boolean {
+    return this.cache.has(this.objectKey, this.offsets[i]!);
+  }
+
+  /** @internal Fetches and verifies block `i`; with `fillCache`, through the cache (deduplicated). */
+  loadBlock(i: number, fillCache: boolean): Promise<DataBlock> {
+    if (fillCache) {
+      return this.cache.load(this.objectKey, this.offsets[i]!, async () => {
+        const block = await this.readBlock(i);
+        return { value: block, bytes: block.memoryBytes };
+      });
+    }
+    const cached = this.cachedBlock(i);
+    return cached !== undefined ? Promise.resolve(cached) : this.readBlock(i);
+  }
+
+  private async readBlock(i: number): Promise<DataBlock> {
+    const offset = this.offsets[i]!;
+    const raw = await readExact(this.store, this.objectKey, offset, this.lengths[i]!, `data block ${i}`);
+    return decodeDataBlock(
+      raw,
+      offset,
+      {
+        prevLastKey: i > 0 ? this.lastKeys[i - 1] : undefined,
+        prevLastLsn: i > 0 ? this.lastLsns[i - 1]! : 0,
+        lastKey: this.lastKeys[i]!,
+        lastLsn: this.lastLsns[i]!,
+      },
+      this.scanner,
+      this.objectKey,
+      i,
+    );
+  }
+
+  /** @internal First block a scan visits. */
+  firstBlock(start: Uint8Array | undefined, end: Uint8Array | undefined, reverse: boolean): number {
+    const bound = reverse ? end : start;
+    const n = this.lastKeys.length;
+    if (bound === undefined) return reverse ? n - 1 : 0;
+    // First block whose last key is >= bound: it holds the first key >= bound (and, reversing, the last < bound).
+    let lo = 0;
+    let hi = n;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (compareBytes(this.lastKeys[mid]!, bound) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return reverse ? Math.min(lo, n - 1) : lo;
+  }
+
+  /** @internal Whether block `i` may hold keys in the scan range (blocks hold keys >= the previous last key). */
+  blockInRange(
+    i: number,
+    start: Uint8Array | undefined,
+    end: Uint8Array | undefined,
+    reverse: boolean,
+  ): boolean {
+    if (reverse) return i >= 0 && !(start !== undefined && compareBytes(this.lastKeys[i]!, start) < 0);
+    return (
+      i < this.lastKeys.length &&
+      !(end !== undefined && i > 0 && compareBytes(this.lastKeys[i - 1]!, end) >= 0)
+    );
+  }
+
+  /** @internal Appends the entries of block `i` with keys in [start, end) to `out`, in scan order. */
+  decodeRange(
+    block: DataBlock,
+    i: number,
+    start: Uint8Array | undefined,
+    end: Uint8Array | undefined,
+    reverse: boolean,
+    out: Entry[],
+  ): void {
+    const s = this.scanner;
+    if (start !== undefined && (i === 0 || compareBytes(this.lastKeys[i - 1]!, start) < 0)) {
+      if (!s.seek(block, start, lsnMax)) return;
+    } else {
+      s.start(block, 0);
+      if (!s.next()) return;
+    }
+    const checkEnd = end !== undefined && compareBytes(this.lastKeys[i]!, end) >= 0;
+    do {
+      if (checkEnd && compareRange(s.key, 0, s.keyLength, end) >= 0) break;
+      out.push(s.entry());
+    } while (s.next());
+    if (reverse) out.reverse();
+  }
+}
+
+/** A scan over one SST; see `SstReader.iterate`. Also an async iterator. */
+export class SstCursor extends AsyncCursor<Entry> {
+  private readonly start: Uint8Array | undefined;
+  private readonly end: Uint8Array | undefined;
+  private readonly reverse: boolean;
+  private readonly readaheadBlocks: number;
+  private readonly fillCache: boolean;
+  private items: Entry[] = [];
+  private pos = 0;
+  private nextBlock: number;
+  private finished = false;
+  /** Block whose absence made `nextSync` return NEEDS_IO, or -1. */
+  private pending = -1;
+  /** Blocks fetched or being fetched ahead of the scan. */
+  private readonly ahead = new Map<number, DataBlock | Promise<DataBlock>>();
+
+  constructor(
+    private readonly reader: SstReader,
+    options: SstIterateOptions,
+  ) {
+    super();
+    this.start = options.start;
+    this.end = options.end;
+    this.reverse = options.reverse ?? false;
+    this.readaheadBlocks = Math.max(0, Math.floor(options.readaheadBlocks ?? 0));
+    this.fillCache = options.fillCache ?? true;
+    this.nextBlock = reader.firstBlock(this.start, this.end, this.reverse);
+    if (this.start !== undefined && this.end !== undefined && compareBytes(this.start, this.end) >= 0) {
+      this.finished = true;
+    }
+  }
+
+  nextSync(): Entry | undefined | NeedsIo {
+    for (;;) {
+      if (this.pos < this.items.length) return this.items[this.pos++]!;
+      if (this.finished) return undefined;
+      const i = this.nextBlock;
+      if (!this.reader.blockInRange(i, this.start, this.end, this.reverse)) {
+        this.close();
+        return undefined;
+      }
+      let block: DataBlock | undefined;
+      const ahead = this.ahead.get(i);
+      if (ahead instanceof DataBlock) {
+        this.ahead.delete(i);
+        block = ahead;
+        this.prefetch(i);
+      } else if (ahead === undefined) {
+        block = this.reader.cachedBlock(i);
+      }
+      if (block === undefined) {
+        this.pending = i;
+        return NEEDS_IO;
+      }
+      this.items.length = 0;
+      this.pos = 0;
+      this.reader.decodeRange(block, i, this.start, this.end, this.reverse, this.items);
+      this.nextBlock = this.reverse ? i - 1 : i + 1;
+    }
+  }
+
+  async fill(): Promise<void> {
+    const i = this.pending;
+    if (i < 0) return;
+    this.pending = -1;
+    const ahead = this.ahead.get(i);
+    const loading = ahead ?? this.reader.loadBlock(i, this.fillCache);
+    this.prefetch(i);
+    const block = await loading;
+    if (!this.finished) this.ahead.set(i, block);
+  }
+
+  /** Starts fetching up to `readaheadBlocks` blocks past `i` that are neither cached nor on their way. */
+  private prefetch(i: number): void {
+    for (let k = 1; k <= this.readaheadBlocks; k++) {
+      const j = this.reverse ? i - k : i + k;
+      if (!this.reader.blockInRange(j, this.start, this.end, this.reverse)) return;
+      if (this.ahead.has(j) || this.reader.isCached(j)) continue;
+      const loading = this.reader.loadBlock(j, this.fillCache);
+      this.ahead.set(j, loading);
+      loading.then(
+        (block) => {
+          if (this.ahead.get(j) === loading) this.ahead.set(j, block);
+        },
+        () => {
+          // Forgotten, so that the block is fetched again when the scan reaches it and the error surfaces then.
+          if (this.ahead.get(j) === loading) this.ahead.delete(j);
+        },
+      );
+    }
+  }
+
+  override close(): void {
+    this.finished = true;
+    this.items = [];
+    this.pos = 0;
+    this.ahead.clear();
+  }
+}

@@ -1,0 +1,264 @@
+/**
+ * SstWriter: turns entries in internal order into one SST object (layout in sst-format.ts).
+ *
+ * Invariants:
+ *   - Input is asserted: every entry well-formed and strictly after the previous one in internal order; a breach
+ *     is INTERNAL (a bug in the caller — flush or compaction), caught before any byte is written.
+ *   - Memory is linear in the output: finished blocks (the output itself), 4 bytes of bloom hash per distinct
+ *     key, the index, and one block under construction; `finish` adds one copy while concatenating.
+ *   - Data blocks are cut once they reach `blockBytesTarget`, so a block exceeds it by at most one entry.
+ */
+
+import { ErrorCodes, TwillError } from "../../errors.js";
+import { BloomBuilder, bloomHash } from "./bloom.js";
+import { ByteWriter } from "./byte-io.js";
+import {
+  blockChecksum,
+  CHECKSUM_BYTES,
+  compareRange,
+  encodeFooter,
+  encodeIndexEntry,
+  encodeProperties,
+  FOOTER_BYTES,
+  SST_FORMAT_VERSION,
+  type SstProperties,
+} from "./sst-format.js";
+import { describeKey, type Entry, EntryKind, entryDefect } from "./types.js";
+
+export interface SstWriterOptions {
+  /** Data block size to aim for, in bytes. Default 32 KiB; 1 byte .. 16 MiB. */
+  blockBytesTarget?: number;
+  /** Entries between restart points (full keys) in a data block. Default 16. */
+  restartInterval?: number;
+  /** Bloom filter bits per distinct key. Default 10 (about 0.8% false positives). */
+  bloomBitsPerKey?: number;
+}
+
+export const sstWriterDefaults = {
+  blockBytesTarget: 32 * 1024,
+  restartInterval: 16,
+  bloomBitsPerKey: 10,
+} as const;
+
+const blockBytesTargetMax = 16 * 1024 * 1024;
+const restartIntervalMax = 1024;
+
+function internal(message: string): TwillError {
+  return new TwillError(ErrorCodes.Internal, message);
+}
+
+export class SstWriter {
+  readonly blockBytesTarget: number;
+  readonly restartInterval: number;
+
+  private readonly chunks: Uint8Array[] = [];
+  private readonly block = new ByteWriter(64 * 1024);
+  private readonly restarts: number[] = [];
+  private blockEntries = 0;
+  private readonly index = new ByteWriter(4 * 1024);
+  private blockCount = 0;
+  private dataBytes = 0;
+  private readonly bloom: BloomBuilder;
+
+  /** The previous key, copied (callers may reuse their buffers), and its lsn. */
+  private prevKey = new Uint8Array(256);
+  private prevKeyLength = 0;
+  private prevLsn = 0;
+
+  private count = 0;
+  private distinctKeys = 0;
+  private puts = 0;
+  private deletes = 0;
+  private minLsn = Number.POSITIVE_INFINITY;
+  private maxLsn = 0;
+  private keyBytesMax = 0;
+  private valueBytesMax = 0;
+  private minKey: Uint8Array | undefined;
+  private finished = false;
+
+  constructor(options: SstWriterOptions = {}) {
+    this.blockBytesTarget = options.blockBytesTarget ?? sstWriterDefaults.blockBytesTarget;
+    this.restartInterval = options.restartInterval ?? sstWriterDefaults.restartInterval;
+    const bloomBitsPerKey = options.bloomBitsPerKey ?? sstWriterDefaults.bloomBitsPerKey;
+    if (
+      !Number.isInteger(this.blockBytesTarget) ||
+      this.blockBytesTarget < 1 ||
+      this.blockBytesTarget > blockBytesTargetMax
+    ) {
+      throw new TwillError(
+        ErrorCodes.InvalidArgument,
+        `blockBytesTarget must be 1..${blockBytesTargetMax}, got ${this.blockBytesTarget}`,
+      );
+    }
+    if (
+      !Number.isInteger(this.restartInterval) ||
+      this.restartInterval < 1 ||
+      this.restartInterval > restartIntervalMax
+    ) {
+      throw new TwillError(
+        ErrorCodes.InvalidArgument,
+        `restartInterval must be 1..${restartIntervalMax}, got ${this.restartInterval}`,
+      );
+    }
+    this.bloom = new BloomBuilder(bloomBitsPerKey);
+  }
+
+  get entryCount(): number {
+    return this.count;
+  }
+
+  /** Bytes the object would have if finished now, minus the meta blocks: for cutting SSTs at a target size. */
+  get estimatedBytes(): number {
+    return this.dataBytes + this.block.length + this.restarts.length * 4 + 8;
+  }
+
+  /** A copy of the last key added, or undefined before the first: lets a caller cut SSTs only between keys. */
+  get lastKey(): Uint8Array | undefined {
+    return this.count === 0 ? undefined : this.prevKey.slice(0, this.prevKeyLength);
+  }
+
+  add(entry: Entry): void {
+    if (this.finished) throw internal("SstWriter.add after finish");
+    const bad = entryDefect(entry);
+    if (bad !== undefined) throw internal(`SstWriter got a malformed entry: ${bad}`);
+    const key = entry.key;
+    let distinct = true;
+    if (this.count > 0) {
+      const c = compareRange(this.prevKey, 0, this.prevKeyLength, key);
+      if (c > 0 || (c === 0 && entry.lsn >= this.prevLsn)) {
+        throw internal(
+          `SstWriter got entries out of internal order: (${describeKey(key)}, lsn ${entry.lsn}) after ` +
+            `(${describeKey(this.prevKey.subarray(0, this.prevKeyLength))}, lsn ${this.prevLsn})`,
+        );
+      }
+      distinct = c !== 0;
+    } else {
+      this.minKey = key.slice();
+    }
+    if (distinct) {
+      this.bloom.addHash(bloomHash(key));
+      this.distinctKeys++;
+    }
+
+    let shared = 0;
+    if (this.blockEntries % this.restartInterval === 0) {
+      this.restarts.push(this.block.length);
+    } else {
+      const prev = this.prevKey;
+      const n = Math.min(this.prevKeyLength, key.length);
+      while (shared < n && prev[shared] === key[shared]) shared++;
+    }
+    const isPut = entry.kind === EntryKind.Put;
+    const value = entry.value;
+    this.block
+      .varint(shared)
+      .varint(key.length - shared)
+      .varint(isPut ? value.length + 1 : 0)
+      .varint(entry.lsn)
+      .bytesRange(key, shared, key.length);
+    if (isPut) this.block.bytes(value);
+    this.blockEntries++;
+
+    if (distinct) {
+      if (key.length > this.prevKey.length)
+        this.prevKey = new Uint8Array(Math.max(key.length, this.prevKey.length * 2));
+      this.prevKey.set(key);
+    }
+    this.prevKeyLength = key.length;
+    this.prevLsn = entry.lsn;
+
+    this.count++;
+    if (isPut) this.puts++;
+    else this.deletes++;
+    if (entry.lsn < this.minLsn) this.minLsn = entry.lsn;
+    if (entry.lsn > this.maxLsn) this.maxLsn = entry.lsn;
+    if (key.length > this.keyBytesMax) this.keyBytesMax = key.length;
+    if (value.length > this.valueBytesMax) this.valueBytesMax = value.length;
+
+    if (this.block.length + this.restarts.length * 4 + 4 + CHECKSUM_BYTES >= this.blockBytesTarget)
+      this.cutBlock();
+  }
+
+  private cutBlock(): void {
+    const block = this.block;
+    for (const r of this.restarts) block.u32(r);
+    block.u32(this.restarts.length);
+    block.u32(blockChecksum(block.peek(), this.dataBytes));
+    const bytes = block.finish();
+    this.chunks.push(bytes);
+    encodeIndexEntry(this.index, this.prevKey, this.prevKeyLength, this.prevLsn, bytes.length);
+    this.blockCount++;
+    this.dataBytes += bytes.length;
+    block.reset();
+    this.restarts.length = 0;
+    this.blockEntries = 0;
+  }
+
+  /** The whole SST object. The writer cannot be used afterwards. */
+  finish(): Uint8Array {
+    if (this.finished) throw internal("SstWriter.finish called twice");
+    if (this.count === 0) throw internal("an SST needs at least one entry; skip writing an empty one");
+    if (this.blockEntries > 0) this.cutBlock();
+    this.finished = true;
+
+    let offset = this.dataBytes;
+    const indexContent = new ByteWriter(this.index.length + 16)
+      .varint(this.blockCount)
+      .bytes(this.index.peek());
+    const indexBlock = indexContent.u32(blockChecksum(indexContent.peek(), offset)).finish();
+    offset += indexBlock.length;
+
+    const bloomContent = new ByteWriter(16);
+    bloomContent.bytes(this.bloom.finish().serialize());
+    const bloomBlock = bloomContent.u32(blockChecksum(bloomContent.peek(), offset)).finish();
+    offset += bloomBlock.length;
+
+    const properties: SstProperties = {
+      formatVersion: SST_FORMAT_VERSION,
+      entryCount: this.count,
+      distinctKeyCount: this.distinctKeys,
+      putCount: this.puts,
+      deleteCount: this.deletes,
+      minLsn: this.minLsn,
+      maxLsn: this.maxLsn,
+      dataBytes: this.dataBytes,
+      blockCount: this.blockCount,
+      keyBytesMax: this.keyBytesMax,
+      valueBytesMax: this.valueBytesMax,
+      restartInterval: this.restartInterval,
+      minKey: this.minKey!,
+      maxKey: this.prevKey.slice(0, this.prevKeyLength),
+    };
+    const propertiesContent = new ByteWriter(128);
+    encodeProperties(propertiesContent, properties);
+    const propertiesBlock = propertiesContent.u32(blockChecksum(propertiesContent.peek(), offset)).finish();
+    offset += propertiesBlock.length;
+
+    const footer = encodeFooter({
+      indexOffset: this.dataBytes,
+      indexLength: indexBlock.length,
+      bloomLength: bloomBlock.length,
+      propertiesLength: propertiesBlock.length,
+      formatVersion: SST_FORMAT_VERSION,
+    });
+    const out = new Uint8Array(offset + FOOTER_BYTES);
+    let at = 0;
+    for (const chunk of this.chunks) {
+      out.set(chunk, at);
+      at += chunk.length;
+    }
+    this.chunks.length = 0;
+    for (const part of [indexBlock, bloomBlock, propertiesBlock, footer]) {
+      out.set(part, at);
+      at += part.length;
+    }
+    return out;
+  }
+}
+
+/** Builds an SST from entries already in internal order. */
+export function buildSst(entries: Iterable<Entry>, options?: SstWriterOptions): Uint8Array {
+  const writer = new SstWriter(options);
+  for (const entry of entries) writer.add(entry);
+  return writer.finish();
+}

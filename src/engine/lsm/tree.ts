@@ -1,0 +1,634 @@
+/**
+ * LsmTree: the versioned sorted store under the transactions. It owns the memtables, the SSTs listed by the
+ * manifest, the block cache, flushing and compaction. It knows nothing of logs or transactions: the engine applies
+ * durable commits to it and asks it for versions at a snapshot LSN.
+ *
+ * Read order (newest data first): active memtable → immutable memtables (newest first) → L0 SSTs (newest first) →
+ * the one L1 SST whose key range holds the key. The first source with a version <= the snapshot answers.
+ *
+ * Invariants:
+ *   - Every commit with lsn <= manifest.flushedLsn is in the SSTs; every later applied commit is in a memtable.
+ *   - A memtable is frozen (made immutable) only between two applied commits, at an LSN boundary.
+ *   - Manifest changes (flush, compaction) are serialised by one mutex; each installs version N+1 with a CAS.
+ *   - An SST object is deleted only after a manifest without it is installed and no read that started on an
+ *     older view is still running.
+ *   - L1 SSTs never overlap, and all versions of one key live in one L1 SST.
+ */
+
+import { ErrorCodes, TwillError } from "../../errors.js";
+import type { Storage } from "../../storage/types.js";
+import { BlockCache } from "./block-cache.js";
+import { installManifest, type Manifest, pruneManifests, type SstMeta } from "./manifest.js";
+import { Memtable } from "./memtable.js";
+import { compactEntries, mergeIterators, visibleEntries } from "./merge.js";
+import { SstReader, SstWriter } from "./sst.js";
+import { compareBytes, type Entry, EntryKind, lsnMax, NEEDS_IO, type NeedsIo } from "./types.js";
+
+export interface TreeOptions {
+  /** Freeze and flush the memtable past this size. */
+  memtableBytesMax: number;
+  blockCacheBytesMax: number;
+  /** Compact L0 into L1 once this many L0 SSTs exist. */
+  l0CompactionTrigger: number;
+  /** Stall commits while this many memtables wait to be flushed. */
+  immutableMemtablesMax: number;
+  /** Target size of one L1 SST. */
+  sstBytesTarget: number;
+  blockBytesTarget: number;
+  /** Run flushes and compactions on their own when thresholds are passed. */
+  autoMaintenance: boolean;
+}
+
+export interface KeyValue {
+  key: Uint8Array;
+  value: Uint8Array;
+}
+
+export interface ScanRange {
+  /** Inclusive lower bound. */
+  start?: Uint8Array;
+  /** Exclusive upper bound. */
+  end?: Uint8Array;
+  reverse?: boolean;
+}
+
+interface SstHandle {
+  meta: SstMeta;
+  minKey: Uint8Array;
+  maxKey: Uint8Array;
+  reader: SstReader | undefined;
+  opening: Promise<SstReader> | undefined;
+}
+
+/** An immutable picture of what a read consults; replaced wholesale by flush and compaction. */
+interface View {
+  seq: number;
+  active: Memtable;
+  /** Frozen memtables waiting for their flush, newest first, each with the highest LSN it holds. */
+  immutables: { table: Memtable; upToLsn: number }[];
+  l0: SstHandle[];
+  l1: SstHandle[];
+}
+
+function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
+}
+
+function unhex(text: string): Uint8Array {
+  return new Uint8Array(Buffer.from(text, "hex"));
+}
+
+function inRange(handle: SstHandle, key: Uint8Array): boolean {
+  return compareBytes(key, handle.minKey) >= 0 && compareBytes(key, handle.maxKey) <= 0;
+}
+
+function overlaps(handle: SstHandle, start: Uint8Array | undefined, end: Uint8Array | undefined): boolean {
+  if (start && compareBytes(handle.maxKey, start) < 0) return false;
+  if (end && compareBytes(handle.minKey, end) >= 0) return false;
+  return true;
+}
+
+/** Binary search for the L1 SST whose range may hold `key`. */
+function findL1(l1: SstHandle[], key: Uint8Array): SstHandle | undefined {
+  let lo = 0;
+  let hi = l1.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const h = l1[mid]!;
+    if (compareBytes(key, h.minKey) < 0) hi = mid - 1;
+    else if (compareBytes(key, h.maxKey) > 0) lo = mid + 1;
+    else return h;
+  }
+  return undefined;
+}
+
+export interface TreeStats {
+  memtableBytes: number;
+  immutableMemtables: number;
+  l0Ssts: number;
+  l1Ssts: number;
+  sstBytes: number;
+  flushes: number;
+  compactions: number;
+  deletedObjects: number;
+  blockCache: ReturnType<BlockCache["stats"]>;
+}
+
+export class LsmTree {
+  private view: View;
+  private manifest: Manifest;
+  private readonly cache: BlockCache;
+  private readonly readsBySeq = new Map<number, number>();
+  /** SST objects dropped from the manifest, deletable once no read older than `afterSeq` runs. */
+  private obsolete: { key: string; afterSeq: number }[] = [];
+  private manifestLock: Promise<unknown> = Promise.resolve();
+  private flushing: Promise<void> | undefined;
+  private compacting: Promise<void> | undefined;
+  private failure: TwillError | undefined;
+  private closed = false;
+  private flushes = 0;
+  private compactions = 0;
+  private deletedObjects = 0;
+  /** Resolvers waiting for a flush to finish (commit back-pressure). */
+  private flushWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly storage: Storage,
+    private readonly branch: string,
+    manifest: Manifest,
+    private readonly options: TreeOptions,
+    /** Live snapshot LSNs (ascending) that compaction must keep versions for. */
+    private readonly liveSnapshots: () => number[],
+  ) {
+    this.manifest = manifest;
+    this.cache = new BlockCache(options.blockCacheBytesMax);
+    const handles = manifest.ssts.map((meta) => this.handleFor(meta));
+    this.view = {
+      seq: 1,
+      active: new Memtable(),
+      immutables: [],
+      l0: handles.filter((h) => h.meta.level === 0),
+      l1: handles.filter((h) => h.meta.level === 1),
+    };
+  }
+
+  /** Continues from `next`, a newer version of the same manifest that the engine installed (an epoch change). */
+  adoptManifest(next: Manifest): void {
+    if (next.version <= this.manifest.version || next.ssts.length !== this.manifest.ssts.length) {
+      throw new TwillError(ErrorCodes.Internal, "adoptManifest: not a newer version of the same SST set");
+    }
+    this.manifest = next;
+  }
+
+  get currentManifest(): Manifest {
+    return this.manifest;
+  }
+
+  private handleFor(meta: SstMeta): SstHandle {
+    return {
+      meta,
+      minKey: unhex(meta.minKey),
+      maxKey: unhex(meta.maxKey),
+      reader: undefined,
+      opening: undefined,
+    };
+  }
+
+  /** Opens an SST on first use: opening a database reads no SST. */
+  private openReader(handle: SstHandle): Promise<SstReader> {
+    if (handle.reader) return Promise.resolve(handle.reader);
+    handle.opening ??= SstReader.open(this.storage, handle.meta.key, this.cache, {
+      sizeBytes: handle.meta.sizeBytes,
+    }).then(
+      (reader) => {
+        handle.reader = reader;
+        return reader;
+      },
+      (error: unknown) => {
+        handle.opening = undefined;
+        throw error;
+      },
+    );
+    return handle.opening;
+  }
+
+  private checkUsable(): void {
+    if (this.closed) throw new TwillError(ErrorCodes.Closed, "the database is closed");
+    if (this.failure) throw this.failure;
+  }
+
+  // ---- writes -------------------------------------------------------------------------------------------------
+
+  /** Adds one durable commit's versions. Synchronous: callers apply a whole commit between two awaits. */
+  apply(entries: readonly Entry[]): void {
+    const active = this.view.active;
+    for (const entry of entries) active.put(entry);
+  }
+
+  /** True when commits should wait for a flush before appending more (the memtables are full). */
+  get needsBackPressure(): boolean {
+    return this.view.immutables.length >= this.options.immutableMemtablesMax;
+  }
+
+  waitForFlush(): Promise<void> {
+    if (!this.needsBackPressure) return Promise.resolve();
+    return new Promise((resolve) => this.flushWaiters.push(resolve));
+  }
+
+  /**
+   * Called after commits up to `appliedLsn` were applied: freezes the memtable when it is full and starts a flush.
+   */
+  maybeFreeze(appliedLsn: number): void {
+    if (this.view.active.approximateBytes < this.options.memtableBytesMax) return;
+    this.freeze(appliedLsn);
+    if (this.options.autoMaintenance) void this.flushInBackground();
+  }
+
+  private freeze(appliedLsn: number): void {
+    if (this.view.active.entryCount === 0) return;
+    this.view = {
+      ...this.view,
+      seq: this.view.seq + 1,
+      active: new Memtable(),
+      immutables: [{ table: this.view.active, upToLsn: appliedLsn }, ...this.view.immutables],
+    };
+  }
+
+  private flushInBackground(): Promise<void> {
+    this.flushing ??= this.flushImmutables()
+      .catch((error: unknown) => {
+        this.failure =
+          error instanceof TwillError
+            ? error
+            : new TwillError(ErrorCodes.Io, `flush failed: ${String(error)}`, { cause: error });
+      })
+      .finally(() => {
+        this.flushing = undefined;
+        for (const resolve of this.flushWaiters.splice(0)) resolve();
+      });
+    return this.flushing;
+  }
+
+  /** Flushes everything applied so far (up to `appliedLsn`) to SSTs. Returns the new flushed LSN. */
+  async flush(appliedLsn: number): Promise<number> {
+    this.checkUsable();
+    this.freeze(appliedLsn);
+    while (this.flushing) await this.flushing;
+    await this.flushInBackground();
+    if (this.failure) throw this.failure;
+    return this.manifest.flushedLsn;
+  }
+
+  /** Serialises manifest changes. */
+  private withManifestLock<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.manifestLock.then(work);
+    this.manifestLock = result.catch(() => undefined);
+    return result;
+  }
+
+  private async flushImmutables(): Promise<void> {
+    while (this.view.immutables.length > 0 && !this.closed) {
+      const oldest = this.view.immutables.at(-1)!;
+      const meta = await this.writeSst(0, oldest.table.iterate({}));
+      await this.withManifestLock(async () => {
+        const next: Manifest = {
+          ...this.manifest,
+          version: this.manifest.version + 1,
+          flushedLsn: Math.max(this.manifest.flushedLsn, oldest.upToLsn),
+          nextSstId: Math.max(this.manifest.nextSstId, meta ? meta.id + 1 : 0),
+          ssts: meta ? [meta, ...this.manifest.ssts] : this.manifest.ssts,
+          createdAt: new Date().toISOString(),
+        };
+        await installManifest(this.storage, this.branch, next);
+        this.manifest = next;
+        this.view = {
+          ...this.view,
+          seq: this.view.seq + 1,
+          immutables: this.view.immutables.slice(0, -1),
+          l0: meta ? [this.handleFor(meta), ...this.view.l0] : this.view.l0,
+        };
+      });
+      this.flushes++;
+      for (const resolve of this.flushWaiters.splice(0)) resolve();
+      this.onFlushed?.(this.manifest.flushedLsn);
+    }
+    if (this.options.autoMaintenance && this.view.l0.length >= this.options.l0CompactionTrigger) {
+      void this.compactInBackground();
+    }
+  }
+
+  /** Set by the engine: truncates the log once a flush made a prefix of it redundant. */
+  onFlushed: ((flushedLsn: number) => void) | undefined;
+
+  /** Allocates an SST id; ids come from the manifest so they stay unique across restarts. */
+  private nextSstId = 0;
+  private allocateSstId(): number {
+    this.nextSstId = Math.max(this.nextSstId, this.manifest.nextSstId);
+    return this.nextSstId++;
+  }
+
+  /** Writes the entries (internal order) as one SST; undefined when there are none. */
+  private async writeSst(
+    level: 0 | 1,
+    entries: Iterable<Entry> | AsyncIterable<Entry>,
+  ): Promise<SstMeta | undefined> {
+    const writer = new SstWriter({ blockBytesTarget: this.options.blockBytesTarget });
+    let count = 0;
+    let minKey: Uint8Array | undefined;
+    let maxKey: Uint8Array | undefined;
+    let minLsn = lsnMax;
+    let maxLsn = 0;
+    for await (const entry of entries) {
+      writer.add(entry);
+      count++;
+      minKey ??= entry.key;
+      maxKey = entry.key;
+      if (entry.lsn < minLsn) minLsn = entry.lsn;
+      if (entry.lsn > maxLsn) maxLsn = entry.lsn;
+    }
+    if (count === 0 || !minKey || !maxKey) return undefined;
+    const bytes = writer.finish();
+    const id = this.allocateSstId();
+    const key = `sst/${String(id).padStart(12, "0")}.sst`;
+    await this.storage.write(key, bytes);
+    return {
+      id,
+      key,
+      level,
+      sizeBytes: bytes.length,
+      minKey: hex(minKey),
+      maxKey: hex(maxKey),
+      minLsn,
+      maxLsn,
+      entries: count,
+    };
+  }
+
+  private compactInBackground(): Promise<void> {
+    this.compacting ??= this.compactL0()
+      .catch((error: unknown) => {
+        this.failure =
+          error instanceof TwillError
+            ? error
+            : new TwillError(ErrorCodes.Io, `compaction failed: ${String(error)}`, { cause: error });
+      })
+      .finally(() => {
+        this.compacting = undefined;
+      });
+    return this.compacting;
+  }
+
+  /** Compacts every L0 SST into L1 now (and waits for a running compaction first). */
+  async compact(): Promise<void> {
+    this.checkUsable();
+    while (this.compacting) await this.compacting;
+    await this.compactInBackground();
+    if (this.failure) throw this.failure;
+  }
+
+  /**
+   * Merges all current L0 SSTs with the L1 SSTs they overlap into new, non-overlapping L1 SSTs. Versions no live
+   * snapshot can see are dropped, and so are deletes (L1 is the bottom level).
+   */
+  private async compactL0(): Promise<void> {
+    const view = this.view;
+    const inputsL0 = view.l0;
+    if (inputsL0.length === 0) return;
+    let lo = inputsL0[0]!.minKey;
+    let hi = inputsL0[0]!.maxKey;
+    for (const h of inputsL0) {
+      if (compareBytes(h.minKey, lo) < 0) lo = h.minKey;
+      if (compareBytes(h.maxKey, hi) > 0) hi = h.maxKey;
+    }
+    const inputsL1 = view.l1.filter(
+      (h) => compareBytes(h.maxKey, lo) >= 0 && compareBytes(h.minKey, hi) <= 0,
+    );
+    const seq = this.beginRead();
+    const outputs: SstMeta[] = [];
+    try {
+      const sources: AsyncIterable<Entry>[] = [];
+      for (const h of inputsL0) sources.push((await this.openReader(h)).iterate({}));
+      if (inputsL1.length > 0) sources.push(this.concatL1(inputsL1, {}));
+      const merged = mergeIterators(sources, { reverse: false });
+      const kept = compactEntries(merged, { retainLsns: this.liveSnapshots(), dropTombstones: true });
+      // Cut output files at key boundaries so that no key's versions straddle two L1 SSTs.
+      let batch: Entry[] = [];
+      let batchBytes = 0;
+      for await (const entry of kept) {
+        const last = batch.at(-1);
+        if (batchBytes >= this.options.sstBytesTarget && last && compareBytes(last.key, entry.key) !== 0) {
+          const meta = await this.writeSst(1, batch);
+          if (meta) outputs.push(meta);
+          batch = [];
+          batchBytes = 0;
+        }
+        batch.push(entry);
+        batchBytes += entry.key.length + entry.value.length + 16;
+      }
+      const meta = await this.writeSst(1, batch);
+      if (meta) outputs.push(meta);
+    } finally {
+      this.endRead(seq);
+    }
+    const inputKeys = new Set([...inputsL0, ...inputsL1].map((h) => h.meta.key));
+    await this.withManifestLock(async () => {
+      const remaining = this.manifest.ssts.filter((m) => !inputKeys.has(m.key));
+      const l0 = remaining.filter((m) => m.level === 0);
+      const l1 = [...remaining.filter((m) => m.level === 1), ...outputs].sort((a, b) =>
+        compareBytes(unhex(a.minKey), unhex(b.minKey)),
+      );
+      const next: Manifest = {
+        ...this.manifest,
+        version: this.manifest.version + 1,
+        nextSstId: Math.max(this.manifest.nextSstId, this.nextSstId),
+        ssts: [...l0, ...l1],
+        createdAt: new Date().toISOString(),
+      };
+      await installManifest(this.storage, this.branch, next);
+      this.manifest = next;
+      const keepHandles = (hs: SstHandle[]) => hs.filter((h) => !inputKeys.has(h.meta.key));
+      const newHandles = outputs.map((m) => this.handleFor(m));
+      this.view = {
+        ...this.view,
+        seq: this.view.seq + 1,
+        l0: keepHandles(this.view.l0),
+        l1: [...keepHandles(this.view.l1), ...newHandles].sort((a, b) => compareBytes(a.minKey, b.minKey)),
+      };
+      for (const key of inputKeys) this.obsolete.push({ key, afterSeq: this.view.seq });
+    });
+    this.compactions++;
+    await this.collectGarbage();
+    await pruneManifests(this.storage, this.branch, 5);
+  }
+
+  /** Deletes obsolete SSTs that no running read can still reach. */
+  private async collectGarbage(): Promise<void> {
+    let oldestRead = this.view.seq;
+    for (const [seq, count] of this.readsBySeq) if (count > 0 && seq < oldestRead) oldestRead = seq;
+    const ready = this.obsolete.filter((o) => o.afterSeq <= oldestRead);
+    this.obsolete = this.obsolete.filter((o) => o.afterSeq > oldestRead);
+    for (const o of ready) {
+      await this.storage.delete(o.key);
+      this.deletedObjects++;
+    }
+  }
+
+  /** Deletes SST objects no manifest references (left by a flush or compaction that crashed). */
+  async deleteOrphans(): Promise<number> {
+    const live = new Set(this.manifest.ssts.map((m) => m.key));
+    let deleted = 0;
+    for await (const key of this.storage.list("sst/")) {
+      if (!live.has(key)) {
+        await this.storage.delete(key);
+        deleted++;
+      }
+    }
+    this.deletedObjects += deleted;
+    return deleted;
+  }
+
+  // ---- reads --------------------------------------------------------------------------------------------------
+
+  private beginRead(): number {
+    const seq = this.view.seq;
+    this.readsBySeq.set(seq, (this.readsBySeq.get(seq) ?? 0) + 1);
+    return seq;
+  }
+
+  private endRead(seq: number): void {
+    const n = (this.readsBySeq.get(seq) ?? 1) - 1;
+    if (n <= 0) this.readsBySeq.delete(seq);
+    else this.readsBySeq.set(seq, n);
+    if (this.obsolete.length > 0 && n <= 0) void this.collectGarbage().catch(() => undefined);
+  }
+
+  /** Newest version of `key` with lsn <= snapshot from memory and cached blocks only, or NEEDS_IO. */
+  getVersionSync(key: Uint8Array, snapshotLsn: number): Entry | undefined | NeedsIo {
+    const view = this.view;
+    const hit = view.active.get(key, snapshotLsn);
+    if (hit) return hit;
+    for (const { table } of view.immutables) {
+      const e = table.get(key, snapshotLsn);
+      if (e) return e;
+    }
+    for (const h of view.l0) {
+      if (h.meta.minLsn > snapshotLsn || !inRange(h, key)) continue;
+      if (!h.reader) return NEEDS_IO;
+      const e = h.reader.getCached(key, snapshotLsn);
+      if (e !== undefined) return e;
+    }
+    const h = findL1(view.l1, key);
+    if (!h || h.meta.minLsn > snapshotLsn) return undefined;
+    if (!h.reader) return NEEDS_IO;
+    return h.reader.getCached(key, snapshotLsn);
+  }
+
+  /** Newest version of `key` with lsn <= snapshot (a Delete entry when the key was deleted). */
+  async getVersion(key: Uint8Array, snapshotLsn: number): Promise<Entry | undefined> {
+    this.checkUsable();
+    const fast = this.getVersionSync(key, snapshotLsn);
+    if (fast !== NEEDS_IO) return fast;
+    const seq = this.beginRead();
+    const view = this.view;
+    try {
+      const hit = view.active.get(key, snapshotLsn);
+      if (hit) return hit;
+      for (const { table } of view.immutables) {
+        const e = table.get(key, snapshotLsn);
+        if (e) return e;
+      }
+      for (const h of view.l0) {
+        if (h.meta.minLsn > snapshotLsn || !inRange(h, key)) continue;
+        const e = await (await this.openReader(h)).get(key, snapshotLsn);
+        if (e) return e;
+      }
+      const h = findL1(view.l1, key);
+      if (!h || h.meta.minLsn > snapshotLsn) return undefined;
+      return await (await this.openReader(h)).get(key, snapshotLsn);
+    } finally {
+      this.endRead(seq);
+    }
+  }
+
+  /** Value of `key` at the snapshot, or undefined. */
+  async get(key: Uint8Array, snapshotLsn: number): Promise<Uint8Array | undefined> {
+    const e = await this.getVersion(key, snapshotLsn);
+    return e && e.kind === EntryKind.Put ? e.value : undefined;
+  }
+
+  /** LSN of the newest version of `key` in any SST with versions newer than `afterLsn` (conflict checks). */
+  async newestSstLsn(key: Uint8Array, afterLsn: number): Promise<number> {
+    const view = this.view;
+    const candidates = [...view.l0, ...view.l1].filter((h) => h.meta.maxLsn > afterLsn && inRange(h, key));
+    let newest = 0;
+    for (const h of candidates) {
+      const e = await (await this.openReader(h)).get(key, lsnMax - 1);
+      if (e && e.lsn > newest) newest = e.lsn;
+    }
+    return newest;
+  }
+
+  /** Newest version LSN of `key` held in memtables (0 if none). Synchronous, for the commit's conflict check. */
+  newestMemLsn(key: Uint8Array): number {
+    const view = this.view;
+    const a = view.active.get(key, lsnMax - 1);
+    if (a) return a.lsn;
+    for (const { table } of view.immutables) {
+      const e = table.get(key, lsnMax - 1);
+      if (e) return e.lsn;
+    }
+    return 0;
+  }
+
+  /** Changes whenever SSTs are added or removed; a conflict check re-runs if it changed under it. */
+  get viewSeq(): number {
+    return this.view.seq;
+  }
+
+  /** Highest LSN held in SSTs. */
+  get sstMaxLsn(): number {
+    let max = 0;
+    for (const h of this.view.l0) if (h.meta.maxLsn > max) max = h.meta.maxLsn;
+    for (const h of this.view.l1) if (h.meta.maxLsn > max) max = h.meta.maxLsn;
+    return max;
+  }
+
+  private async *concatL1(handles: SstHandle[], range: ScanRange): AsyncIterable<Entry> {
+    const ordered = range.reverse ? [...handles].reverse() : handles;
+    for (const h of ordered) {
+      yield* (await this.openReader(h)).iterate(range);
+    }
+  }
+
+  /** Visible key/value pairs in [start, end) at the snapshot, in key order (descending when reverse). */
+  async *scan(range: ScanRange, snapshotLsn: number): AsyncIterable<KeyValue> {
+    this.checkUsable();
+    const seq = this.beginRead();
+    try {
+      const view = this.view;
+      const reverse = range.reverse ?? false;
+      const sources: (Iterable<Entry> | AsyncIterable<Entry>)[] = [view.active.iterate(range)];
+      for (const { table } of view.immutables) sources.push(table.iterate(range));
+      for (const h of view.l0) {
+        if (h.meta.minLsn <= snapshotLsn && overlaps(h, range.start, range.end)) {
+          sources.push((await this.openReader(h)).iterate(range));
+        }
+      }
+      const l1 = view.l1.filter((h) => h.meta.minLsn <= snapshotLsn && overlaps(h, range.start, range.end));
+      if (l1.length > 0) sources.push(this.concatL1(l1, range));
+      yield* visibleEntries(mergeIterators(sources, { reverse }), snapshotLsn, { reverse });
+    } finally {
+      this.endRead(seq);
+    }
+  }
+
+  stats(): TreeStats {
+    const view = this.view;
+    return {
+      memtableBytes:
+        view.active.approximateBytes + view.immutables.reduce((n, m) => n + m.table.approximateBytes, 0),
+      immutableMemtables: view.immutables.length,
+      l0Ssts: view.l0.length,
+      l1Ssts: view.l1.length,
+      sstBytes: this.manifest.ssts.reduce((n, m) => n + m.sizeBytes, 0),
+      flushes: this.flushes,
+      compactions: this.compactions,
+      deletedObjects: this.deletedObjects,
+      blockCache: this.cache.stats(),
+    };
+  }
+
+  /** Waits for background work to settle. */
+  async idle(): Promise<void> {
+    while (this.flushing || this.compacting) {
+      await this.flushing;
+      await this.compacting;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.idle();
+    this.closed = true;
+  }
+}

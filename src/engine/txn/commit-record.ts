@@ -1,0 +1,157 @@
+/**
+ * Commit records: how a transaction's writes travel through the log.
+ *
+ * A commit is one or more log frames appended in one `append`. Every frame starts with a 1-byte type:
+ *   0x01 PART    writes of a transaction too large for one frame; more frames follow
+ *   0x02 COMMIT  the last (often only) frame of a transaction; its LSN is the commit LSN of every write in it
+ *                and in the PART frames right before it
+ *   0x03 EPOCH   written by a writer when it opens the database: claims the log's next position, so a stale
+ *                writer's append collides with it (s3://) and replay knows which writer came when
+ * then, for PART and COMMIT, a varint write count and per write:
+ *   u8 kind (1 put, 2 delete) · varint key length · key · (put only) varint value length · value
+ * and for EPOCH: varint epoch.
+ *
+ * Invariants: PART frames are only ever followed, within the same append, by more PART frames and one COMMIT.
+ * Replay applies PART frames only when their COMMIT arrives; PART frames at the end of the log with no COMMIT
+ * (a torn append) are dropped, so a transaction is all or nothing.
+ */
+
+import { ErrorCodes, TwillError } from "../../errors.js";
+
+export const FrameType = { Part: 1, Commit: 2, Epoch: 3 } as const;
+export type FrameType = (typeof FrameType)[keyof typeof FrameType];
+
+export const WriteKind = { Put: 1, Delete: 2 } as const;
+export type WriteKind = (typeof WriteKind)[keyof typeof WriteKind];
+
+export interface Write {
+  key: Uint8Array;
+  kind: WriteKind;
+  /** Empty for a delete. */
+  value: Uint8Array;
+}
+
+/** Aim for frames of about 4 MiB: well under the 64 MiB frame limit, large enough to amortise headers. */
+export const COMMIT_FRAME_BYTES_TARGET = 4 * 1024 * 1024;
+
+function varintBytes(n: number): number {
+  let bytes = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 128);
+    bytes++;
+  }
+  return bytes;
+}
+
+function putVarint(out: Uint8Array, at: number, n: number): number {
+  while (n >= 0x80) {
+    out[at++] = (n & 0x7f) | 0x80;
+    n = Math.floor(n / 128);
+  }
+  out[at++] = n;
+  return at;
+}
+
+function writeBytes(w: Write): number {
+  const key = varintBytes(w.key.length) + w.key.length;
+  return 1 + key + (w.kind === WriteKind.Put ? varintBytes(w.value.length) + w.value.length : 0);
+}
+
+function encodeFrame(
+  type: FrameType,
+  writes: readonly Write[],
+  from: number,
+  to: number,
+  bytes: number,
+): Uint8Array {
+  const out = new Uint8Array(1 + varintBytes(to - from) + bytes);
+  out[0] = type;
+  let at = putVarint(out, 1, to - from);
+  for (let i = from; i < to; i++) {
+    const w = writes[i]!;
+    out[at++] = w.kind;
+    at = putVarint(out, at, w.key.length);
+    out.set(w.key, at);
+    at += w.key.length;
+    if (w.kind === WriteKind.Put) {
+      at = putVarint(out, at, w.value.length);
+      out.set(w.value, at);
+      at += w.value.length;
+    }
+  }
+  return out;
+}
+
+/** Encodes a transaction's writes as PART… COMMIT frames of about `frameBytesTarget` each. */
+export function encodeCommit(
+  writes: readonly Write[],
+  frameBytesTarget = COMMIT_FRAME_BYTES_TARGET,
+): Uint8Array[] {
+  const frames: Uint8Array[] = [];
+  let from = 0;
+  let bytes = 0;
+  for (let i = 0; i < writes.length; i++) {
+    const size = writeBytes(writes[i]!);
+    if (bytes > 0 && bytes + size > frameBytesTarget) {
+      frames.push(encodeFrame(FrameType.Part, writes, from, i, bytes));
+      from = i;
+      bytes = 0;
+    }
+    bytes += size;
+  }
+  frames.push(encodeFrame(FrameType.Commit, writes, from, writes.length, bytes));
+  return frames;
+}
+
+export function encodeEpoch(epoch: number): Uint8Array {
+  const out = new Uint8Array(1 + varintBytes(epoch));
+  out[0] = FrameType.Epoch;
+  putVarint(out, 1, epoch);
+  return out;
+}
+
+export type DecodedFrame =
+  | { type: typeof FrameType.Part | typeof FrameType.Commit; writes: Write[] }
+  | { type: typeof FrameType.Epoch; epoch: number };
+
+/** Decodes one frame; any defect is CORRUPTION naming the LSN (frames passed the log's CRC, so this is a bug or tampering). */
+export function decodeFrame(frame: Uint8Array, lsn: number): DecodedFrame {
+  let at = 0;
+  const fail = (why: string) =>
+    new TwillError(ErrorCodes.Corruption, `log frame at lsn ${lsn} is not a valid commit record: ${why}`);
+  const varint = (): number => {
+    let n = 0;
+    let scale = 1;
+    for (let i = 0; i < 8; i++) {
+      if (at >= frame.length) throw fail("truncated varint");
+      const b = frame[at++]!;
+      n += (b & 0x7f) * scale;
+      if (b < 0x80) return n;
+      scale *= 128;
+    }
+    throw fail("varint too long");
+  };
+  const bytes = (length: number): Uint8Array => {
+    if (at + length > frame.length) throw fail("a key or value runs past the end of the frame");
+    const out = frame.subarray(at, at + length);
+    at += length;
+    return out;
+  };
+  const type = frame[at++];
+  if (type === FrameType.Epoch) return { type, epoch: varint() };
+  if (type !== FrameType.Part && type !== FrameType.Commit) throw fail(`unknown frame type ${String(type)}`);
+  const count = varint();
+  if (count > frame.length) throw fail(`write count ${count} exceeds the frame size`);
+  const writes: Write[] = new Array(count);
+  for (let i = 0; i < count; i++) {
+    const kind = frame[at++];
+    if (kind !== WriteKind.Put && kind !== WriteKind.Delete) throw fail(`unknown write kind ${String(kind)}`);
+    const key = bytes(varint());
+    const value = kind === WriteKind.Put ? bytes(varint()) : EMPTY;
+    writes[i] = { key, kind, value };
+  }
+  if (at !== frame.length) throw fail(`${frame.length - at} trailing bytes`);
+  return { type, writes };
+}
+
+const EMPTY = new Uint8Array(0);

@@ -1,0 +1,200 @@
+/**
+ * Transaction: a snapshot plus a write buffer. Reads see the database as of the snapshot LSN and the
+ * transaction's own writes; nothing reaches the log until `commit`, which the engine checks first-committer-wins.
+ */
+
+import { ErrorCodes, TwillError } from "../../errors.js";
+import type { KeyValue, ScanRange } from "../lsm/tree.js";
+import { compareBytes } from "../lsm/types.js";
+import { type Write, WriteKind } from "./commit-record.js";
+
+/** The largest value one write may carry: half a log frame, so a write always fits a frame with its key. */
+export const VALUE_BYTES_MAX = 32 * 1024 * 1024;
+export const KEY_BYTES_MAX = 16 * 1024;
+
+export interface TxnScanOptions extends ScanRange {
+  /** Only keys starting with these bytes (combined with start/end). */
+  prefix?: Uint8Array;
+  limit?: number;
+}
+
+/** What a transaction needs from the engine; kept narrow so the two can be tested apart. */
+export interface TxnHost {
+  get(key: Uint8Array, snapshotLsn: number): Promise<Uint8Array | undefined>;
+  scan(range: ScanRange, snapshotLsn: number): AsyncIterable<KeyValue>;
+  commit(txn: Transaction): Promise<number>;
+  release(txn: Transaction): void;
+}
+
+export function keyString(key: Uint8Array): string {
+  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
+}
+
+/** Smallest key greater than every key starting with `prefix`; undefined when there is none (all 0xff). */
+export function prefixEnd(prefix: Uint8Array): Uint8Array | undefined {
+  for (let i = prefix.length - 1; i >= 0; i--) {
+    if (prefix[i]! < 0xff) {
+      const end = prefix.slice(0, i + 1);
+      end[i]!++;
+      return end;
+    }
+  }
+  return undefined;
+}
+
+function checkKey(key: Uint8Array): void {
+  if (!(key instanceof Uint8Array) || key.length === 0 || key.length > KEY_BYTES_MAX) {
+    throw new TwillError(
+      ErrorCodes.InvalidArgument,
+      `a key must be a Uint8Array of 1..${KEY_BYTES_MAX} bytes`,
+    );
+  }
+}
+
+export class Transaction {
+  private readonly writes = new Map<string, Write>();
+  private state: "open" | "committing" | "committed" | "aborted" = "open";
+  private sortedWrites: Write[] | undefined;
+
+  constructor(
+    private readonly host: TxnHost,
+    /** The transaction reads every commit with lsn <= snapshotLsn and nothing later. */
+    readonly snapshotLsn: number,
+  ) {}
+
+  get isOpen(): boolean {
+    return this.state === "open";
+  }
+
+  get writeCount(): number {
+    return this.writes.size;
+  }
+
+  private checkOpen(): void {
+    if (this.state !== "open") {
+      throw new TwillError(ErrorCodes.InvalidArgument, `the transaction is ${this.state}; begin a new one`, {
+        sqlstate: "25P02",
+      });
+    }
+  }
+
+  async get(key: Uint8Array): Promise<Uint8Array | undefined> {
+    this.checkOpen();
+    checkKey(key);
+    const own = this.writes.get(keyString(key));
+    if (own) return own.kind === WriteKind.Put ? own.value : undefined;
+    return this.host.get(key, this.snapshotLsn);
+  }
+
+  put(key: Uint8Array, value: Uint8Array): void {
+    this.checkOpen();
+    checkKey(key);
+    if (!(value instanceof Uint8Array) || value.length > VALUE_BYTES_MAX) {
+      throw new TwillError(
+        ErrorCodes.InvalidArgument,
+        `a value must be a Uint8Array of at most ${VALUE_BYTES_MAX} bytes`,
+      );
+    }
+    this.writes.set(keyString(key), { key: key.slice(), kind: WriteKind.Put, value: value.slice() });
+    this.sortedWrites = undefined;
+  }
+
+  delete(key: Uint8Array): void {
+    this.checkOpen();
+    checkKey(key);
+    this.writes.set(keyString(key), { key: key.slice(), kind: WriteKind.Delete, value: new Uint8Array(0) });
+    this.sortedWrites = undefined;
+  }
+
+  /** Own writes in key order (cached until the next write). */
+  ownWrites(): Write[] {
+    this.sortedWrites ??= [...this.writes.values()].sort((a, b) => compareBytes(a.key, b.key));
+    return this.sortedWrites;
+  }
+
+  /** Visible pairs in range, merging the snapshot with this transaction's own writes. */
+  async *scan(options: TxnScanOptions = {}): AsyncIterable<KeyValue> {
+    this.checkOpen();
+    const range = resolveRange(options);
+    if (range === undefined) return;
+    const reverse = options.reverse ?? false;
+    const limit = options.limit ?? Number.POSITIVE_INFINITY;
+    if (limit <= 0) return;
+    const inRange = (k: Uint8Array) =>
+      (!range.start || compareBytes(k, range.start) >= 0) && (!range.end || compareBytes(k, range.end) < 0);
+    const own = this.ownWrites().filter((w) => inRange(w.key));
+    if (reverse) own.reverse();
+    let i = 0;
+    let emitted = 0;
+    const before = (a: Uint8Array, b: Uint8Array) =>
+      reverse ? compareBytes(a, b) > 0 : compareBytes(a, b) < 0;
+    for await (const kv of this.host.scan({ ...range, reverse }, this.snapshotLsn)) {
+      while (i < own.length && before(own[i]!.key, kv.key)) {
+        const w = own[i++]!;
+        if (w.kind === WriteKind.Put) {
+          yield { key: w.key, value: w.value };
+          if (++emitted >= limit) return;
+        }
+      }
+      if (i < own.length && compareBytes(own[i]!.key, kv.key) === 0) {
+        const w = own[i++]!;
+        if (w.kind === WriteKind.Put) {
+          yield { key: w.key, value: w.value };
+          if (++emitted >= limit) return;
+        }
+        continue;
+      }
+      yield kv;
+      if (++emitted >= limit) return;
+    }
+    for (; i < own.length; i++) {
+      const w = own[i]!;
+      if (w.kind === WriteKind.Put) {
+        yield { key: w.key, value: w.value };
+        if (++emitted >= limit) return;
+      }
+    }
+  }
+
+  /** Makes the writes durable and visible; returns the commit LSN. SERIALIZATION_FAILURE (40001) on conflict. */
+  async commit(): Promise<number> {
+    this.checkOpen();
+    this.state = "committing";
+    try {
+      const lsn = await this.host.commit(this);
+      this.state = "committed";
+      return lsn;
+    } catch (error) {
+      this.state = "aborted";
+      throw error;
+    } finally {
+      this.host.release(this);
+    }
+  }
+
+  /** Discards the writes. Idempotent; a no-op after commit. */
+  abort(): void {
+    if (this.state !== "open") return;
+    this.state = "aborted";
+    this.writes.clear();
+    this.host.release(this);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.abort();
+  }
+}
+
+/** Combines start/end/prefix into one [start, end) range; undefined when it is empty. */
+export function resolveRange(options: TxnScanOptions): { start?: Uint8Array; end?: Uint8Array } | undefined {
+  let start = options.start;
+  let end = options.end;
+  if (options.prefix && options.prefix.length > 0) {
+    const p = options.prefix;
+    const pEnd = prefixEnd(p);
+    if (!start || compareBytes(p, start) > 0) start = p;
+    if (pEnd && (!end || compareBytes(pEnd, end) < 0)) end = pEnd;
+  }
+  if (start && end && compareBytes(start, end) >= 0) return undefined;
+  return { ...(start ? { start } : {}), ...(end ? { end } : {}) };
+}

@@ -1,0 +1,245 @@
+/** The engine on every backend: commits, reads, MVCC, conflicts, group commit, flush, compaction and reopen. */
+
+import { afterAll, describe, expect, it } from "vitest";
+import { Engine, type EngineOptions } from "../src/engine/engine.js";
+import { ErrorCodes, TwillError } from "../src/errors.js";
+import { CountingStorage } from "../src/storage/counting.js";
+import type { Storage } from "../src/storage/types.js";
+import { backends } from "./helpers/backends.js";
+
+const enc = (s: string) => new TextEncoder().encode(s);
+const dec = (b: Uint8Array | undefined) => (b === undefined ? undefined : new TextDecoder().decode(b));
+const key = (i: number) => enc(`k${String(i).padStart(6, "0")}`);
+
+async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}
+
+async function put(engine: Engine, pairs: [string, string | null][]): Promise<number> {
+  const txn = engine.begin();
+  for (const [k, v] of pairs) {
+    if (v === null) txn.delete(enc(k));
+    else txn.put(enc(k), enc(v));
+  }
+  return txn.commit();
+}
+
+const small: EngineOptions = {
+  memtableBytesMax: 64 * 1024,
+  blockBytesTarget: 1024,
+  sstBytesTarget: 64 * 1024,
+};
+
+for (const backend of backends) {
+  describe.skipIf(!backend.available)(`engine on ${backend.name}://`, () => {
+    const storages: Storage[] = [];
+    const openStorage = async (url?: string) => {
+      const s = await backend.open(url);
+      storages.push(s);
+      return s;
+    };
+    afterAll(async () => {
+      for (const s of storages) await s.close();
+      await backend.cleanup();
+    });
+
+    it("commits, reads its own writes, and reads committed state", async () => {
+      const engine = await Engine.open(await openStorage());
+      const txn = engine.begin();
+      txn.put(enc("a"), enc("1"));
+      expect(dec(await txn.get(enc("a")))).toBe("1");
+      const other = engine.begin();
+      expect(await other.get(enc("a"))).toBeUndefined();
+      const lsn = await txn.commit();
+      expect(lsn).toBeGreaterThan(0);
+      expect(dec(await engine.read(enc("a")))).toBe("1");
+      expect(await other.get(enc("a"))).toBeUndefined(); // its snapshot predates the commit
+      other.abort();
+      await put(engine, [["a", null]]);
+      expect(await engine.read(enc("a"))).toBeUndefined();
+      await engine.close();
+    });
+
+    it("replays committed transactions on reopen", async () => {
+      const url = await backend.freshUrl();
+      let engine = await Engine.open(await openStorage(url));
+      for (let i = 0; i < 50; i++) await put(engine, [[`k${i}`, `v${i}`]]);
+      await put(engine, [["k7", null]]);
+      await engine.close();
+      engine = await Engine.open(await openStorage(url));
+      expect(dec(await engine.read(enc("k3")))).toBe("v3");
+      expect(await engine.read(enc("k7"))).toBeUndefined();
+      expect((await collect(engine.readRange({ prefix: enc("k") }))).length).toBe(49);
+      await engine.close();
+    });
+
+    it("aborts the second of two conflicting writers with SQLSTATE 40001", async () => {
+      const engine = await Engine.open(await openStorage());
+      await put(engine, [["x", "0"]]);
+      const t1 = engine.begin();
+      const t2 = engine.begin();
+      t1.put(enc("x"), enc("1"));
+      t2.put(enc("x"), enc("2"));
+      await t1.commit();
+      const error = await t2.commit().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(TwillError);
+      expect((error as TwillError).code).toBe(ErrorCodes.SerializationFailure);
+      expect((error as TwillError).sqlstate).toBe("40001");
+      expect(dec(await engine.read(enc("x")))).toBe("1");
+      // Disjoint writers both commit.
+      const t3 = engine.begin();
+      const t4 = engine.begin();
+      t3.put(enc("p"), enc("3"));
+      t4.put(enc("q"), enc("4"));
+      await Promise.all([t3.commit(), t4.commit()]);
+      await engine.close();
+    });
+
+    it("detects a conflict with a version that was flushed to an SST", async () => {
+      const engine = await Engine.open(await openStorage(), small);
+      const old = engine.begin();
+      await put(engine, [["hot", "new"]]);
+      await engine.flush();
+      old.put(enc("hot"), enc("stale"));
+      await expect(old.commit()).rejects.toMatchObject({ code: ErrorCodes.SerializationFailure });
+      await engine.close();
+    });
+
+    it("shares one log append among concurrent committers (group commit)", async () => {
+      const counting = new CountingStorage(await openStorage());
+      const engine = await Engine.open(counting);
+      counting.reset();
+      await Promise.all(Array.from({ length: 16 }, (_, i) => put(engine, [[`g${i}`, `${i}`]])));
+      const { appends } = counting.reset();
+      expect(appends).toBeLessThanOrEqual(4);
+      for (let i = 0; i < 16; i++) await put(engine, [[`s${i}`, `${i}`]]);
+      expect(counting.reset().appends).toBe(16);
+      expect(engine.stats().commits).toBe(32);
+      await engine.close();
+    });
+
+    it("flushes to SSTs, compacts, and reads everything back after reopen", async () => {
+      const url = await backend.freshUrl();
+      let engine = await Engine.open(await openStorage(url), small);
+      const expected = new Map<string, string>();
+      for (let round = 0; round < 8; round++) {
+        const txn = engine.begin();
+        for (let i = 0; i < 300; i++) {
+          const k = (i * 7 + round * 13) % 1000;
+          const v = `r${round}-${i}-${"x".repeat(40)}`;
+          txn.put(key(k), enc(v));
+          expected.set(dec(key(k))!, v);
+        }
+        if (round % 3 === 2) {
+          txn.delete(key(round));
+          expected.delete(dec(key(round))!);
+        }
+        await txn.commit();
+      }
+      await engine.flush();
+      let stats = engine.stats();
+      expect(stats.flushes).toBeGreaterThan(0);
+      await engine.compact();
+      stats = engine.stats();
+      expect(stats.l0Ssts).toBe(0);
+      expect(stats.l1Ssts).toBeGreaterThan(0);
+      const check = async (e: Engine) => {
+        const all = await collect(e.readRange({}));
+        expect(all.map((kv) => dec(kv.key))).toEqual([...expected.keys()].sort());
+        for (const kv of all) expect(dec(kv.value)).toBe(expected.get(dec(kv.key)!));
+        const reversed = await collect(e.readRange({ reverse: true, limit: 5 }));
+        expect(reversed.map((kv) => dec(kv.key))).toEqual([...expected.keys()].sort().reverse().slice(0, 5));
+        for (const k of [0, 1, 2, 5, 500, 999])
+          expect(dec(await e.read(key(k)))).toBe(expected.get(dec(key(k))!));
+      };
+      await check(engine);
+      await engine.close();
+      engine = await Engine.open(await openStorage(url), small);
+      await check(engine);
+      await engine.close();
+    });
+
+    it("keeps a transaction's snapshot stable across flush and compaction", async () => {
+      const engine = await Engine.open(await openStorage(), small);
+      for (let i = 0; i < 200; i++) await put(engine, [[`s${i}`, "old"]]);
+      const reader = engine.begin();
+      for (let i = 0; i < 200; i++) await put(engine, [[`s${i}`, "new"]]);
+      await engine.flush();
+      await engine.compact();
+      const seen = await collect(reader.scan({ prefix: enc("s") }));
+      expect(seen.length).toBe(200);
+      expect(new Set(seen.map((kv) => dec(kv.value)))).toEqual(new Set(["old"]));
+      expect(dec(await reader.get(enc("s5")))).toBe("old");
+      reader.abort();
+      expect(dec(await engine.read(enc("s5")))).toBe("new");
+      await engine.close();
+    });
+
+    it("merges a transaction's own writes into its scans", async () => {
+      const engine = await Engine.open(await openStorage());
+      await put(engine, [
+        ["a", "1"],
+        ["c", "3"],
+        ["e", "5"],
+      ]);
+      const txn = engine.begin();
+      txn.put(enc("b"), enc("2"));
+      txn.delete(enc("c"));
+      txn.put(enc("e"), enc("five"));
+      txn.put(enc("f"), enc("6"));
+      const forward = await collect(txn.scan({}));
+      expect(forward.map((kv) => `${dec(kv.key)}=${dec(kv.value)}`)).toEqual(["a=1", "b=2", "e=five", "f=6"]);
+      const backward = await collect(txn.scan({ reverse: true, limit: 3 }));
+      expect(backward.map((kv) => dec(kv.key))).toEqual(["f", "e", "b"]);
+      const ranged = await collect(txn.scan({ start: enc("b"), end: enc("f") }));
+      expect(ranged.map((kv) => dec(kv.key))).toEqual(["b", "e"]);
+      txn.abort();
+      await engine.close();
+    });
+
+    it("refuses a second writer on the same database", async () => {
+      const url = await backend.freshUrl();
+      const first = await Engine.open(await openStorage(url));
+      await put(first, [["mine", "1"]]);
+      let secondError: unknown;
+      let second: Engine | undefined;
+      try {
+        second = await Engine.open(await openStorage(url));
+      } catch (error) {
+        secondError = error;
+      }
+      if (second) {
+        // s3: the newcomer fenced the first writer; its next commit fails and nothing it acknowledged is lost.
+        expect(dec(await second.read(enc("mine")))).toBe("1");
+        await expect(put(first, [["late", "x"]])).rejects.toMatchObject({
+          code: ErrorCodes.Fenced,
+          message: "database is locked by another writer",
+        });
+        await second.close();
+      } else {
+        expect(secondError).toMatchObject({ code: ErrorCodes.Locked });
+      }
+      await first.close();
+    });
+
+    it("rejects bad keys, values and options with clear errors", async () => {
+      const storage = await openStorage();
+      await expect(Engine.open(storage, { memtableBytesMax: 1 })).rejects.toMatchObject({
+        code: ErrorCodes.InvalidArgument,
+      });
+      await expect(Engine.open(storage, { nope: true } as never)).rejects.toThrow(/invalid engine options/);
+      const engine = await Engine.open(storage);
+      const txn = engine.begin();
+      expect(() => txn.put(new Uint8Array(0), enc("v"))).toThrow(/key must be/);
+      expect(() => txn.put(enc("k"), "v" as never)).toThrow(/value must be/);
+      txn.abort();
+      expect(() => txn.put(enc("k"), enc("v"))).toThrow(/aborted/);
+      await engine.close();
+    });
+  });
+}

@@ -1,0 +1,147 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { Memtable } from "../src/engine/lsm/memtable.js";
+import { type Entry, EntryKind, compareEntries, lsnMax } from "../src/engine/lsm/types.js";
+import { isTwillError } from "../src/errors.js";
+
+function entry(key: number[], lsn: number, kind: EntryKind = EntryKind.Put, value = `v${lsn}`): Entry {
+  return { key: new Uint8Array(key), lsn, kind, value: kind === EntryKind.Put ? new TextEncoder().encode(value) : new Uint8Array() };
+}
+
+/** Keys from a small alphabet so that keys share prefixes and carry several versions. */
+const keyArb = fc.array(fc.constantFrom(0, 1, 2, 0xff), { maxLength: 3 });
+const entriesArb = fc
+  .array(fc.tuple(keyArb, fc.integer({ min: 1, max: 60 }), fc.boolean()), { maxLength: 300 })
+  .map((raw) => {
+    // Unique (key, lsn): the last one given wins, as in the memtable.
+    const byId = new Map<string, Entry>();
+    for (const [key, lsn, isDelete] of raw) {
+      byId.set(`${key.join(",")}@${lsn}`, entry(key, lsn, isDelete ? EntryKind.Delete : EntryKind.Put));
+    }
+    return { inserted: raw.map(([key, lsn, isDelete]) => entry(key, lsn, isDelete ? EntryKind.Delete : EntryKind.Put)), model: [...byId.values()].sort(compareEntries) };
+  });
+
+function inRange(e: Entry, start: Uint8Array | undefined, end: Uint8Array | undefined): boolean {
+  return (start === undefined || Buffer.compare(e.key, start) >= 0) && (end === undefined || Buffer.compare(e.key, end) < 0);
+}
+
+describe("Memtable", () => {
+  it("gets the newest version at or below a snapshot and iterates ranges like the model", () => {
+    fc.assert(
+      fc.property(
+        entriesArb,
+        fc.array(fc.tuple(keyArb, fc.integer({ min: 0, max: 61 })), { maxLength: 30 }),
+        fc.option(keyArb, { nil: undefined }),
+        fc.option(keyArb, { nil: undefined }),
+        fc.constantFrom(2, 3, 8, 512),
+        ({ inserted, model }, probes, lo, hi, chunkEntriesMax) => {
+          const m = new Memtable({ chunkEntriesMax });
+          for (const e of inserted) m.put(e);
+          expect(m.entryCount).toBe(model.length);
+          for (const [key, snapshot] of probes) {
+            const k = new Uint8Array(key);
+            const want = model.find((e) => Buffer.compare(e.key, k) === 0 && e.lsn <= snapshot);
+            expect(m.get(k, snapshot)).toEqual(want);
+          }
+          const start = lo && new Uint8Array(lo);
+          const end = hi && new Uint8Array(hi);
+          const want = model.filter((e) => inRange(e, start, end));
+          expect([...m.iterate({ start, end })]).toEqual(want);
+          expect([...m.iterate({ start, end, reverse: true })]).toEqual([...want].reverse());
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it("keeps iterating correctly while entries are inserted between steps", () => {
+    fc.assert(
+      fc.property(
+        entriesArb,
+        entriesArb,
+        fc.boolean(),
+        fc.option(keyArb, { nil: undefined }),
+        fc.option(keyArb, { nil: undefined }),
+        fc.constantFrom(2, 3, 8, 512),
+        ({ model: before }, { inserted: during }, reverse, lo, hi, chunkEntriesMax) => {
+          const m = new Memtable({ chunkEntriesMax });
+          for (const e of before) m.put(e);
+          const start = lo && new Uint8Array(lo);
+          const end = hi && new Uint8Array(hi);
+          const cursor = m.iterate({ start, end, reverse });
+          const seen: Entry[] = [];
+          let i = 0;
+          for (;;) {
+            // Insert a few entries (new ones, and replacements of existing (key, lsn)) before each step.
+            for (let j = 0; j < 3 && i < during.length; j++) m.put(during[i++]!);
+            const e = cursor.nextSync();
+            if (e === undefined) break;
+            seen.push(e);
+          }
+          for (let k = 1; k < seen.length; k++) {
+            const c = compareEntries(seen[k - 1]!, seen[k]!);
+            expect(reverse ? c > 0 : c < 0).toBe(true);
+          }
+          for (const e of seen) expect(inRange(e, start, end)).toBe(true);
+          // Every (key, lsn) present at the start was visited.
+          const id = (e: Entry) => `${e.key.join(",")}@${e.lsn}`;
+          const seenIds = new Set(seen.map(id));
+          for (const e of before) if (inRange(e, start, end)) expect(seenIds.has(id(e))).toBe(true);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it("replaces a version put twice and tracks sizes and LSNs", () => {
+    const m = new Memtable();
+    expect([m.minLsn, m.maxLsn, m.entryCount, m.approximateBytes]).toEqual([0, 0, 0, 0]);
+    m.put(entry([1], 5, EntryKind.Put, "first"));
+    m.put(entry([1], 5, EntryKind.Put, "second!"));
+    m.put(entry([2], 3));
+    m.put(entry([0], 9, EntryKind.Delete));
+    expect(m.entryCount).toBe(3);
+    expect(m.get(new Uint8Array([1]), lsnMax - 1)?.value).toEqual(new TextEncoder().encode("second!"));
+    expect([m.minLsn, m.maxLsn]).toEqual([3, 9]);
+    expect(m.approximateBytes).toBeGreaterThan(0);
+    expect(m.get(new Uint8Array([0]), 9)?.kind).toBe(EntryKind.Delete);
+    expect(m.get(new Uint8Array([0]), 8)).toBeUndefined();
+  });
+
+  it("refuses puts once frozen and malformed entries", () => {
+    const m = new Memtable();
+    expect(() => m.put(entry([1], 0))).toThrow();
+    m.freeze();
+    let error: unknown;
+    try {
+      m.put(entry([1], 1));
+    } catch (e) {
+      error = e;
+    }
+    expect(isTwillError(error, "INTERNAL")).toBe(true);
+  });
+
+  it("holds many entries across many chunks in order", () => {
+    const m = new Memtable();
+    const n = 50_000;
+    // A permutation of 0..n-1 so that inserts land everywhere.
+    for (let i = 0; i < n; i++) {
+      const k = (i * 7919) % n;
+      m.put({ key: new Uint8Array([k >>> 16, (k >>> 8) & 0xff, k & 0xff]), lsn: (i % 5) + 1, kind: EntryKind.Put, value: new Uint8Array(1) });
+    }
+    expect(m.entryCount).toBe(n);
+    let prev: Entry | undefined;
+    let count = 0;
+    for (const e of m.iterate()) {
+      if (prev) expect(compareEntries(prev, e)).toBeLessThan(0);
+      prev = e;
+      count++;
+    }
+    expect(count).toBe(n);
+    const from = new Uint8Array([0, 0x80, 0]);
+    const first = m.iterate({ start: from }).nextSync();
+    expect(first?.key).toEqual(from);
+    const last = m.iterate({ end: from, reverse: true }).nextSync();
+    expect(last?.key).toEqual(new Uint8Array([0, 0x7f, 0xff]));
+  });
+});

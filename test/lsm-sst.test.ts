@@ -1,0 +1,396 @@
+import { describe, expect, it } from "vitest";
+import { BlockCache } from "../src/engine/lsm/block-cache.js";
+import { collect } from "../src/engine/lsm/cursor.js";
+import { encodeKey } from "../src/engine/lsm/keycodec.js";
+import { FOOTER_BYTES } from "../src/engine/lsm/sst-format.js";
+import { SstReader, SstWriter, buildSst } from "../src/engine/lsm/sst.js";
+import { type Entry, EntryKind, NEEDS_IO, compareEntries, lsnMax } from "../src/engine/lsm/types.js";
+import { ErrorCodes, TwillError, isTwillError, notFound } from "../src/errors.js";
+import type { ByteRange, ObjectStore } from "../src/storage/types.js";
+
+/** A Map-based ObjectStore with the range semantics of the storage seam, counting requests. */
+class TestStore implements ObjectStore {
+  readonly objects = new Map<string, Uint8Array>();
+  reads = 0;
+  sizes = 0;
+  inFlight = 0;
+  maxInFlight = 0;
+
+  async read(key: string, range?: ByteRange): Promise<Uint8Array> {
+    this.reads++;
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    try {
+      await new Promise((resolve) => setImmediate(resolve));
+      const bytes = this.objects.get(key);
+      if (bytes === undefined) throw notFound(`object ${key}`);
+      const offset = range?.offset ?? 0;
+      if (offset > bytes.length) throw new TwillError(ErrorCodes.InvalidArgument, "range offset past the end");
+      const end = range?.length === undefined ? bytes.length : Math.min(bytes.length, offset + range.length);
+      return bytes.slice(offset, end);
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  async size(key: string): Promise<number> {
+    this.sizes++;
+    const bytes = this.objects.get(key);
+    if (bytes === undefined) throw notFound(`object ${key}`);
+    return bytes.length;
+  }
+
+  async write(key: string, bytes: Uint8Array): Promise<void> {
+    this.objects.set(key, bytes.slice());
+  }
+
+  async writeIfAbsent(key: string, bytes: Uint8Array): Promise<boolean> {
+    if (this.objects.has(key)) return false;
+    this.objects.set(key, bytes.slice());
+    return true;
+  }
+
+  async *list(prefix: string): AsyncIterable<string> {
+    for (const key of [...this.objects.keys()].sort()) if (key.startsWith(prefix)) yield key;
+  }
+
+  async delete(key: string): Promise<void> {
+    this.objects.delete(key);
+  }
+}
+
+const text = new TextEncoder();
+
+function put(key: Uint8Array, lsn: number, value: string): Entry {
+  return { key, lsn, kind: EntryKind.Put, value: text.encode(value) };
+}
+
+function del(key: Uint8Array, lsn: number): Entry {
+  return { key, lsn, kind: EntryKind.Delete, value: new Uint8Array() };
+}
+
+/** Entries for keys 0..n-1 (encoded as (7, i)), each with 1..3 versions, some deletes, sorted. */
+function sampleEntries(n: number): Entry[] {
+  const out: Entry[] = [];
+  let lsn = 1;
+  for (let i = 0; i < n; i++) {
+    const key = encodeKey([7, i]);
+    const versions = (i % 3) + 1;
+    for (let v = 0; v < versions; v++) {
+      out.push(i % 5 === 0 && v === 0 ? del(key, lsn) : put(key, lsn, `value ${i}.${v} ${"x".repeat(i % 13)}`));
+      lsn++;
+    }
+  }
+  return out.sort(compareEntries);
+}
+
+/** The model answer: newest version of key with lsn <= snapshot. */
+function modelGet(entries: Entry[], key: Uint8Array, snapshot: number): Entry | undefined {
+  return entries.find((e) => Buffer.compare(e.key, key) === 0 && e.lsn <= snapshot);
+}
+
+async function openSst(entries: Entry[], options: { blockBytesTarget?: number; cacheBytes?: number } = {}) {
+  const store = new TestStore();
+  const bytes = buildSst(entries, { blockBytesTarget: options.blockBytesTarget ?? 256 });
+  await store.write("sst/1.sst", bytes);
+  const cache = new BlockCache(options.cacheBytes ?? 1 << 24);
+  const reader = await SstReader.open(store, "sst/1.sst", cache, { sizeBytes: bytes.length });
+  return { store, bytes, cache, reader };
+}
+
+async function errorOf(run: () => Promise<unknown>): Promise<unknown> {
+  try {
+    await run();
+  } catch (error) {
+    return error;
+  }
+  return undefined;
+}
+
+describe("SST", () => {
+  it("answers point reads at every snapshot like the model", async () => {
+    const entries = sampleEntries(300);
+    const { reader } = await openSst(entries);
+    expect(reader.blockCount).toBeGreaterThan(10);
+    const maxLsn = entries.reduce((m, e) => Math.max(m, e.lsn), 0);
+    for (let i = -1; i <= 300; i++) {
+      const key = encodeKey([7, i]);
+      for (const snapshot of [1, 2, 3, 100, 333, maxLsn, lsnMax - 1]) {
+        expect(await reader.get(key, snapshot)).toEqual(modelGet(entries, key, snapshot));
+      }
+    }
+  });
+
+  it("records its properties", async () => {
+    const entries = sampleEntries(50);
+    const { reader, bytes } = await openSst(entries);
+    const p = reader.properties;
+    expect(p.entryCount).toBe(entries.length);
+    expect(p.distinctKeyCount).toBe(50);
+    expect(p.deleteCount).toBe(entries.filter((e) => e.kind === EntryKind.Delete).length);
+    expect(p.putCount + p.deleteCount).toBe(entries.length);
+    expect(p.minKey).toEqual(encodeKey([7, 0]));
+    expect(p.maxKey).toEqual(encodeKey([7, 49]));
+    expect(p.minLsn).toBe(1);
+    expect(p.maxLsn).toBe(Math.max(...entries.map((e) => e.lsn)));
+    expect(p.blockCount).toBe(reader.blockCount);
+    expect(p.formatVersion).toBe(1);
+    expect(reader.sizeBytes).toBe(bytes.length);
+    expect(reader.objectKey).toBe("sst/1.sst");
+    expect(p.dataBytes).toBeLessThan(bytes.length);
+  });
+
+  it("opens with one read when the meta blocks fit in the tail, two otherwise, plus size() only when asked", async () => {
+    const entries = sampleEntries(200);
+    const bytes = buildSst(entries, { blockBytesTarget: 256 });
+    const store = new TestStore();
+    await store.write("s", bytes);
+    const cache = new BlockCache(1 << 20);
+    await SstReader.open(store, "s", cache, { sizeBytes: bytes.length });
+    expect([store.reads, store.sizes]).toEqual([1, 0]);
+    await SstReader.open(store, "s", cache, { sizeBytes: bytes.length, tailReadBytes: FOOTER_BYTES });
+    expect([store.reads, store.sizes]).toEqual([3, 0]);
+    await SstReader.open(store, "s", cache);
+    expect([store.reads, store.sizes]).toEqual([4, 1]);
+  });
+
+  it("keeps hot point reads synchronous: getCached answers from cached blocks or says NEEDS_IO", async () => {
+    const entries = sampleEntries(200);
+    const { reader, store } = await openSst(entries);
+    const key = encodeKey([7, 100]);
+    expect(reader.getCached(key, lsnMax - 1)).toBe(NEEDS_IO);
+    // Keys the bloom filter or key range rule out need no I/O at all.
+    expect(reader.getCached(encodeKey([8, 1]), lsnMax - 1)).toBeUndefined();
+    expect(reader.getCached(encodeKey([6, 1]), lsnMax - 1)).toBeUndefined();
+    const reads = store.reads;
+    const viaIo = await reader.get(key, lsnMax - 1);
+    expect(store.reads).toBe(reads + 1);
+    expect(reader.getCached(key, lsnMax - 1)).toEqual(viaIo);
+    expect(reader.getCached(key, lsnMax - 1)).toEqual(modelGet(entries, key, lsnMax));
+    expect(store.reads).toBe(reads + 1);
+  });
+
+  it("shares one storage read between concurrent misses of a block", async () => {
+    const entries = sampleEntries(200);
+    const { reader, store, cache } = await openSst(entries);
+    const reads = store.reads;
+    const results = await Promise.all([
+      reader.get(encodeKey([7, 100]), lsnMax - 1),
+      reader.get(encodeKey([7, 100]), 5),
+      reader.get(encodeKey([7, 100]), lsnMax - 1),
+    ]);
+    expect(results[0]).toEqual(modelGet(entries, encodeKey([7, 100]), lsnMax));
+    expect(store.reads).toBe(reads + 1);
+    expect(cache.stats().sharedLoads).toBe(2);
+  });
+
+  it("finds the visible version when a key's versions straddle blocks", async () => {
+    const key = encodeKey(["hot"]);
+    const entries: Entry[] = [];
+    for (let lsn = 500; lsn >= 1; lsn--) entries.push(lsn % 7 === 0 ? del(key, lsn) : put(key, lsn, `v${lsn}`));
+    entries.unshift(put(encodeKey(["a"]), 3, "a"));
+    entries.push(put(encodeKey(["z"]), 2, "z"));
+    const { reader } = await openSst(entries, { blockBytesTarget: 64 });
+    expect(reader.blockCount).toBeGreaterThan(20);
+    for (let snapshot = 0; snapshot <= 501; snapshot++) {
+      expect(await reader.get(key, snapshot)).toEqual(modelGet(entries, key, snapshot));
+    }
+  });
+
+  it("iterates ranges forward and backward, lazily", async () => {
+    const entries = sampleEntries(300);
+    const { reader, store, bytes } = await openSst(entries);
+    expect(await collect(reader.iterate())).toEqual(entries);
+    expect(await collect(reader.iterate({ reverse: true }))).toEqual([...entries].reverse());
+    for (const [lo, hi] of [
+      [0, 1],
+      [5, 17],
+      [100, 250],
+      [299, 400],
+      [-5, 3],
+      [17, 17],
+      [20, 10],
+    ] as const) {
+      const start = encodeKey([7, lo]);
+      const end = encodeKey([7, hi]);
+      const want = entries.filter((e) => Buffer.compare(e.key, start) >= 0 && Buffer.compare(e.key, end) < 0);
+      expect(await collect(reader.iterate({ start, end }))).toEqual(want);
+      expect(await collect(reader.iterate({ start, end, reverse: true }))).toEqual([...want].reverse());
+    }
+    // Taking the first entries of a scan fetches one or two blocks, not the SST.
+    const fresh = await SstReader.open(store, "sst/1.sst", new BlockCache(1 << 20), { sizeBytes: bytes.length });
+    const before = store.reads;
+    const it = fresh.iterate({ start: encodeKey([7, 150]) });
+    for (let i = 0; i < 3; i++) await it.next();
+    await it.return();
+    expect(store.reads - before).toBeLessThanOrEqual(2);
+  });
+
+  it("reads ahead in parallel and can scan without filling the cache", async () => {
+    const entries = sampleEntries(300);
+    const { reader, store, cache } = await openSst(entries);
+    const scan = reader.iterate({ readaheadBlocks: 4, fillCache: false });
+    expect(await collect(scan)).toEqual(entries);
+    expect(cache.stats().entries).toBe(0);
+    expect(store.maxInFlight).toBeGreaterThan(1);
+    expect(store.reads).toBe(1 + reader.blockCount);
+    const reverse = reader.iterate({ readaheadBlocks: 3, reverse: true });
+    expect(await collect(reverse)).toEqual([...entries].reverse());
+    expect(cache.stats().entries).toBe(reader.blockCount);
+  });
+
+  it("supports for-await and stays correct while the cache evicts under it", async () => {
+    const entries = sampleEntries(300);
+    const { reader } = await openSst(entries, { cacheBytes: 600 });
+    const seen: Entry[] = [];
+    for await (const e of reader.iterate()) seen.push(e);
+    expect(seen).toEqual(entries);
+    for (let i = 0; i < 300; i += 7) {
+      const key = encodeKey([7, i]);
+      expect(await reader.get(key, 200)).toEqual(modelGet(entries, key, 200));
+    }
+  });
+
+  it("refuses out-of-order, duplicate and malformed input as an internal error", () => {
+    const a = encodeKey(["a"]);
+    const b = encodeKey(["b"]);
+    const cases: Entry[][] = [
+      [put(b, 1, "x"), put(a, 1, "x")],
+      [put(a, 1, "x"), put(a, 2, "x")],
+      [put(a, 1, "x"), put(a, 1, "y")],
+      [put(a, 0, "x")],
+      [{ key: a, lsn: 1, kind: EntryKind.Delete, value: new Uint8Array([1]) }],
+      [],
+    ];
+    for (const entries of cases) {
+      let error: unknown;
+      try {
+        buildSst(entries);
+      } catch (e) {
+        error = e;
+      }
+      expect(isTwillError(error, "INTERNAL")).toBe(true);
+    }
+    const w = new SstWriter();
+    w.add(put(a, 1, "x"));
+    expect(w.lastKey).toEqual(a);
+    w.finish();
+    expect(() => w.add(put(b, 1, "x"))).toThrow(TwillError);
+  });
+
+  it("copies keys it is given, so callers may reuse their buffers", async () => {
+    const w = new SstWriter({ blockBytesTarget: 64 });
+    const scratch = new Uint8Array(4);
+    const want: Entry[] = [];
+    for (let i = 0; i < 100; i++) {
+      new DataView(scratch.buffer).setUint32(0, i);
+      w.add({ key: scratch, lsn: 1, kind: EntryKind.Put, value: text.encode(`v${i}`) });
+      want.push({ key: scratch.slice(), lsn: 1, kind: EntryKind.Put, value: text.encode(`v${i}`) });
+    }
+    const store = new TestStore();
+    await store.write("k", w.finish());
+    const reader = await SstReader.open(store, "k", new BlockCache(1 << 20));
+    expect(await collect(reader.iterate())).toEqual(want);
+  });
+
+  it("handles empty keys, empty values, long keys and large values", async () => {
+    const long = new Uint8Array(3000).fill(0x41);
+    const longer = new Uint8Array(3001).fill(0x41);
+    const big = new Uint8Array(200_000).map((_, i) => i & 0xff);
+    const entries = [
+      { key: new Uint8Array(), lsn: 9, kind: EntryKind.Put, value: new Uint8Array() },
+      { key: new Uint8Array(), lsn: 3, kind: EntryKind.Put, value: big },
+      { key: long, lsn: 5, kind: EntryKind.Delete, value: new Uint8Array() },
+      { key: longer, lsn: 4, kind: EntryKind.Put, value: big },
+    ] satisfies Entry[];
+    const { reader } = await openSst(entries, { blockBytesTarget: 1024 });
+    // Compared as hex: deep equality of 200 KB arrays element by element is slow.
+    const brief = (e: Entry | undefined) =>
+      e && { key: Buffer.from(e.key).toString("hex"), lsn: e.lsn, kind: e.kind, value: Buffer.from(e.value).toString("hex") };
+    expect((await collect(reader.iterate())).map(brief)).toEqual(entries.map(brief));
+    expect(brief(await reader.get(new Uint8Array(), 5))).toEqual(brief(entries[1]));
+    expect(brief(await reader.get(longer, 5))).toEqual(brief(entries[3]));
+    expect(reader.properties.keyBytesMax).toBe(3001);
+  });
+
+  it("reports every flipped bit as corruption and never answers wrongly", async () => {
+    const entries = sampleEntries(12);
+    const bytes = buildSst(entries, { blockBytesTarget: 96 });
+    const keys = [...new Set(entries.map((e) => Buffer.from(e.key).toString("hex")))].map((h) => new Uint8Array(Buffer.from(h, "hex")));
+    let detected = 0;
+    for (let pos = 0; pos < bytes.length; pos++) {
+      const damaged = bytes.slice();
+      damaged[pos] = damaged[pos]! ^ (1 << (pos % 8));
+      const store = new TestStore();
+      await store.write("bad.sst", damaged);
+      let sawCorruption = false;
+      const expectCorruptionOr = async <T>(run: () => Promise<T>, check: (value: T) => void) => {
+        const outcome = await run().then(
+          (value) => ({ value }),
+          (error: unknown) => ({ error }),
+        );
+        if ("error" in outcome) {
+          expect(isTwillError(outcome.error, "CORRUPTION"), `byte ${pos}: ${String(outcome.error)}`).toBe(true);
+          expect((outcome.error as Error).message).toContain("bad.sst");
+          sawCorruption = true;
+        } else {
+          check(outcome.value);
+        }
+      };
+      let reader: SstReader | undefined;
+      await expectCorruptionOr(
+        () => SstReader.open(store, "bad.sst", new BlockCache(1 << 20)),
+        (r) => {
+          reader = r;
+        },
+      );
+      if (reader !== undefined) {
+        const r = reader;
+        for (const key of keys) {
+          for (const snapshot of [2, 10, lsnMax - 1]) {
+            await expectCorruptionOr(
+              () => r.get(key, snapshot),
+              (got) => expect(got).toEqual(modelGet(entries, key, snapshot)),
+            );
+          }
+        }
+        await expectCorruptionOr(
+          () => collect(r.iterate({ reverse: pos % 2 === 0 })),
+          (got) => expect(got).toEqual(pos % 2 === 0 ? [...entries].reverse() : entries),
+        );
+      }
+      if (sawCorruption) detected++;
+    }
+    // CRC-32C catches every single-bit error, and every byte is under a checksum or the magic.
+    expect(detected).toBe(bytes.length);
+  });
+
+  it("reports a truncated object as corruption, with or without a trusted size", async () => {
+    const bytes = buildSst(sampleEntries(40), { blockBytesTarget: 128 });
+    for (let length = 0; length < bytes.length; length += length < 64 ? 1 : 7) {
+      const store = new TestStore();
+      await store.write("t.sst", bytes.subarray(0, length));
+      for (const sizeBytes of [undefined, bytes.length]) {
+        const error = await errorOf(async () => {
+          const reader = await SstReader.open(store, "t.sst", new BlockCache(1 << 20), { sizeBytes });
+          await collect(reader.iterate());
+        });
+        expect(isTwillError(error, "CORRUPTION"), `length ${length}: ${String(error)}`).toBe(true);
+        expect((error as Error).message).toMatch(/t\.sst/);
+      }
+    }
+    // An object cut after open: the block read comes back short.
+    const store = new TestStore();
+    await store.write("t.sst", bytes);
+    const reader = await SstReader.open(store, "t.sst", new BlockCache(1 << 20), { sizeBytes: bytes.length });
+    await store.write("t.sst", bytes.subarray(0, 100));
+    const error = await errorOf(() => collect(reader.iterate()));
+    expect(isTwillError(error, "CORRUPTION")).toBe(true);
+    expect((error as Error).message).toMatch(/truncated/);
+  });
+
+  it("names a missing object as NOT_FOUND, not corruption", async () => {
+    const error = await errorOf(() => SstReader.open(new TestStore(), "nope.sst", new BlockCache(100)));
+    expect(isTwillError(error, "NOT_FOUND")).toBe(true);
+  });
+});
