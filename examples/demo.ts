@@ -1,47 +1,88 @@
 /**
  * `npm run demo`: the main job on the embedded default, file://./demo.db. It grows as features land; today it
- * shows the storage seam: durable objects, a compare-and-swap, and a commit log that survives a torn write.
+ * runs the transactional engine over the storage seam: durable commits, group commit, snapshot isolation,
+ * first-committer-wins, flush to SSTs and crash recovery by reopening.
  */
 
 import { rm } from "node:fs/promises";
+import { Engine } from "../src/engine/engine.js";
+import { decodeKey, encodeKey } from "../src/engine/lsm/keycodec.js";
+import { CountingStorage } from "../src/storage/counting.js";
 import { openStorage } from "../src/storage/open.js";
 
 const url = process.argv[2] ?? "file://./demo.db";
 const text = (s: string) => new TextEncoder().encode(s);
-const str = (b: Uint8Array) => new TextDecoder().decode(b);
+const str = (b: Uint8Array | undefined) => (b ? new TextDecoder().decode(b) : "(absent)");
+const note = (id: number) => encodeKey(["notes", id]);
 
 if (url === "file://./demo.db") await rm("./demo.db", { recursive: true, force: true });
-const storage = await openStorage(url);
+const storage = new CountingStorage(await openStorage(url));
+let db = await Engine.open(storage);
 console.log(`Twill DB demo on ${storage.url}\n`);
 
-await storage.write("notes/1", text("objects are written atomically and durably"));
-console.log(`read back notes/1: "${str(await storage.read("notes/1"))}"`);
+// 1. A durable commit: acknowledged only after its log append is synced.
+let t0 = performance.now();
+const txn = db.begin();
+txn.put(note(1), text("agents remember things"));
+txn.put(note(2), text("and forget some"));
+const lsn = await txn.commit();
+console.log(`1. committed 2 notes at LSN ${lsn} in ${(performance.now() - t0).toFixed(2)} ms (durable)`);
 
-const first = await storage.writeIfAbsent("manifest/000001", text("writer A"));
-const second = await storage.writeIfAbsent("manifest/000001", text("writer B"));
-console.log(`writeIfAbsent manifest/000001: A won=${first}, B won=${second} (exactly one winner)`);
-
-const log = await storage.openLog("main");
-const t0 = performance.now();
-const appended = await log.append([text("BEGIN"), text("PUT k=v"), text("COMMIT")]);
-console.log(
-  `appended 3 frames durably as LSN ${appended.firstLsn}..${appended.nextLsn - 1} in ${(performance.now() - t0).toFixed(2)} ms (one sync)`,
+// 2. Group commit: 64 concurrent transactions share a handful of syncs.
+storage.reset();
+t0 = performance.now();
+await Promise.all(
+  Array.from({ length: 64 }, async (_, i) => {
+    const t = db.begin();
+    t.put(note(100 + i), text(`memory #${i}`));
+    return t.commit();
+  }),
 );
-await log.close();
+const { appends } = storage.reset();
+console.log(
+  `2. 64 concurrent commits in ${(performance.now() - t0).toFixed(1)} ms using ${appends} log syncs (group commit)`,
+);
+
+// 3. Snapshot isolation: a reader keeps its view while a writer changes the data.
+const reader = db.begin();
+const writer = db.begin();
+writer.put(note(1), text("agents remember things, revised"));
+await writer.commit();
+console.log(
+  `3. old snapshot sees "${str(await reader.get(note(1)))}"; latest is "${str(await db.read(note(1)))}"`,
+);
+reader.abort();
+
+// 4. First committer wins.
+const a = db.begin();
+const b = db.begin();
+a.put(note(2), text("A's edit"));
+b.put(note(2), text("B's edit"));
+await a.commit();
+try {
+  await b.commit();
+} catch (error) {
+  const e = error as { sqlstate: string; message: string };
+  console.log(`4. concurrent edit of the same key: B fails with SQLSTATE ${e.sqlstate} (${e.message})`);
+}
+
+// 5. Flush to an SST, then crash-style reopen: recovery replays the log after the flushed LSN.
+await db.flush();
+const late = db.begin();
+late.put(note(3), text("written after the flush, only in the log"));
+await late.commit();
+await db.close();
+db = await Engine.open(storage);
+const rows: string[] = [];
+for await (const kv of db.readRange({ prefix: encodeKey(["notes"]), limit: 4 })) {
+  rows.push(`${String(decodeKey(kv.key)[1])}="${str(kv.value)}"`);
+}
+const stats = db.stats();
+console.log(`5. after reopen: ${rows.join(", ")} …`);
+console.log(
+  `   ${stats.l0Ssts + stats.l1Ssts} SST(s), flushed up to LSN ${stats.flushedLsn}, last LSN ${stats.lastLsn}`,
+);
+await db.close();
 await storage.close();
 
-const reopened = await openStorage(url);
-const replay = await reopened.openLog("main");
-const frames: string[] = [];
-for await (const frame of replay.read()) frames.push(`${frame.lsn}:${str(frame.data)}`);
-console.log(`after reopen the log replays: ${frames.join("  ")}`);
-await replay.close();
-
-const keys: string[] = [];
-for await (const key of reopened.list("")) keys.push(key);
-console.log(`objects: ${keys.join(", ")}`);
-await reopened.close();
-
-console.log(
-  "\nNext to land on this seam: the LSM engine with MVCC, SQL, branches and vectors (see README status).",
-);
+console.log("\nNext on this engine: SQL with open(), branches, and vector search (see README status).");

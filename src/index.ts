@@ -1,8 +1,15 @@
 /**
- * twilldb — the embedded engine. Today it exports the storage seam and the error type; the engine (`open()`),
- * SQL, branches and vectors land on top of it.
+ * twilldb — the embedded engine. Today: the storage seam and the transactional key-value engine (MVCC, group
+ * commit, LSM over any storage URL). SQL (`open()`), branches and vectors land on top of it.
  */
 
+export type { EngineOptions, EngineStats } from "./engine/engine.js";
+export { Engine, engineOptionsSchema } from "./engine/engine.js";
+export type { KeyPart } from "./engine/lsm/keycodec.js";
+export { decodeKey, encodeKey } from "./engine/lsm/keycodec.js";
+export type { KeyValue, ScanRange } from "./engine/lsm/tree.js";
+export type { TxnScanOptions } from "./engine/txn/transaction.js";
+export { Transaction } from "./engine/txn/transaction.js";
 export type { ErrorCode, TwillErrorOptions } from "./errors.js";
 export { ErrorCodes, isTwillError, TwillError } from "./errors.js";
 export type { StorageOptions } from "./storage/open.js";
