@@ -186,7 +186,16 @@ export class Engine implements TxnHost {
   private static async replay(log: Log, tree: LsmTree, flushedLsn: number): Promise<number> {
     let last = flushedLsn;
     let parts: Write[] = [];
+    const gap = (found: number) =>
+      new TwillError(
+        ErrorCodes.Corruption,
+        `log ${log.name} continues at lsn ${found}, but the manifest needs every frame from lsn ${flushedLsn + 1}`,
+        {
+          hint: "the manifest is missing or older than the log (frames were truncated after a newer flush); restore the manifest objects",
+        },
+      );
     for await (const frame of log.read(flushedLsn + 1)) {
+      if (frame.lsn !== last + 1) throw gap(frame.lsn);
       const decoded = decodeFrame(frame.data, frame.lsn);
       last = frame.lsn;
       if (decoded.type === FrameType.Epoch) {
@@ -202,6 +211,7 @@ export class Engine implements TxnHost {
       tree.apply(toEntries(writes, frame.lsn));
       tree.maybeFreeze(frame.lsn);
     }
+    if (log.nextLsn() !== last + 1) throw gap(log.nextLsn());
     return last;
   }
 
