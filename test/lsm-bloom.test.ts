@@ -22,7 +22,9 @@ describe("bloom filter", () => {
     // Also keys that differ in a way a weak hash would miss: another table, text keys.
     let textFalsePositives = 0;
     for (let i = 0; i < probes; i++) if (bloom.mayContain(encodeKey([`user-${i}`]))) textFalsePositives++;
-    console.log(`bloom: ${(rate * 100).toFixed(3)}% false positives (integer keys), ${((textFalsePositives / probes) * 100).toFixed(3)}% (text keys)`);
+    console.log(
+      `bloom: ${(rate * 100).toFixed(3)}% false positives (integer keys), ${((textFalsePositives / probes) * 100).toFixed(3)}% (text keys)`,
+    );
     expect(rate).toBeLessThan(0.02);
     expect(textFalsePositives / probes).toBeLessThan(0.02);
   });

@@ -1,6 +1,12 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type KeyPart, decodeKey, encodeKey, prefixEnd, tuplePrefixRange } from "../src/engine/lsm/keycodec.js";
+import {
+  decodeKey,
+  encodeKey,
+  type KeyPart,
+  prefixEnd,
+  tuplePrefixRange,
+} from "../src/engine/lsm/keycodec.js";
 import { compareBytes } from "../src/engine/lsm/types.js";
 import { isTwillError } from "../src/errors.js";
 
@@ -132,7 +138,10 @@ const numberPart: fc.Arbitrary<KeyPart> = fc.oneof(
 
 const stringPart: fc.Arbitrary<KeyPart> = fc.oneof(
   fc.string({ unit: "binary", maxLength: 6 }),
-  fc.string({ unit: fc.constantFrom("\0", "\u0001", "a", "\u00ff", "\uffff", "\u{1f600}", "\ue000"), maxLength: 5 }),
+  fc.string({
+    unit: fc.constantFrom("\0", "\u0001", "a", "\u00ff", "\uffff", "\u{1f600}", "\ue000"),
+    maxLength: 5,
+  }),
 );
 
 const bytesPart: fc.Arbitrary<KeyPart> = fc
@@ -164,7 +173,9 @@ describe("keycodec", () => {
   it("orders single numbers of mixed types numerically", () => {
     fc.assert(
       fc.property(numberPart, numberPart, (a, b) => {
-        expect(sign(compareBytes(encodeKey([a]), encodeKey([b])))).toBe(sign(compareNumbers(a as number, b as number)));
+        expect(sign(compareBytes(encodeKey([a]), encodeKey([b])))).toBe(
+          sign(compareNumbers(a as number, b as number)),
+        );
       }),
       { numRuns: 20_000 },
     );
@@ -205,7 +216,10 @@ describe("keycodec", () => {
   it("sorts a string before its extensions and handles embedded zero bytes", () => {
     const keys = ["", "\0", "\0\0", "\u0001", "a", "a\0", "a\0b", "ab", "b"].map((s) => encodeKey([s]));
     for (let i = 1; i < keys.length; i++) expect(compareBytes(keys[i - 1]!, keys[i]!)).toBeLessThan(0);
-    expect(decodeKey(encodeKey(["a\0b", new Uint8Array([0, 0xff, 0])]))).toEqual(["a\0b", new Uint8Array([0, 0xff, 0])]);
+    expect(decodeKey(encodeKey(["a\0b", new Uint8Array([0, 0xff, 0])]))).toEqual([
+      "a\0b",
+      new Uint8Array([0, 0xff, 0]),
+    ]);
   });
 
   it("refuses lone surrogates, out-of-range bigints and unsupported types", () => {
@@ -248,15 +262,21 @@ describe("keycodec", () => {
     expect(prefixEnd(new Uint8Array([0xff, 0xff]))).toBeUndefined();
     expect(prefixEnd(new Uint8Array([]))).toBeUndefined();
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 4 }), fc.uint8Array({ maxLength: 4 }), fc.uint8Array({ maxLength: 6 }), (p, rest, other) => {
-        const end = prefixEnd(p);
-        const withPrefix = new Uint8Array([...p, ...rest]);
-        if (end !== undefined) {
-          expect(compareBytes(withPrefix, end)).toBeLessThan(0);
-          // Anything at or above `end` does not start with the prefix.
-          if (compareBytes(other, end) >= 0) expect(Buffer.from(other.subarray(0, p.length)).equals(Buffer.from(p))).toBe(false);
-        }
-      }),
+      fc.property(
+        fc.uint8Array({ maxLength: 4 }),
+        fc.uint8Array({ maxLength: 4 }),
+        fc.uint8Array({ maxLength: 6 }),
+        (p, rest, other) => {
+          const end = prefixEnd(p);
+          const withPrefix = new Uint8Array([...p, ...rest]);
+          if (end !== undefined) {
+            expect(compareBytes(withPrefix, end)).toBeLessThan(0);
+            // Anything at or above `end` does not start with the prefix.
+            if (compareBytes(other, end) >= 0)
+              expect(Buffer.from(other.subarray(0, p.length)).equals(Buffer.from(p))).toBe(false);
+          }
+        },
+      ),
     );
   });
 

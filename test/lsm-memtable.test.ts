@@ -1,11 +1,16 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { Memtable } from "../src/engine/lsm/memtable.js";
-import { type Entry, EntryKind, compareEntries, lsnMax } from "../src/engine/lsm/types.js";
+import { compareEntries, type Entry, EntryKind, lsnMax } from "../src/engine/lsm/types.js";
 import { isTwillError } from "../src/errors.js";
 
 function entry(key: number[], lsn: number, kind: EntryKind = EntryKind.Put, value = `v${lsn}`): Entry {
-  return { key: new Uint8Array(key), lsn, kind, value: kind === EntryKind.Put ? new TextEncoder().encode(value) : new Uint8Array() };
+  return {
+    key: new Uint8Array(key),
+    lsn,
+    kind,
+    value: kind === EntryKind.Put ? new TextEncoder().encode(value) : new Uint8Array(),
+  };
 }
 
 /** Keys from a small alphabet so that keys share prefixes and carry several versions. */
@@ -18,11 +23,19 @@ const entriesArb = fc
     for (const [key, lsn, isDelete] of raw) {
       byId.set(`${key.join(",")}@${lsn}`, entry(key, lsn, isDelete ? EntryKind.Delete : EntryKind.Put));
     }
-    return { inserted: raw.map(([key, lsn, isDelete]) => entry(key, lsn, isDelete ? EntryKind.Delete : EntryKind.Put)), model: [...byId.values()].sort(compareEntries) };
+    return {
+      inserted: raw.map(([key, lsn, isDelete]) =>
+        entry(key, lsn, isDelete ? EntryKind.Delete : EntryKind.Put),
+      ),
+      model: [...byId.values()].sort(compareEntries),
+    };
   });
 
 function inRange(e: Entry, start: Uint8Array | undefined, end: Uint8Array | undefined): boolean {
-  return (start === undefined || Buffer.compare(e.key, start) >= 0) && (end === undefined || Buffer.compare(e.key, end) < 0);
+  return (
+    (start === undefined || Buffer.compare(e.key, start) >= 0) &&
+    (end === undefined || Buffer.compare(e.key, end) < 0)
+  );
 }
 
 describe("Memtable", () => {
@@ -127,7 +140,12 @@ describe("Memtable", () => {
     // A permutation of 0..n-1 so that inserts land everywhere.
     for (let i = 0; i < n; i++) {
       const k = (i * 7919) % n;
-      m.put({ key: new Uint8Array([k >>> 16, (k >>> 8) & 0xff, k & 0xff]), lsn: (i % 5) + 1, kind: EntryKind.Put, value: new Uint8Array(1) });
+      m.put({
+        key: new Uint8Array([k >>> 16, (k >>> 8) & 0xff, k & 0xff]),
+        lsn: (i % 5) + 1,
+        kind: EntryKind.Put,
+        value: new Uint8Array(1),
+      });
     }
     expect(m.entryCount).toBe(n);
     let prev: Entry | undefined;

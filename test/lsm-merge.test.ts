@@ -1,14 +1,19 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { AsyncCursor, collect } from "../src/engine/lsm/cursor.js";
+import { ArrayCursor, AsyncCursor, ConcatCursor, collect } from "../src/engine/lsm/cursor.js";
 import { compactEntries, mergeIterators, visibleEntries } from "../src/engine/lsm/merge.js";
-import { type Entry, EntryKind, NEEDS_IO, type NeedsIo, compareEntries } from "../src/engine/lsm/types.js";
+import { compareEntries, type Entry, EntryKind, NEEDS_IO, type NeedsIo } from "../src/engine/lsm/types.js";
 import { isTwillError } from "../src/errors.js";
 
 const text = new TextEncoder();
 
 function entry(key: number, lsn: number, kind: EntryKind = EntryKind.Put, value = `v${key}.${lsn}`): Entry {
-  return { key: new Uint8Array([key]), lsn, kind, value: kind === EntryKind.Put ? text.encode(value) : new Uint8Array() };
+  return {
+    key: new Uint8Array([key]),
+    lsn,
+    kind,
+    value: kind === EntryKind.Put ? text.encode(value) : new Uint8Array(),
+  };
 }
 
 /** A cursor over an array that needs "I/O" before every `every`-th entry, counting fills. */
@@ -46,10 +51,13 @@ async function* asyncOf(items: Entry[]): AsyncIterable<Entry> {
 }
 
 const entriesArb = fc
-  .array(fc.tuple(fc.integer({ min: 0, max: 12 }), fc.integer({ min: 1, max: 40 }), fc.boolean()), { maxLength: 120 })
+  .array(fc.tuple(fc.integer({ min: 0, max: 12 }), fc.integer({ min: 1, max: 40 }), fc.boolean()), {
+    maxLength: 120,
+  })
   .map((raw) => {
     const byId = new Map<string, Entry>();
-    for (const [key, lsn, isDelete] of raw) byId.set(`${key}@${lsn}`, entry(key, lsn, isDelete ? EntryKind.Delete : EntryKind.Put));
+    for (const [key, lsn, isDelete] of raw)
+      byId.set(`${key}@${lsn}`, entry(key, lsn, isDelete ? EntryKind.Delete : EntryKind.Put));
     return [...byId.values()].sort(compareEntries);
   });
 
@@ -68,25 +76,30 @@ function visibleModel(all: Entry[], snapshot: number): Entry[] {
 describe("mergeIterators", () => {
   it("merges sources of every kind into internal order, first-listed source winning duplicates", async () => {
     await fc.assert(
-      fc.asyncProperty(entriesArb, fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 120, maxLength: 120 }), fc.boolean(), async (all, assignment, reverse) => {
-        // Spread entries over 4 sources; some also go to a later source with a different value (a stale copy).
-        const parts: Entry[][] = [[], [], [], []];
-        all.forEach((e, i) => {
-          const s = assignment[i]!;
-          parts[s]!.push(e);
-          if (i % 4 === 0 && s < 3) parts[s + 1]!.push({ ...e, value: text.encode("stale") });
-        });
-        for (const p of parts) p.sort(compareEntries);
-        const ordered = (p: Entry[]) => (reverse ? [...p].reverse() : p);
-        const sources = [
-          ordered(parts[0]!),
-          asyncOf(ordered(parts[1]!)),
-          new FlakyCursor(ordered(parts[2]!), 3),
-          new FlakyCursor(ordered(parts[3]!), 1),
-        ];
-        const merged = await collect(mergeIterators(sources, { reverse }));
-        expect(merged).toEqual(ordered(all));
-      }),
+      fc.asyncProperty(
+        entriesArb,
+        fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 120, maxLength: 120 }),
+        fc.boolean(),
+        async (all, assignment, reverse) => {
+          // Spread entries over 4 sources; some also go to a later source with a different value (a stale copy).
+          const parts: Entry[][] = [[], [], [], []];
+          all.forEach((e, i) => {
+            const s = assignment[i]!;
+            parts[s]!.push(e);
+            if (i % 4 === 0 && s < 3) parts[s + 1]!.push({ ...e, value: text.encode("stale") });
+          });
+          for (const p of parts) p.sort(compareEntries);
+          const ordered = (p: Entry[]) => (reverse ? [...p].reverse() : p);
+          const sources = [
+            ordered(parts[0]!),
+            asyncOf(ordered(parts[1]!)),
+            new FlakyCursor(ordered(parts[2]!), 3),
+            new FlakyCursor(ordered(parts[3]!), 1),
+          ];
+          const merged = await collect(mergeIterators(sources, { reverse }));
+          expect(merged).toEqual(ordered(all));
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -121,6 +134,53 @@ describe("mergeIterators", () => {
   });
 });
 
+describe("ConcatCursor", () => {
+  it("runs sources one after the other, opening each only when reached", async () => {
+    const opened: number[] = [];
+    const concat = new ConcatCursor<Entry>([
+      () => {
+        opened.push(0);
+        return new ArrayCursor([entry(1, 1), entry(2, 1)]);
+      },
+      async () => {
+        opened.push(1);
+        await new Promise((resolve) => setImmediate(resolve));
+        return new FlakyCursor([entry(3, 2), entry(3, 1), entry(4, 1)], 2);
+      },
+      () => new ArrayCursor<Entry>([]),
+      () => {
+        opened.push(3);
+        return new ArrayCursor([entry(5, 1)]);
+      },
+    ]);
+    expect((concat.nextSync() as Entry).key[0]).toBe(1);
+    expect(opened).toEqual([0]);
+    const rest = await collect(mergeIterators([concat, [entry(3, 2, EntryKind.Put, "newer source")]]));
+    expect(rest.map((e) => [e.key[0], e.lsn])).toEqual([
+      [2, 1],
+      [3, 2],
+      [3, 1],
+      [4, 1],
+      [5, 1],
+    ]);
+    expect(opened).toEqual([0, 1, 3]);
+  });
+
+  it("surfaces a failed open and retries it on the next step", async () => {
+    let attempts = 0;
+    const concat = new ConcatCursor<Entry>([
+      async () => {
+        attempts++;
+        if (attempts === 1) throw new Error("open failed");
+        return new ArrayCursor([entry(1, 1)]);
+      },
+    ]);
+    expect(concat.nextSync()).toBe(NEEDS_IO);
+    await expect(concat.fill()).rejects.toThrow("open failed");
+    expect(await collect(concat)).toEqual([entry(1, 1)]);
+  });
+});
+
 describe("visibleEntries", () => {
   it("shows per key the newest version at the snapshot, dropping deleted keys, both directions", async () => {
     await fc.assert(
@@ -128,9 +188,9 @@ describe("visibleEntries", () => {
         const want = visibleModel(all, snapshot);
         expect(await collect(visibleEntries(mergeIterators([all]), snapshot))).toEqual(want);
         const reversed = [...all].reverse();
-        expect(await collect(visibleEntries(new FlakyCursor(reversed, 2), snapshot, { reverse: true }))).toEqual(
-          [...want].reverse(),
-        );
+        expect(
+          await collect(visibleEntries(new FlakyCursor(reversed, 2), snapshot, { reverse: true })),
+        ).toEqual([...want].reverse());
       }),
       { numRuns: 500 },
     );
@@ -177,9 +237,13 @@ describe("compactEntries", () => {
     expect(kept.map((e) => e.lsn)).toEqual([9, 7, 3]);
     const none = await collect(compactEntries(input, { retainLsns: [], dropTombstones: true }));
     expect(none.map((e) => e.lsn)).toEqual([9]);
-    const top = await collect(compactEntries([entry(1, 9, EntryKind.Delete), entry(1, 3)], { retainLsns: [], dropTombstones: true }));
+    const top = await collect(
+      compactEntries([entry(1, 9, EntryKind.Delete), entry(1, 3)], { retainLsns: [], dropTombstones: true }),
+    );
     expect(top).toEqual([]);
-    const upper = await collect(compactEntries([entry(1, 9, EntryKind.Delete), entry(1, 3)], { retainLsns: [], dropTombstones: false }));
+    const upper = await collect(
+      compactEntries([entry(1, 9, EntryKind.Delete), entry(1, 3)], { retainLsns: [], dropTombstones: false }),
+    );
     expect(upper.map((e) => [e.lsn, e.kind])).toEqual([[9, EntryKind.Delete]]);
   });
 

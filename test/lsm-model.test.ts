@@ -10,9 +10,9 @@ import { BlockCache } from "../src/engine/lsm/block-cache.js";
 import { collect } from "../src/engine/lsm/cursor.js";
 import { Memtable } from "../src/engine/lsm/memtable.js";
 import { compactEntries, mergeIterators, visibleEntries } from "../src/engine/lsm/merge.js";
-import { SstReader, buildSst } from "../src/engine/lsm/sst.js";
-import { type Entry, EntryKind, NEEDS_IO, compareEntries } from "../src/engine/lsm/types.js";
-import { ErrorCodes, TwillError, notFound } from "../src/errors.js";
+import { buildSst, SstReader } from "../src/engine/lsm/sst.js";
+import { compareEntries, type Entry, EntryKind, NEEDS_IO } from "../src/engine/lsm/types.js";
+import { ErrorCodes, notFound, TwillError } from "../src/errors.js";
 import type { ByteRange, ObjectStore } from "../src/storage/types.js";
 
 /** A Map-based ObjectStore with the seam's range semantics. */
@@ -53,7 +53,9 @@ class TestStore implements ObjectStore {
   }
 }
 
-const keyArb = fc.array(fc.constantFrom(0, 1, 0x61, 0x62, 0xff), { maxLength: 4 }).map((a) => new Uint8Array(a));
+const keyArb = fc
+  .array(fc.constantFrom(0, 1, 0x61, 0x62, 0xff), { maxLength: 4 })
+  .map((a) => new Uint8Array(a));
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 
 const entriesArb = fc
@@ -91,7 +93,10 @@ const entriesArb = fc
   });
 
 function inRange(e: Entry, start?: Uint8Array, end?: Uint8Array): boolean {
-  return (start === undefined || Buffer.compare(e.key, start) >= 0) && (end === undefined || Buffer.compare(e.key, end) < 0);
+  return (
+    (start === undefined || Buffer.compare(e.key, start) >= 0) &&
+    (end === undefined || Buffer.compare(e.key, end) < 0)
+  );
 }
 
 function modelGet(entries: Entry[], key: Uint8Array, snapshot: number): Entry | undefined {
@@ -161,9 +166,14 @@ describe("LSM against the model", () => {
               expect(scanned).toEqual(reverse ? inside.reverse() : inside);
             }
             const range = { start, end, reverse };
-            const merged = mergeIterators([memtable.iterate(range), ...readers.map((r) => r.iterate(range))], { reverse });
+            const merged = mergeIterators(
+              [memtable.iterate(range), ...readers.map((r) => r.iterate(range))],
+              { reverse },
+            );
             const want = modelVisible(all, snapshot, start, end);
-            expect(await collect(visibleEntries(merged, snapshot, { reverse }))).toEqual(reverse ? want.reverse() : want);
+            expect(await collect(visibleEntries(merged, snapshot, { reverse }))).toEqual(
+              reverse ? want.reverse() : want,
+            );
           }
         },
       ),
@@ -178,7 +188,10 @@ describe("LSM against the model", () => {
         fc.uniqueArray(fc.integer({ min: 1, max: 80 }), { maxLength: 4 }).map((a) => a.sort((x, y) => x - y)),
         async ({ all, layers }, retainLsns) => {
           const { store, cache, memtable, readers } = await buildLayers(layers, 100, 4);
-          const merged = mergeIterators([memtable.iterate(), ...readers.map((r) => r.iterate({ fillCache: false }))]);
+          const merged = mergeIterators([
+            memtable.iterate(),
+            ...readers.map((r) => r.iterate({ fillCache: false })),
+          ]);
           const kept = await collect(compactEntries(merged, { retainLsns, dropTombstones: true }));
           for (const snapshot of [...retainLsns, 10_000]) {
             expect(modelVisible(kept, snapshot)).toEqual(modelVisible(all, snapshot));
@@ -187,7 +200,9 @@ describe("LSM against the model", () => {
           await store.write("sst/out.sst", buildSst(kept, { blockBytesTarget: 100 }));
           const out = await SstReader.open(store, "sst/out.sst", cache);
           for (const snapshot of [...retainLsns, 10_000]) {
-            expect(await collect(visibleEntries(out.iterate(), snapshot))).toEqual(modelVisible(all, snapshot));
+            expect(await collect(visibleEntries(out.iterate(), snapshot))).toEqual(
+              modelVisible(all, snapshot),
+            );
           }
         },
       ),

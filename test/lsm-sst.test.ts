@@ -2,10 +2,10 @@ import { describe, expect, it } from "vitest";
 import { BlockCache } from "../src/engine/lsm/block-cache.js";
 import { collect } from "../src/engine/lsm/cursor.js";
 import { encodeKey } from "../src/engine/lsm/keycodec.js";
+import { buildSst, SstReader, SstWriter } from "../src/engine/lsm/sst.js";
 import { FOOTER_BYTES } from "../src/engine/lsm/sst-format.js";
-import { SstReader, SstWriter, buildSst } from "../src/engine/lsm/sst.js";
-import { type Entry, EntryKind, NEEDS_IO, compareEntries, lsnMax } from "../src/engine/lsm/types.js";
-import { ErrorCodes, TwillError, isTwillError, notFound } from "../src/errors.js";
+import { compareEntries, type Entry, EntryKind, lsnMax, NEEDS_IO } from "../src/engine/lsm/types.js";
+import { ErrorCodes, isTwillError, notFound, TwillError } from "../src/errors.js";
 import type { ByteRange, ObjectStore } from "../src/storage/types.js";
 
 /** A Map-based ObjectStore with the range semantics of the storage seam, counting requests. */
@@ -25,7 +25,8 @@ class TestStore implements ObjectStore {
       const bytes = this.objects.get(key);
       if (bytes === undefined) throw notFound(`object ${key}`);
       const offset = range?.offset ?? 0;
-      if (offset > bytes.length) throw new TwillError(ErrorCodes.InvalidArgument, "range offset past the end");
+      if (offset > bytes.length)
+        throw new TwillError(ErrorCodes.InvalidArgument, "range offset past the end");
       const end = range?.length === undefined ? bytes.length : Math.min(bytes.length, offset + range.length);
       return bytes.slice(offset, end);
     } finally {
@@ -77,7 +78,9 @@ function sampleEntries(n: number): Entry[] {
     const key = encodeKey([7, i]);
     const versions = (i % 3) + 1;
     for (let v = 0; v < versions; v++) {
-      out.push(i % 5 === 0 && v === 0 ? del(key, lsn) : put(key, lsn, `value ${i}.${v} ${"x".repeat(i % 13)}`));
+      out.push(
+        i % 5 === 0 && v === 0 ? del(key, lsn) : put(key, lsn, `value ${i}.${v} ${"x".repeat(i % 13)}`),
+      );
       lsn++;
     }
   }
@@ -117,6 +120,43 @@ describe("SST", () => {
       const key = encodeKey([7, i]);
       for (const snapshot of [1, 2, 3, 100, 333, maxLsn, lsnMax - 1]) {
         expect(await reader.get(key, snapshot)).toEqual(modelGet(entries, key, snapshot));
+      }
+    }
+  });
+
+  it("answers every key of a small universe exactly, for every restart interval and block size", async () => {
+    // All byte strings over {0, 1, 2} of length <= 3 as keys: prefixes of each other, shared prefixes of every
+    // length. Every string of length <= 4 is probed, so lookups land between, on and beyond every stored key.
+    const universe: Uint8Array[] = [new Uint8Array()];
+    for (let len = 1; len <= 4; len++) {
+      const count = 3 ** len;
+      for (let n = 0; n < count; n++) {
+        const key = new Uint8Array(len);
+        for (let i = 0, v = n; i < len; i++, v = Math.floor(v / 3)) key[len - 1 - i] = v % 3;
+        universe.push(key);
+      }
+    }
+    const stored = universe.filter((k) => k.length <= 3);
+    const entries: Entry[] = [];
+    stored.forEach((key, i) => {
+      // 1..3 versions; lsns spread so that snapshots fall between them.
+      for (let v = (i % 3) + 1; v >= 1; v--)
+        entries.push(v === 2 ? del(key, v * 10 + (i % 7)) : put(key, v * 10 + (i % 7), `${i}.${v}`));
+    });
+    entries.sort(compareEntries);
+    for (const restartInterval of [1, 2, 3, 16]) {
+      for (const blockBytesTarget of [1, 50, 4096]) {
+        const store = new TestStore();
+        await store.write("u.sst", buildSst(entries, { restartInterval, blockBytesTarget }));
+        const reader = await SstReader.open(store, "u.sst", new BlockCache(1 << 20));
+        for (const key of universe) {
+          for (const snapshot of [5, 12, 15, 21, 25, 35, 99]) {
+            expect(
+              await reader.get(key, snapshot),
+              `${restartInterval}/${blockBytesTarget} ${key} @${snapshot}`,
+            ).toEqual(modelGet(entries, key, snapshot));
+          }
+        }
       }
     }
   });
@@ -187,7 +227,8 @@ describe("SST", () => {
   it("finds the visible version when a key's versions straddle blocks", async () => {
     const key = encodeKey(["hot"]);
     const entries: Entry[] = [];
-    for (let lsn = 500; lsn >= 1; lsn--) entries.push(lsn % 7 === 0 ? del(key, lsn) : put(key, lsn, `v${lsn}`));
+    for (let lsn = 500; lsn >= 1; lsn--)
+      entries.push(lsn % 7 === 0 ? del(key, lsn) : put(key, lsn, `v${lsn}`));
     entries.unshift(put(encodeKey(["a"]), 3, "a"));
     entries.push(put(encodeKey(["z"]), 2, "z"));
     const { reader } = await openSst(entries, { blockBytesTarget: 64 });
@@ -218,7 +259,9 @@ describe("SST", () => {
       expect(await collect(reader.iterate({ start, end, reverse: true }))).toEqual([...want].reverse());
     }
     // Taking the first entries of a scan fetches one or two blocks, not the SST.
-    const fresh = await SstReader.open(store, "sst/1.sst", new BlockCache(1 << 20), { sizeBytes: bytes.length });
+    const fresh = await SstReader.open(store, "sst/1.sst", new BlockCache(1 << 20), {
+      sizeBytes: bytes.length,
+    });
     const before = store.reads;
     const it = fresh.iterate({ start: encodeKey([7, 150]) });
     for (let i = 0; i < 3; i++) await it.next();
@@ -306,7 +349,12 @@ describe("SST", () => {
     const { reader } = await openSst(entries, { blockBytesTarget: 1024 });
     // Compared as hex: deep equality of 200 KB arrays element by element is slow.
     const brief = (e: Entry | undefined) =>
-      e && { key: Buffer.from(e.key).toString("hex"), lsn: e.lsn, kind: e.kind, value: Buffer.from(e.value).toString("hex") };
+      e && {
+        key: Buffer.from(e.key).toString("hex"),
+        lsn: e.lsn,
+        kind: e.kind,
+        value: Buffer.from(e.value).toString("hex"),
+      };
     expect((await collect(reader.iterate())).map(brief)).toEqual(entries.map(brief));
     expect(brief(await reader.get(new Uint8Array(), 5))).toEqual(brief(entries[1]));
     expect(brief(await reader.get(longer, 5))).toEqual(brief(entries[3]));
@@ -316,7 +364,9 @@ describe("SST", () => {
   it("reports every flipped bit as corruption and never answers wrongly", async () => {
     const entries = sampleEntries(12);
     const bytes = buildSst(entries, { blockBytesTarget: 96 });
-    const keys = [...new Set(entries.map((e) => Buffer.from(e.key).toString("hex")))].map((h) => new Uint8Array(Buffer.from(h, "hex")));
+    const keys = [...new Set(entries.map((e) => Buffer.from(e.key).toString("hex")))].map(
+      (h) => new Uint8Array(Buffer.from(h, "hex")),
+    );
     let detected = 0;
     for (let pos = 0; pos < bytes.length; pos++) {
       const damaged = bytes.slice();
@@ -330,7 +380,9 @@ describe("SST", () => {
           (error: unknown) => ({ error }),
         );
         if ("error" in outcome) {
-          expect(isTwillError(outcome.error, "CORRUPTION"), `byte ${pos}: ${String(outcome.error)}`).toBe(true);
+          expect(isTwillError(outcome.error, "CORRUPTION"), `byte ${pos}: ${String(outcome.error)}`).toBe(
+            true,
+          );
           expect((outcome.error as Error).message).toContain("bad.sst");
           sawCorruption = true;
         } else {

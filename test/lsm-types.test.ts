@@ -1,7 +1,14 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ByteReader, ByteWriter, varintBytes } from "../src/engine/lsm/byte-io.js";
-import { type Entry, EntryKind, bytesEqual, compareBytes, compareEntries, entryDefect } from "../src/engine/lsm/types.js";
+import {
+  bytesEqual,
+  compareBytes,
+  compareEntries,
+  type Entry,
+  EntryKind,
+  entryDefect,
+} from "../src/engine/lsm/types.js";
 import { isTwillError } from "../src/errors.js";
 
 const sign = (x: number): number => Math.sign(x) || 0;
@@ -18,7 +25,12 @@ describe("byte order and entry order", () => {
   });
 
   it("compareEntries puts keys ascending, then newest version first", () => {
-    const e = (k: number, lsn: number): Entry => ({ key: new Uint8Array([k]), lsn, kind: EntryKind.Put, value: new Uint8Array() });
+    const e = (k: number, lsn: number): Entry => ({
+      key: new Uint8Array([k]),
+      lsn,
+      kind: EntryKind.Put,
+      value: new Uint8Array(),
+    });
     expect(compareEntries(e(1, 5), e(2, 1))).toBeLessThan(0);
     expect(compareEntries(e(1, 5), e(1, 3))).toBeLessThan(0);
     expect(compareEntries(e(1, 3), e(1, 5))).toBeGreaterThan(0);
@@ -31,7 +43,9 @@ describe("byte order and entry order", () => {
     expect(entryDefect({ key, lsn: 0, kind: EntryKind.Put, value: new Uint8Array() })).toMatch(/lsn/);
     expect(entryDefect({ key, lsn: 2 ** 53, kind: EntryKind.Put, value: new Uint8Array() })).toMatch(/lsn/);
     expect(entryDefect({ key, lsn: 1.5, kind: EntryKind.Put, value: new Uint8Array() })).toMatch(/lsn/);
-    expect(entryDefect({ key, lsn: 1, kind: EntryKind.Delete, value: new Uint8Array([1]) })).toMatch(/Delete/);
+    expect(entryDefect({ key, lsn: 1, kind: EntryKind.Delete, value: new Uint8Array([1]) })).toMatch(
+      /Delete/,
+    );
     expect(entryDefect({ key, lsn: 1, kind: 3 as EntryKind, value: new Uint8Array() })).toMatch(/kind/);
   });
 });

@@ -6,13 +6,14 @@
  *   0  u8   format version (1)
  *   1  u8   probes per key, k (1..30)
  *   2  u16  reserved, 0
- *   4  u32  bit count m (>= 64)
- *   8  ...  ceil(m / 8) bytes of bits; bit i is (byte i >> 3) & (1 << (i & 7))
+ *   4  u32  bit count m, a multiple of 512
+ *   8  ...  m / 8 bytes of bits; bit i is (byte i >> 3) & (1 << (i & 7))
  *
- * Hashing: h1 = MurmurHash3 x86_32 of the key (seed 0xbc9f1d34); h2 = the murmur finalizer of h1 ^ 0x9e3779b9,
- * a second value that depends on h1 but not linearly. Probe j sets bit (h1 + j·h2 mod 2^32) mod m
- * (Kirsch–Mitzenmacher double hashing: two hashes behave like k independent ones). At 10 bits per key and k = 7
- * the false-positive rate is about 0.8%.
+ * Cache-local ("blocked") filter, as RocksDB's FastLocalBloom: the bits form 64-byte blocks, a key's k probes all
+ * fall in one block, so a lookup costs one cache miss instead of k — on a large filter that is most of its cost.
+ * h1 = MurmurHash3 x86_32 of the key (seed 0xbc9f1d34) picks the block: floor(h1 · blocks / 2^32). h2 = the murmur
+ * finalizer of h1 ^ 0x9e3779b9 drives the probes: h2 ← h2 · 0x9e3779b9 (mod 2^32) before each one, and the top 9
+ * bits are the bit within the block. At 10 bits per key and k = 7 about 0.9% of absent keys pass.
  *
  * Invariants: a key added is always reported as possibly present (no false negatives); the byte length matches
  * m exactly. The checksum lives in the enclosing SST block, not here.
@@ -23,7 +24,7 @@ import { ErrorCodes, TwillError } from "../../errors.js";
 const FORMAT_VERSION = 1;
 const HEADER_BYTES = 8;
 const SEED = 0xbc9f1d34;
-const bitCountMin = 64;
+const blockBits = 512;
 const probesMax = 30;
 
 function fmix32(h: number): number {
@@ -75,7 +76,7 @@ export class Bloom {
     if (!(bitsPerKey >= 1 && bitsPerKey <= 64)) {
       throw new TwillError(ErrorCodes.InvalidArgument, `bloom bits per key must be 1..64, got ${bitsPerKey}`);
     }
-    const bitCount = Math.max(bitCountMin, Math.ceil(count * bitsPerKey));
+    const bitCount = Math.max(1, Math.ceil((count * bitsPerKey) / blockBits)) * blockBits;
     const probeCount = Math.min(probesMax, Math.max(1, Math.round(bitsPerKey * Math.LN2)));
     const bloom = new Bloom(new Uint8Array((bitCount + 7) >>> 3), bitCount, probeCount);
     for (let i = 0; i < count; i++) bloom.addHash(hashes[i]!);
@@ -94,34 +95,38 @@ export class Bloom {
     if (bytes[2] !== 0 || bytes[3] !== 0) throw corrupt("reserved bytes are not zero");
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const bitCount = view.getUint32(4, true);
-    if (bitCount < bitCountMin) throw corrupt(`bit count ${bitCount} is below ${bitCountMin}`);
+    if (bitCount === 0 || bitCount % blockBits !== 0)
+      throw corrupt(`bit count ${bitCount} is not a multiple of ${blockBits}`);
     const expected = HEADER_BYTES + ((bitCount + 7) >>> 3);
     if (bytes.length !== expected)
       throw corrupt(`${bytes.length} bytes, expected ${expected} for ${bitCount} bits`);
     return new Bloom(bytes.subarray(HEADER_BYTES), bitCount, probeCount);
   }
 
+  /** Byte offset of the 64-byte block that holds h1's probes. */
+  private blockOffset(h1: number): number {
+    return Math.floor((h1 * (this.bitCount / blockBits)) / 4294967296) * (blockBits / 8);
+  }
+
   private addHash(h1: number): void {
-    const h2 = fmix32(h1 ^ 0x9e3779b9);
     const bits = this.bits;
-    const m = this.bitCount;
-    let h = h1;
+    const base = this.blockOffset(h1);
+    let h = fmix32(h1 ^ 0x9e3779b9);
     for (let j = 0; j < this.probeCount; j++) {
-      const bit = h % m;
-      bits[bit >>> 3] = bits[bit >>> 3]! | (1 << (bit & 7));
-      h = (h + h2) >>> 0;
+      h = Math.imul(h, 0x9e3779b9);
+      const bit = h >>> 23;
+      bits[base + (bit >>> 3)] = bits[base + (bit >>> 3)]! | (1 << (bit & 7));
     }
   }
 
   mayContainHash(h1: number): boolean {
-    const h2 = fmix32(h1 ^ 0x9e3779b9);
     const bits = this.bits;
-    const m = this.bitCount;
-    let h = h1;
+    const base = this.blockOffset(h1);
+    let h = fmix32(h1 ^ 0x9e3779b9);
     for (let j = 0; j < this.probeCount; j++) {
-      const bit = h % m;
-      if ((bits[bit >>> 3]! & (1 << (bit & 7))) === 0) return false;
-      h = (h + h2) >>> 0;
+      h = Math.imul(h, 0x9e3779b9);
+      const bit = h >>> 23;
+      if ((bits[base + (bit >>> 3)]! & (1 << (bit & 7))) === 0) return false;
     }
     return true;
   }

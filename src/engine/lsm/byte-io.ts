@@ -107,11 +107,6 @@ export class ByteWriter {
     return this;
   }
 
-  /** Overwrites a u32 written earlier (for lengths known only after their payload). */
-  setU32(at: number, v: number): void {
-    this.view.setUint32(at, v, true);
-  }
-
   /** The bytes written so far, without copying: valid until the next write or `reset`. */
   peek(): Uint8Array {
     return this.buf.subarray(0, this.length);

@@ -175,6 +175,60 @@ export class ArrayCursor<T> extends SyncCursor<T> {
   }
 }
 
+/**
+ * The sources one after the other, each opened only when the previous one is exhausted (for the SSTs of one
+ * level, which do not overlap: opening an SST reader costs a read). A source that returns a promise makes
+ * `nextSync` say NEEDS_IO until `fill` has awaited it.
+ */
+export class ConcatCursor<T> extends AsyncCursor<T> {
+  private index = 0;
+  private current: Cursor<T> | undefined;
+  private opening: Promise<Cursor<T>> | undefined;
+
+  constructor(private readonly sources: readonly (() => Cursor<T> | Promise<Cursor<T>>)[]) {
+    super();
+  }
+
+  nextSync(): T | undefined | NeedsIo {
+    for (;;) {
+      if (this.current === undefined) {
+        if (this.opening !== undefined) return NEEDS_IO;
+        const open = this.sources[this.index];
+        if (open === undefined) return undefined;
+        const opened = open();
+        if (opened instanceof Promise) {
+          this.opening = opened;
+          return NEEDS_IO;
+        }
+        this.current = opened;
+      }
+      const item = this.current.nextSync();
+      if (item !== undefined) return item;
+      (this.current as { close?: () => void }).close?.();
+      this.current = undefined;
+      this.index++;
+    }
+  }
+
+  async fill(): Promise<void> {
+    if (this.opening !== undefined) {
+      try {
+        this.current = await this.opening;
+      } finally {
+        this.opening = undefined;
+      }
+      return;
+    }
+    await this.current?.fill();
+  }
+
+  override close(): void {
+    (this.current as { close?: () => void } | undefined)?.close?.();
+    this.current = undefined;
+    this.index = this.sources.length;
+  }
+}
+
 /** Drains a cursor into an array (tests, small scans). */
 export async function collect<T>(source: Cursor<T> | Iterable<T> | AsyncIterable<T>): Promise<T[]> {
   const cursor = toCursor(source);

@@ -1,26 +1,34 @@
 /**
  * Memtable: the newest versions, in memory, in internal order, until a flush turns them into an SST.
  *
- * Structure: a sorted array of chunks, each a sorted array of at most `chunkEntriesMax` entries (a two-level
- * B+tree). A lookup binary-searches the chunks by their first entry, then the chunk: O(log n). An insert adds to
- * one chunk (moving at most `chunkEntriesMax` pointers) and splits it in two when full; a split inserts one
- * pointer into the chunk directory, O(n / chunkEntriesMax) but once per `chunkEntriesMax / 2` inserts at least,
- * which keeps it a small fraction of an insert's cost up to tens of millions of entries. A skip list would give
- * the same bounds with a node object and a pointer array per entry; chunks keep entries contiguous and cheap.
+ * Structure, chosen for a machine where a cache miss costs far more than a comparison:
+ *   - Versions of one key live together in a version list (an array, oldest first; appending a new commit's
+ *     version is a push).
+ *   - A hash index (open addressing over typed arrays, keyed by `bloomHash`) maps a key to its version list, so a
+ *     point read — and above all a miss, the common case when the data is in SSTs — is one hash and a probe or two,
+ *     not a twenty-step binary search that chases pointers.
+ *   - An ordered index of the distinct keys for scans: a sorted array of chunks (a two-level B+tree), each holding
+ *     up to `chunkEntriesMax` keys as latin1 strings next to their version lists, plus a directory of each chunk's
+ *     first key. Latin1 strings compare natively in byte order with their bytes inline, several times faster than
+ *     Uint8Array comparisons when the keys are scattered over the heap. Seeking is two binary searches, O(log n);
+ *     adding a key moves at most `chunkEntriesMax` pointers and splits a full chunk, which inserts one directory
+ *     slot: O(n / chunkEntriesMax), once per `chunkEntriesMax / 2` new keys at least.
  *
  * Invariants:
- *   - Entries are in strictly increasing internal order; an entry with the (key, lsn) of one already present
- *     replaces it (replaying the same commit twice is harmless).
- *   - No chunk is empty; the directory is empty exactly when the memtable is.
- *   - Iteration tolerates inserts between steps: a cursor remembers the last entry it returned and, when the
- *     memtable changed since, seeks again just past it. So it never throws and never skips or repeats an entry
- *     that existed when it started; entries inserted meanwhile may or may not be seen.
+ *   - Iteration yields entries in strictly increasing internal order. An entry with the (key, lsn) of one already
+ *     present replaces it (replaying the same commit twice is harmless).
+ *   - Every key in the hash index is in the ordered index with the same version list, and no list is empty; no
+ *     chunk is empty.
+ *   - Iteration tolerates puts between steps: a cursor remembers the last entry it returned and, when the memtable
+ *     changed since, finds its place again just past it. So it never throws and never skips or repeats an entry
+ *     that existed when it started; entries added meanwhile may or may not be seen.
  *   - The memtable keeps the Entry objects it is given; callers must not mutate them afterwards.
  */
 
 import { ErrorCodes, TwillError } from "../../errors.js";
+import { bloomHash } from "./bloom.js";
 import { SyncCursor } from "./cursor.js";
-import { compareBytes, type Entry, entryDefect, lsnMax } from "./types.js";
+import { bytesEqual, type Entry, entryDefect } from "./types.js";
 
 export interface MemtableRange {
   /** Inclusive lower bound on keys. */
@@ -31,37 +39,90 @@ export interface MemtableRange {
   reverse?: boolean;
 }
 
-/** Rough heap cost of one entry beyond its key and value bytes (Entry object, two typed-array headers, slot). */
-const entryOverheadBytes = 160;
-
 export interface MemtableOptions {
-  /** Entries per chunk before it splits. Default 512; tests use tiny chunks to exercise splits. */
+  /** Keys per chunk of the ordered index before it splits. Default 256; tests use tiny chunks to hit splits. */
   chunkEntriesMax?: number;
 }
 
-/** A position: chunk index and index in it. */
-interface Position {
-  chunk: number;
-  index: number;
+/** Heap cost of one entry beyond its key and value bytes: the Entry object, a list slot, typed-array headers. */
+const entryOverheadBytes = 96;
+/** Heap cost of one distinct key beyond its bytes: the string, the version list, hash slots, index slots. */
+const keyOverheadBytes = 112;
+const hashCapacityMin = 64;
+
+/** A key as a latin1 string: one char per byte, so string order is unsigned byte order. */
+export function keyString(key: Uint8Array): string {
+  if (key.length <= 1024) return String.fromCharCode.apply(null, key as unknown as number[]);
+  let s = "";
+  for (let i = 0; i < key.length; i += 1024) {
+    s += String.fromCharCode.apply(null, key.subarray(i, i + 1024) as unknown as number[]);
+  }
+  return s;
+}
+
+/** One chunk of the ordered index: sorted distinct keys and their version lists. */
+interface Chunk {
+  keys: string[];
+  lists: Entry[][];
+}
+
+/** Index of the first element of `sorted` that is >= `s`. */
+function lowerBoundString(sorted: string[], s: string): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid]! < s) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Index of the first version in `list` (ascending lsn) with lsn >= `lsn`. */
+function lowerBoundLsn(list: Entry[], lsn: number): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (list[mid]!.lsn < lsn) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 export class Memtable {
-  private chunks: Entry[][] = [];
+  private readonly chunkEntriesMax: number;
+
+  // Hash index: slot -> (hash, version list id + 1); 0 marks an empty slot.
+  private slotHashes = new Uint32Array(hashCapacityMin);
+  private slotIds = new Int32Array(hashCapacityMin);
+  private readonly lists: Entry[][] = [];
+
+  // Ordered index.
+  private readonly chunks: Chunk[] = [];
+  /** First key of each chunk, so that the directory search touches one array of strings. */
+  private readonly chunkFirst: string[] = [];
+
   private count = 0;
   private bytes = 0;
   private min = 0;
   private max = 0;
   private frozen = false;
-  /** Bumped by every insert; cursors compare it to know whether their position is still valid. */
+  /** Bumped by every put; cursors check it to know whether their version index is still right. */
   private version = 0;
-  private readonly chunkEntriesMax: number;
+  /** Bumped when a key is added; cursors check it to know whether their chunk position is still right. */
+  private layout = 0;
 
   constructor(options: MemtableOptions = {}) {
-    this.chunkEntriesMax = Math.max(2, options.chunkEntriesMax ?? 512);
+    this.chunkEntriesMax = Math.max(2, options.chunkEntriesMax ?? 256);
   }
 
   get entryCount(): number {
     return this.count;
+  }
+
+  get distinctKeyCount(): number {
+    return this.lists.length;
   }
 
   /** Approximate heap bytes held, for deciding when to flush. */
@@ -78,11 +139,6 @@ export class Memtable {
     return this.max;
   }
 
-  /** @internal */
-  get modificationCount(): number {
-    return this.version;
-  }
-
   /** Refuses further puts (a frozen memtable is being flushed). */
   freeze(): void {
     this.frozen = true;
@@ -92,31 +148,74 @@ export class Memtable {
     return this.frozen;
   }
 
+  /** The version list of `key`, or undefined. */
+  private find(key: Uint8Array, hash: number): Entry[] | undefined {
+    const mask = this.slotIds.length - 1;
+    const ids = this.slotIds;
+    const hashes = this.slotHashes;
+    for (let i = hash & mask; ; i = (i + 1) & mask) {
+      const id = ids[i]!;
+      if (id === 0) return undefined;
+      if (hashes[i] === hash) {
+        const list = this.lists[id - 1]!;
+        if (bytesEqual(list[0]!.key, key)) return list;
+      }
+    }
+  }
+
+  private addSlot(hash: number, id: number): void {
+    const mask = this.slotIds.length - 1;
+    let i = hash & mask;
+    while (this.slotIds[i] !== 0) i = (i + 1) & mask;
+    this.slotHashes[i] = hash;
+    this.slotIds[i] = id + 1;
+  }
+
+  /** Doubles the hash index when it is half full, so that probe runs stay short. */
+  private growSlots(): void {
+    const oldHashes = this.slotHashes;
+    const oldIds = this.slotIds;
+    this.slotHashes = new Uint32Array(oldHashes.length * 2);
+    this.slotIds = new Int32Array(oldIds.length * 2);
+    for (let i = 0; i < oldIds.length; i++) {
+      if (oldIds[i] !== 0) this.addSlot(oldHashes[i]!, oldIds[i]! - 1);
+    }
+  }
+
   put(entry: Entry): void {
     if (this.frozen) throw new TwillError(ErrorCodes.Internal, "put into a frozen memtable");
     const bad = entryDefect(entry);
     if (bad !== undefined)
       throw new TwillError(ErrorCodes.Internal, `memtable got a malformed entry: ${bad}`);
     this.version++;
-    const chunks = this.chunks;
-    if (chunks.length === 0) {
-      chunks.push([entry]);
+    const key = entry.key;
+    const hash = bloomHash(key);
+    const list = this.find(key, hash);
+    if (list !== undefined) {
+      const last = list[list.length - 1]!;
+      if (entry.lsn > last.lsn) {
+        list.push(entry);
+      } else {
+        const i = lowerBoundLsn(list, entry.lsn);
+        const existing = list[i]!;
+        if (existing.lsn === entry.lsn) {
+          list[i] = entry;
+          this.bytes += entry.value.length - existing.value.length;
+          return;
+        }
+        list.splice(i, 0, entry);
+      }
       this.added(entry);
       return;
     }
-    const c = this.chunkFor(entry.key, entry.lsn);
-    const chunk = chunks[c]!;
-    const i = lowerBound(chunk, entry.key, entry.lsn);
-    const existing = chunk[i];
-    if (existing !== undefined && existing.lsn === entry.lsn && compareBytes(existing.key, entry.key) === 0) {
-      chunk[i] = entry;
-      this.bytes += entry.value.length - existing.value.length;
-      return;
-    }
-    if (i === chunk.length) chunk.push(entry);
-    else chunk.splice(i, 0, entry);
+    if ((this.lists.length + 1) * 2 > this.slotIds.length) this.growSlots();
+    const fresh = [entry];
+    this.addSlot(hash, this.lists.length);
+    this.lists.push(fresh);
+    this.insertKey(keyString(key), fresh);
+    this.layout++;
+    this.bytes += key.length + keyOverheadBytes;
     this.added(entry);
-    if (chunk.length > this.chunkEntriesMax) chunks.splice(c + 1, 0, chunk.splice(chunk.length >>> 1));
   }
 
   private added(entry: Entry): void {
@@ -126,17 +225,15 @@ export class Memtable {
     if (entry.lsn > this.max) this.max = entry.lsn;
   }
 
-  /** Index of the chunk where (key, lsn) belongs: the last whose first entry is <= it (0 if none). */
-  private chunkFor(key: Uint8Array, lsn: number): number {
-    const chunks = this.chunks;
+  /** Index of the chunk where key `s` belongs: the last whose first key is <= s (0 if none). */
+  private chunkFor(s: string): number {
+    const first = this.chunkFirst;
     let lo = 0;
-    let hi = chunks.length - 1;
+    let hi = first.length - 1;
     let found = 0;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
-      const first = chunks[mid]![0]!;
-      const c = compareBytes(first.key, key);
-      if (c < 0 || (c === 0 && first.lsn >= lsn)) {
+      if (first[mid]! <= s) {
         found = mid;
         lo = mid + 1;
       } else {
@@ -146,17 +243,62 @@ export class Memtable {
     return found;
   }
 
-  /** @internal Position of the first entry >= (key, lsn) in internal order; chunk === chunks.length at the end. */
-  seek(key: Uint8Array, lsn: number): Position {
-    const chunks = this.chunks;
-    if (chunks.length === 0) return { chunk: 0, index: 0 };
-    const c = this.chunkFor(key, lsn);
-    const i = lowerBound(chunks[c]!, key, lsn);
-    return i < chunks[c]!.length ? { chunk: c, index: i } : { chunk: c + 1, index: 0 };
+  private insertKey(s: string, list: Entry[]): void {
+    if (this.chunks.length === 0) {
+      this.chunks.push({ keys: [s], lists: [list] });
+      this.chunkFirst.push(s);
+      return;
+    }
+    const c = this.chunkFor(s);
+    const chunk = this.chunks[c]!;
+    const i = lowerBoundString(chunk.keys, s);
+    if (i === chunk.keys.length) {
+      chunk.keys.push(s);
+      chunk.lists.push(list);
+    } else {
+      chunk.keys.splice(i, 0, s);
+      chunk.lists.splice(i, 0, list);
+    }
+    if (i === 0) this.chunkFirst[c] = s;
+    if (chunk.keys.length > this.chunkEntriesMax) {
+      const half = chunk.keys.length >>> 1;
+      const right: Chunk = { keys: chunk.keys.splice(half), lists: chunk.lists.splice(half) };
+      this.chunks.splice(c + 1, 0, right);
+      this.chunkFirst.splice(c + 1, 0, right.keys[0]!);
+    }
+  }
+
+  /** The newest version of `key` with lsn <= snapshotLsn (possibly a Delete), or undefined. */
+  get(key: Uint8Array, snapshotLsn: number, keyHash?: number): Entry | undefined {
+    if (this.lists.length === 0) return undefined;
+    const list = this.find(key, keyHash ?? bloomHash(key));
+    if (list === undefined) return undefined;
+    for (let i = list.length - 1; i >= 0; i--) {
+      const e = list[i]!;
+      if (e.lsn <= snapshotLsn) return e;
+    }
+    return undefined;
+  }
+
+  /** All versions of keys in [start, end), in internal order (or exactly reversed). */
+  iterate(range: MemtableRange = {}): MemtableCursor {
+    return new MemtableCursor(this, range);
+  }
+
+  // ---- for MemtableCursor -------------------------------------------------------------------------------------
+
+  /** @internal */
+  get modificationCount(): number {
+    return this.version;
   }
 
   /** @internal */
-  chunkAt(c: number): Entry[] | undefined {
+  get layoutCount(): number {
+    return this.layout;
+  }
+
+  /** @internal */
+  chunkAt(c: number): Chunk | undefined {
     return this.chunks[c];
   }
 
@@ -165,88 +307,70 @@ export class Memtable {
     return this.chunks.length;
   }
 
-  /** The newest version of `key` with lsn <= snapshotLsn (possibly a Delete), or undefined. */
-  get(key: Uint8Array, snapshotLsn: number): Entry | undefined {
-    const chunks = this.chunks;
-    if (chunks.length === 0) return undefined;
-    const c = this.chunkFor(key, snapshotLsn);
-    let chunk = chunks[c]!;
-    let i = lowerBound(chunk, key, snapshotLsn);
-    if (i === chunk.length) {
-      const next = chunks[c + 1];
-      if (next === undefined) return undefined;
-      chunk = next;
-      i = 0;
-    }
-    const e = chunk[i]!;
-    return compareBytes(e.key, key) === 0 ? e : undefined;
+  /** @internal Position (chunk, index) of the first key >= s; chunk === chunkCount when there is none. */
+  seekKey(s: string): [number, number] {
+    if (this.chunks.length === 0) return [0, 0];
+    const c = this.chunkFor(s);
+    const keys = this.chunks[c]!.keys;
+    const i = lowerBoundString(keys, s);
+    return i < keys.length ? [c, i] : [c + 1, 0];
   }
-
-  /** All versions of keys in [start, end), in internal order (or exactly reversed). */
-  iterate(range: MemtableRange = {}): MemtableCursor {
-    return new MemtableCursor(this, range);
-  }
-}
-
-/** First index in `chunk` whose entry is >= (key, lsn) in internal order. */
-function lowerBound(chunk: Entry[], key: Uint8Array, lsn: number): number {
-  let lo = 0;
-  let hi = chunk.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    const e = chunk[mid]!;
-    const c = compareBytes(e.key, key);
-    if (c < 0 || (c === 0 && e.lsn > lsn)) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }
 
 /** A scan over a memtable; also a synchronous iterator. See the header for what it does under concurrent puts. */
 export class MemtableCursor extends SyncCursor<Entry> {
-  private readonly start: Uint8Array | undefined;
-  private readonly end: Uint8Array | undefined;
+  private readonly startKey: string | undefined;
+  private readonly endKey: string | undefined;
   private readonly reverse: boolean;
+  /** Position of the current key in the ordered index. */
   private chunk = 0;
   private index = 0;
-  private version: number;
-  private last: Entry | undefined;
+  /** Version list of the current key, or undefined when the position points at a key not yet entered. */
+  private list: Entry[] | undefined;
+  /** Next version to yield in `list`. */
+  private next_ = 0;
+  private keyStr = "";
+  private lastLsn = 0;
+  private started = false;
   private finished = false;
+  private version: number;
+  private layout: number;
 
   constructor(
     private readonly table: Memtable,
     range: MemtableRange,
   ) {
     super();
-    this.start = range.start;
-    this.end = range.end;
+    this.startKey = range.start && keyString(range.start);
+    this.endKey = range.end && keyString(range.end);
     this.reverse = range.reverse ?? false;
     this.version = table.modificationCount;
-    if (this.start !== undefined && this.end !== undefined && compareBytes(this.start, this.end) >= 0) {
+    this.layout = table.layoutCount;
+    if (this.startKey !== undefined && this.endKey !== undefined && this.startKey >= this.endKey) {
       this.finished = true;
       return;
     }
+    this.positionAtBound();
+  }
+
+  /** Points at the first key of the range (forward) or the last (reverse). */
+  private positionAtBound(): void {
     if (this.reverse) {
-      // Last entry with key < end: one before the first entry >= (end, first version).
-      if (this.end === undefined) this.atEnd();
-      else this.setPosition(table.seek(this.end, lsnMax));
+      if (this.endKey === undefined) {
+        this.chunk = this.table.chunkCount;
+        this.index = 0;
+      } else {
+        [this.chunk, this.index] = this.table.seekKey(this.endKey);
+      }
       this.stepBack();
-    } else if (this.start !== undefined) {
-      this.setPosition(table.seek(this.start, lsnMax));
+    } else if (this.startKey === undefined) {
+      this.chunk = 0;
+      this.index = 0;
+    } else {
+      [this.chunk, this.index] = this.table.seekKey(this.startKey);
     }
   }
 
-  private setPosition(p: Position): void {
-    this.chunk = p.chunk;
-    this.index = p.index;
-  }
-
-  private atEnd(): void {
-    this.chunk = this.table.chunkCount;
-    this.index = 0;
-  }
-
-  /** Moves one entry back; chunk becomes -1 before the first entry. */
   private stepBack(): void {
     if (this.index > 0) {
       this.index--;
@@ -254,41 +378,12 @@ export class MemtableCursor extends SyncCursor<Entry> {
     }
     this.chunk--;
     const chunk = this.table.chunkAt(this.chunk);
-    this.index = chunk === undefined ? 0 : chunk.length - 1;
+    this.index = chunk === undefined ? 0 : chunk.keys.length - 1;
   }
 
-  /** Finds the position again after puts moved entries: just past the last entry returned. */
-  private reseek(): void {
-    this.version = this.table.modificationCount;
-    const last = this.last;
-    if (last === undefined) {
-      // Nothing returned yet: start over from the range bound.
-      if (this.reverse) {
-        if (this.end === undefined) this.atEnd();
-        else this.setPosition(this.table.seek(this.end, lsnMax));
-        this.stepBack();
-      } else {
-        this.setPosition(
-          this.start === undefined ? { chunk: 0, index: 0 } : this.table.seek(this.start, lsnMax),
-        );
-      }
-      return;
-    }
-    const p = this.table.seek(last.key, last.lsn);
-    this.setPosition(p);
-    if (this.reverse) {
-      this.stepBack();
-    } else {
-      const e = this.table.chunkAt(p.chunk)?.[p.index];
-      // The entry at p is `last` (or its replacement with the same key and lsn): step past it.
-      if (e !== undefined && e.lsn === last.lsn && compareBytes(e.key, last.key) === 0)
-        this.stepForwardPosition();
-    }
-  }
-
-  private stepForwardPosition(): void {
+  private stepForward(): void {
     const chunk = this.table.chunkAt(this.chunk);
-    if (chunk !== undefined && this.index + 1 < chunk.length) {
+    if (chunk !== undefined && this.index + 1 < chunk.keys.length) {
       this.index++;
     } else {
       this.chunk++;
@@ -296,33 +391,67 @@ export class MemtableCursor extends SyncCursor<Entry> {
     }
   }
 
+  /** Finds the place again after puts: keys may have moved, and the current list may have new versions. */
+  private resync(): void {
+    this.version = this.table.modificationCount;
+    if (!this.started) {
+      if (this.layout !== this.table.layoutCount) {
+        this.layout = this.table.layoutCount;
+        this.positionAtBound();
+      }
+      return;
+    }
+    if (this.layout !== this.table.layoutCount) {
+      this.layout = this.table.layoutCount;
+      // The current key still exists (keys are never removed): find it by value.
+      [this.chunk, this.index] = this.table.seekKey(this.keyStr);
+      this.list = this.table.chunkAt(this.chunk)!.lists[this.index]!;
+    }
+    if (this.list === undefined) {
+      this.list = this.table.chunkAt(this.chunk)!.lists[this.index]!;
+    }
+    // Just past the last version returned, in scan order.
+    const i = lowerBoundLsn(this.list, this.lastLsn);
+    this.next_ = this.reverse ? (this.list[i]?.lsn === this.lastLsn ? i + 1 : i) : i - 1;
+  }
+
   nextSync(): Entry | undefined {
     if (this.finished) return undefined;
-    if (this.version !== this.table.modificationCount) this.reseek();
-    const e = this.table.chunkAt(this.chunk)?.[this.index];
-    if (e === undefined) {
-      this.finished = true;
-      return undefined;
-    }
-    if (this.reverse) {
-      if (this.start !== undefined && compareBytes(e.key, this.start) < 0) {
-        this.finished = true;
+    if (this.version !== this.table.modificationCount) this.resync();
+    for (;;) {
+      const list = this.list;
+      if (list !== undefined) {
+        if (this.reverse ? this.next_ < list.length : this.next_ >= 0) {
+          const e = list[this.next_]!;
+          this.next_ += this.reverse ? 1 : -1;
+          this.lastLsn = e.lsn;
+          return e;
+        }
+        this.list = undefined;
+        if (this.reverse) this.stepBack();
+        else this.stepForward();
+      }
+      const chunk = this.table.chunkAt(this.chunk);
+      const s = chunk?.keys[this.index];
+      if (
+        s === undefined ||
+        (this.reverse
+          ? this.startKey !== undefined && s < this.startKey
+          : this.endKey !== undefined && s >= this.endKey)
+      ) {
+        this.close();
         return undefined;
       }
-      this.stepBack();
-    } else {
-      if (this.end !== undefined && compareBytes(e.key, this.end) >= 0) {
-        this.finished = true;
-        return undefined;
-      }
-      this.stepForwardPosition();
+      const next = chunk!.lists[this.index]!;
+      this.list = next;
+      this.keyStr = s;
+      this.started = true;
+      this.next_ = this.reverse ? 0 : next.length - 1;
     }
-    this.last = e;
-    return e;
   }
 
   override close(): void {
     this.finished = true;
-    this.last = undefined;
+    this.list = undefined;
   }
 }

@@ -21,14 +21,19 @@ import { Bloom, bloomHash } from "./bloom.js";
 import { AsyncCursor } from "./cursor.js";
 import {
   BlockScanner,
-  checkedContent,
+  commonPrefix,
   compareRange,
   DataBlock,
   decodeDataBlock,
+  getFromBlock,
+} from "./sst-block.js";
+import {
+  checkedContent,
   decodeFooter,
   decodeIndex,
   decodeProperties,
   FOOTER_BYTES,
+  lastKeyOf,
   type SstIndex,
   type SstProperties,
   sstCorruption,
@@ -88,12 +93,19 @@ async function readExact(
 }
 
 export class SstReader {
+  /** Last keys of the blocks, read in place from the index block (see SstIndex). */
+  private readonly keyBytes: Uint8Array;
+  private readonly keyStarts: Uint32Array;
+  private readonly keyLengths: Uint32Array;
+  /** The same last keys as views, for the colder scan paths. */
   private readonly lastKeys: Uint8Array[];
   private readonly lastLsns: Float64Array;
   private readonly offsets: Float64Array;
   private readonly lengths: Float64Array;
   /** Shared by every synchronous decode of this reader; no decode spans an await. */
   private readonly scanner: BlockScanner;
+  /** Bytes every key in the SST starts with (the min and max keys share them): index searches skip them. */
+  private readonly rangePrefix: number;
 
   private constructor(
     private readonly store: ObjectStore,
@@ -106,8 +118,12 @@ export class SstReader {
     /** Memory held by the index and bloom while the reader lives. */
     readonly metaBytes: number,
   ) {
-    this.lastKeys = index.lastKeys;
+    this.keyBytes = index.keyBytes;
+    this.keyStarts = index.keyStarts;
+    this.keyLengths = index.keyLengths;
+    this.lastKeys = Array.from({ length: index.blockCount }, (_, i) => lastKeyOf(index, i));
     this.lastLsns = index.lastLsns;
+    this.rangePrefix = commonPrefix(properties.minKey, properties.maxKey);
     this.offsets = index.offsets;
     this.lengths = index.lengths;
     this.scanner = new BlockScanner(properties.keyBytesMax);
@@ -175,7 +191,7 @@ export class SstReader {
     );
     const index = decodeIndex(indexContent, footer.indexOffset, `SST ${objectKey} index block`);
     const bloom = Bloom.from(bloomContent, `SST ${objectKey} bloom block`);
-    const lastKey = index.lastKeys[index.blockCount - 1]!;
+    const lastKey = lastKeyOf(index, index.blockCount - 1);
     const disagreement =
       properties.dataBytes !== footer.indexOffset
         ? "properties and footer disagree on the data size"
@@ -183,7 +199,7 @@ export class SstReader {
           ? "properties and index disagree on the block count"
           : compareBytes(properties.maxKey, lastKey) !== 0
             ? "properties max key is not the index's last key"
-            : compareBytes(properties.minKey, index.lastKeys[0]!) > 0
+            : compareBytes(properties.minKey, lastKeyOf(index, 0)) > 0
               ? "properties min key is above the first block's last key"
               : undefined;
     if (disagreement !== undefined) throw sstCorruption(objectKey, disagreement);
@@ -208,23 +224,22 @@ export class SstReader {
     if (snapshotLsn < p.minLsn) return -1;
     if (compareBytes(key, p.minKey) < 0 || compareBytes(key, p.maxKey) > 0) return -1;
     if (!this.bloom.mayContainHash(keyHash ?? bloomHash(key))) return -1;
-    // First block whose last (key, lsn) is >= (key, snapshot) in internal order.
-    const lastKeys = this.lastKeys;
+    // First block whose last (key, lsn) is >= (key, snapshot) in internal order. Every key compared lies within
+    // [minKey, maxKey], so the bytes those share are equal and skipped.
+    const keyBytes = this.keyBytes;
+    const keyStarts = this.keyStarts;
+    const keyLengths = this.keyLengths;
     const lastLsns = this.lastLsns;
+    const skip = this.rangePrefix;
     let lo = 0;
-    let hi = lastKeys.length;
+    let hi = keyStarts.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      const c = compareBytes(lastKeys[mid]!, key);
+      const c = compareRange(keyBytes, keyStarts[mid]! + skip, keyLengths[mid]! - skip, key, skip);
       if (c < 0 || (c === 0 && lastLsns[mid]! > snapshotLsn)) lo = mid + 1;
       else hi = mid;
     }
-    return lo < lastKeys.length ? lo : -1;
-  }
-
-  private searchBlock(block: DataBlock, key: Uint8Array, snapshotLsn: number): Entry | undefined {
-    const s = this.scanner;
-    return s.seek(block, key, snapshotLsn) && s.currentKeyEquals(key) ? s.entry() : undefined;
+    return lo < keyStarts.length ? lo : -1;
   }
 
   /**
@@ -237,7 +252,7 @@ export class SstReader {
     if (i < 0) return undefined;
     const block = this.cache.get(this.objectKey, this.offsets[i]!) as DataBlock | undefined;
     if (block === undefined) return NEEDS_IO;
-    return this.searchBlock(block, key, snapshotLsn);
+    return getFromBlock(block, key, snapshotLsn);
   }
 
   /** The newest version of `key` with lsn <= snapshotLsn (possibly a Delete), or undefined. */
@@ -245,7 +260,7 @@ export class SstReader {
     const i = this.locate(key, snapshotLsn, keyHash);
     if (i < 0) return undefined;
     const block = this.cachedBlock(i) ?? (await this.loadBlock(i, true));
-    return this.searchBlock(block, key, snapshotLsn);
+    return getFromBlock(block, key, snapshotLsn);
   }
 
   /** All versions of keys in [start, end), in internal order (or its exact reverse), fetched block by block. */
@@ -291,6 +306,7 @@ export class SstReader {
       {
         prevLastKey: i > 0 ? this.lastKeys[i - 1] : undefined,
         prevLastLsn: i > 0 ? this.lastLsns[i - 1]! : 0,
+        minKey: this.properties.minKey,
         lastKey: this.lastKeys[i]!,
         lastLsn: this.lastLsns[i]!,
       },

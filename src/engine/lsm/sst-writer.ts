@@ -12,10 +12,10 @@
 import { ErrorCodes, TwillError } from "../../errors.js";
 import { BloomBuilder, bloomHash } from "./bloom.js";
 import { ByteWriter } from "./byte-io.js";
+import { compareRange } from "./sst-block.js";
 import {
   blockChecksum,
   CHECKSUM_BYTES,
-  compareRange,
   encodeFooter,
   encodeIndexEntry,
   encodeProperties,

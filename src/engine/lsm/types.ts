@@ -70,13 +70,6 @@ export function compareEntries(a: Entry, b: Entry): number {
   return b.lsn - a.lsn;
 }
 
-/** Internal order of `(key, lsn)` pairs, for seeks that have no Entry object. */
-export function compareKeyLsn(aKey: Uint8Array, aLsn: number, bKey: Uint8Array, bLsn: number): number {
-  const c = compareBytes(aKey, bKey);
-  if (c !== 0) return c;
-  return bLsn - aLsn;
-}
-
 export function isValidLsn(lsn: number): boolean {
   return Number.isSafeInteger(lsn) && lsn >= 1;
 }

@@ -1,0 +1,445 @@
+/**
+ * SST data blocks: verifying one after it is read, and the two ways of reading one — a point lookup that walks
+ * the bytes without building keys, and a scanner that decodes entries one by one for scans. Layout in
+ * sst-format.ts.
+ *
+ * Invariants a block has once `decodeDataBlock` accepted it (and that the lookups rely on instead of
+ * re-checking bounds on every byte):
+ *   - Its checksum matched, every entry lies within the block, varints are at most 8 bytes and below 2^53,
+ *     restarts point at entry boundaries and at entries with shared = 0.
+ *   - `shared` is maximal except at restarts (where it is 0): where a key differs from the previous one, the
+ *     first differing byte is at `shared`. This lets a lookup track how much of the target key the current key
+ *     matches without rebuilding the key.
+ *   - Entries are in strictly increasing internal order, the first follows the previous block's last entry (for
+ *     block 0: its key is >= the SST's min key), and the last is the index's (lastKey, lastLsn) for the block.
+ *     So every key in the block, and every key a lookup is sent to the block for, starts with the `prefixBytes`
+ *     bytes that the block's lower bound and last key share, and comparisons may skip them.
+ */
+
+import { ErrorCodes, TwillError } from "../../errors.js";
+import { blockChecksum, CHECKSUM_BYTES, dataBlockBytesMin, sstCorruption } from "./sst-format.js";
+import { type Entry, EntryKind, LsmLimits } from "./types.js";
+
+const EMPTY = new Uint8Array(0);
+
+/** A verified data block, as the cache holds it. */
+export class DataBlock {
+  constructor(
+    /** The entries region (restart array and CRC cut off). */
+    readonly bytes: Uint8Array,
+    readonly restarts: Uint32Array,
+    readonly entryCount: number,
+    /** Leading key bytes shared by every key in the block and every key looked up in it (see the header). */
+    readonly prefixBytes: number,
+    /** Where each restart entry's (whole) key starts and how long it is, and its lsn: decoded once at load so
+     * that the binary search over restarts reads no varints. */
+    readonly restartKeyStarts: Uint32Array,
+    readonly restartKeyLengths: Uint32Array,
+    readonly restartLsns: Float64Array,
+  ) {}
+
+  /** Memory held, for the cache's byte budget (the bytes, the restart tables and object overhead). */
+  get memoryBytes(): number {
+    return this.bytes.byteLength + this.restarts.length * 20 + 256;
+  }
+}
+
+/** Length of the common prefix of a and b. */
+export function commonPrefix(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
+/** Unsigned byte order of a[start, start + length) against b[from, b.length), both past a shared prefix. */
+export function compareRange(a: Uint8Array, start: number, length: number, b: Uint8Array, from = 0): number {
+  const n = Math.min(length, b.length - from);
+  for (let i = 0; i < n; i++) {
+    const d = a[start + i]! - b[from + i]!;
+    if (d !== 0) return d;
+  }
+  return length - (b.length - from);
+}
+
+/** Where the last `varintAt` call ended. Module state rather than an object: this sits on the hottest path. */
+let varintEnd = 0;
+
+/** Decodes a varint of a verified block at `p` (no bounds checks); the end goes to `varintEnd`. */
+function varintAt(bytes: Uint8Array, p: number): number {
+  let b = bytes[p++]!;
+  if (b < 0x80) {
+    varintEnd = p;
+    return b;
+  }
+  let result = b & 0x7f;
+  let scale = 0x80;
+  do {
+    b = bytes[p++]!;
+    result += (b & 0x7f) * scale;
+    scale *= 0x80;
+  } while (b >= 0x80);
+  varintEnd = p;
+  return result;
+}
+
+/**
+ * The newest version of `key` with lsn <= snapshotLsn in `block`, or undefined. The caller (the index search)
+ * guarantees the block is the one that would hold it. No key is rebuilt: `m` tracks how many leading bytes of
+ * the current key equal the target's, using the maximal-shared invariant.
+ */
+export function getFromBlock(block: DataBlock, key: Uint8Array, snapshotLsn: number): Entry | undefined {
+  const bytes = block.bytes;
+  const restarts = block.restarts;
+  const skip = block.prefixBytes;
+  // Last restart whose entry is < (key, snapshot) in internal order; restart entries hold whole keys.
+  const keyStarts = block.restartKeyStarts;
+  const keyLengths = block.restartKeyLengths;
+  const lsns = block.restartLsns;
+  let lo = 0;
+  let hi = restarts.length - 1;
+  let from = 0;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    let c = compareRange(bytes, keyStarts[mid]! + skip, keyLengths[mid]! - skip, key, skip);
+    if (c === 0) c = snapshotLsn - lsns[mid]!;
+    if (c < 0) {
+      from = mid;
+      lo = mid + 1;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  const end = bytes.length;
+  const target = key.length;
+  let p = restarts[from]!;
+  let m = skip;
+  while (p < end) {
+    // Varints inline where they are one byte (shared, unshared and value tag nearly always are).
+    let shared = bytes[p]!;
+    if (shared < 0x80) p++;
+    else {
+      shared = varintAt(bytes, p);
+      p = varintEnd;
+    }
+    let unshared = bytes[p]!;
+    if (unshared < 0x80) p++;
+    else {
+      unshared = varintAt(bytes, p);
+      p = varintEnd;
+    }
+    let valueTag = bytes[p]!;
+    if (valueTag < 0x80) p++;
+    else {
+      valueTag = varintAt(bytes, p);
+      p = varintEnd;
+    }
+    const lsnAt = p;
+    while (bytes[p]! >= 0x80) p++;
+    p++;
+    const keyStart = p;
+    const keyLength = shared + unshared;
+    const valueLength = valueTag === 0 ? 0 : valueTag - 1;
+    p = keyStart + unshared + valueLength;
+    if (shared === 0) {
+      // A whole key (every restart entry): match it afresh, past the prefix all keys here share with the target.
+      m = skip;
+      const n = Math.min(keyLength, target);
+      while (m < n && bytes[keyStart + m] === key[m]) m++;
+    } else if (shared < m) {
+      // It differs from the previous key at `shared`, upwards, where the previous key still equalled the target.
+      return undefined;
+    } else if (shared > m) {
+      // It agrees with the previous key beyond where that one left the target: it is below the target too.
+      continue;
+    } else {
+      const n = Math.min(keyLength, target);
+      while (m < n && bytes[keyStart + m - shared] === key[m]) m++;
+    }
+    if (m === keyLength) {
+      if (m === target) {
+        const lsn = varintAt(bytes, lsnAt);
+        if (lsn <= snapshotLsn) {
+          return {
+            key: key.slice(),
+            lsn,
+            kind: valueTag === 0 ? EntryKind.Delete : EntryKind.Put,
+            value: valueLength === 0 ? EMPTY : bytes.subarray(p - valueLength, p),
+          };
+        }
+      }
+      // A version too new, or a proper prefix of the target: below it, keep going.
+      continue;
+    }
+    if (m === target || bytes[keyStart + m - shared]! > key[m]!) return undefined;
+  }
+  return undefined;
+}
+
+function defect(at: number, reason: string): TwillError {
+  return new TwillError(ErrorCodes.Corruption, `entry at byte ${at}: ${reason}`);
+}
+
+/**
+ * Decodes the entries of a data block one at a time into reusable fields (no allocation per entry), checking
+ * bounds as it goes (it also reads blocks not yet verified). Used synchronously only, so one per reader serves
+ * every scan.
+ */
+export class BlockScanner {
+  bytes: Uint8Array = EMPTY;
+  /** Offset of the next entry to decode. */
+  pos = 0;
+  /** The current key is key[0, keyLength). */
+  key: Uint8Array;
+  keyLength = 0;
+  lsn = 0;
+  kind: EntryKind = EntryKind.Put;
+  valueStart = 0;
+  valueLength = 0;
+  /** `shared` of the current entry, and the previous key's byte it replaced at that position (-1: none). */
+  shared = 0;
+  displaced = -1;
+
+  constructor(keyBytesHint = 64) {
+    this.key = new Uint8Array(Math.max(16, keyBytesHint));
+  }
+
+  /** Positions before the entry at restart `r` (whose key is stored whole). */
+  start(block: DataBlock, restartIndex: number): void {
+    this.bytes = block.bytes;
+    this.pos = block.restarts[restartIndex]!;
+    this.keyLength = 0;
+  }
+
+  private checkedVarint(p: number, entryStart: number): number {
+    const bytes = this.bytes;
+    const end = bytes.length;
+    let result = 0;
+    let scale = 1;
+    for (let i = 0; i < 8; i++) {
+      if (p >= end) throw defect(entryStart, "varint runs past the end of the entries");
+      const b = bytes[p++]!;
+      result += (b & 0x7f) * scale;
+      if (b < 0x80) {
+        varintEnd = p;
+        return result;
+      }
+      scale *= 0x80;
+    }
+    throw defect(entryStart, "varint longer than 8 bytes");
+  }
+
+  /** Decodes the next entry into the fields; false at the end of the block. */
+  next(): boolean {
+    const bytes = this.bytes;
+    const end = bytes.length;
+    const entryStart = this.pos;
+    if (entryStart >= end) return false;
+    const shared = this.checkedVarint(entryStart, entryStart);
+    const unshared = this.checkedVarint(varintEnd, entryStart);
+    const valueTag = this.checkedVarint(varintEnd, entryStart);
+    const lsn = this.checkedVarint(varintEnd, entryStart);
+    const keyStart = varintEnd;
+    if (shared > this.keyLength)
+      throw defect(entryStart, `shares ${shared} bytes of a ${this.keyLength}-byte key`);
+    const keyLength = shared + unshared;
+    if (keyLength > LsmLimits.keyBytesMax) throw defect(entryStart, `key of ${keyLength} bytes`);
+    const valueLength = valueTag === 0 ? 0 : valueTag - 1;
+    const valueStart = keyStart + unshared;
+    if (valueStart + valueLength > end)
+      throw defect(entryStart, "key or value runs past the end of the entries");
+    if (!Number.isSafeInteger(lsn) || lsn < 1) throw defect(entryStart, `lsn ${lsn} is outside [1, 2^53)`);
+    if (keyLength > this.key.length) {
+      const grown = new Uint8Array(Math.max(keyLength, this.key.length * 2));
+      grown.set(this.key.subarray(0, this.keyLength));
+      this.key = grown;
+    }
+    const key = this.key;
+    this.displaced = shared < this.keyLength ? key[shared]! : -1;
+    if (unshared < 32) {
+      for (let i = 0; i < unshared; i++) key[shared + i] = bytes[keyStart + i]!;
+    } else {
+      key.set(bytes.subarray(keyStart, valueStart), shared);
+    }
+    this.shared = shared;
+    this.keyLength = keyLength;
+    this.lsn = lsn;
+    this.kind = valueTag === 0 ? EntryKind.Delete : EntryKind.Put;
+    this.valueStart = valueStart;
+    this.valueLength = valueLength;
+    this.pos = valueStart + valueLength;
+    return true;
+  }
+
+  /** Internal order of the current entry against (key, lsn). */
+  compareCurrent(key: Uint8Array, lsn: number): number {
+    const c = compareRange(this.key, 0, this.keyLength, key);
+    return c !== 0 ? c : lsn - this.lsn;
+  }
+
+  /** The current entry as a fresh Entry. The key is copied; the value is a view into the (immutable) block. */
+  entry(): Entry {
+    return {
+      key: this.key.slice(0, this.keyLength),
+      lsn: this.lsn,
+      kind: this.kind,
+      value:
+        this.valueLength === 0
+          ? EMPTY
+          : this.bytes.subarray(this.valueStart, this.valueStart + this.valueLength),
+    };
+  }
+
+  /**
+   * Positions on the first entry >= (key, lsn) in internal order and returns true, or returns false when every
+   * entry of the block is smaller. Binary search over restarts, then a scan of at most one restart interval.
+   */
+  seek(block: DataBlock, key: Uint8Array, lsn: number): boolean {
+    const bytes = block.bytes;
+    const keyStarts = block.restartKeyStarts;
+    const keyLengths = block.restartKeyLengths;
+    const lsns = block.restartLsns;
+    let lo = 0;
+    let hi = keyStarts.length - 1;
+    let from = 0;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      let c = compareRange(bytes, keyStarts[mid]!, keyLengths[mid]!, key);
+      if (c === 0) c = lsn - lsns[mid]!;
+      if (c < 0) {
+        from = mid;
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    this.start(block, from);
+    while (this.next()) {
+      if (this.compareCurrent(key, lsn) >= 0) return true;
+    }
+    return false;
+  }
+}
+
+/** What a data block must agree with, from the index and the properties. */
+export interface BlockBounds {
+  /** Last (key, lsn) of the previous block, which the first entry must follow; undefined for block 0. */
+  prevLastKey: Uint8Array | undefined;
+  prevLastLsn: number;
+  /** Block 0: the SST's min key, which its first entry must equal. */
+  minKey: Uint8Array;
+  /** The block's own last (key, lsn). */
+  lastKey: Uint8Array;
+  lastLsn: number;
+}
+
+/**
+ * Verifies a data block read from storage (checksum, restarts, every entry, order, agreement with the index)
+ * and returns it decoded. Errors name the object and the block.
+ */
+export function decodeDataBlock(
+  raw: Uint8Array,
+  blockOffset: number,
+  bounds: BlockBounds,
+  scanner: BlockScanner,
+  objectKey: string,
+  blockIndex: number,
+): DataBlock {
+  const fail = (reason: string, cause?: unknown): TwillError =>
+    sstCorruption(objectKey, `data block ${blockIndex} (at byte ${blockOffset}): ${reason}`, cause);
+  if (raw.length < dataBlockBytesMin) throw fail(`${raw.length} bytes is too short for a data block`);
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const contentEnd = raw.length - CHECKSUM_BYTES;
+  if (blockChecksum(raw.subarray(0, contentEnd), blockOffset) !== view.getUint32(contentEnd, true)) {
+    throw fail("checksum mismatch");
+  }
+  const restartCount = view.getUint32(contentEnd - 4, true);
+  const entriesEnd = contentEnd - 4 - restartCount * 4;
+  if (restartCount < 1 || entriesEnd < 1) throw fail(`restart count ${restartCount} does not fit the block`);
+  const restarts = new Uint32Array(restartCount);
+  for (let r = 0; r < restartCount; r++) {
+    const offset = view.getUint32(entriesEnd + r * 4, true);
+    if ((r === 0 && offset !== 0) || (r > 0 && offset <= restarts[r - 1]!) || offset >= entriesEnd) {
+      throw fail(`restart ${r} has bad offset ${offset}`);
+    }
+    restarts[r] = offset;
+  }
+  const lower = bounds.prevLastKey ?? bounds.minKey;
+  const restartKeyStarts = new Uint32Array(restartCount);
+  const restartKeyLengths = new Uint32Array(restartCount);
+  const restartLsns = new Float64Array(restartCount);
+  const block = new DataBlock(
+    raw.subarray(0, entriesEnd),
+    restarts,
+    0,
+    0,
+    restartKeyStarts,
+    restartKeyLengths,
+    restartLsns,
+  );
+  let count = 0;
+  let prevLength = -1;
+  let prevLsn = 0;
+  let nextRestart = 0;
+  /** The key before a restart entry, which shares nothing with it and so must be compared whole. */
+  let beforeRestart = new Uint8Array(64);
+  try {
+    scanner.start(block, 0);
+    for (;;) {
+      const at = scanner.pos;
+      const atRestart = nextRestart < restartCount && at === restarts[nextRestart];
+      if (atRestart && prevLength > 0) {
+        if (prevLength > beforeRestart.length) beforeRestart = new Uint8Array(prevLength * 2);
+        beforeRestart.set(scanner.key.subarray(0, prevLength));
+      }
+      if (!scanner.next()) break;
+      const { shared, keyLength, key } = scanner;
+      if (nextRestart < restartCount && at >= restarts[nextRestart]!) {
+        if (!atRestart) throw defect(at, `restart ${nextRestart} is not at an entry boundary`);
+        if (shared !== 0) throw defect(at, "a restart entry shares key bytes");
+        restartKeyStarts[nextRestart] = scanner.valueStart - keyLength;
+        restartKeyLengths[nextRestart] = keyLength;
+        restartLsns[nextRestart] = scanner.lsn;
+        nextRestart++;
+      }
+      if (atRestart && prevLength >= 0) {
+        const c = compareRange(key, 0, keyLength, beforeRestart.subarray(0, prevLength));
+        if (c < 0 || (c === 0 && scanner.lsn >= prevLsn)) throw defect(at, "entries out of order");
+      } else if (prevLength < 0) {
+        if (bounds.prevLastKey === undefined) {
+          if (compareRange(key, 0, keyLength, bounds.minKey) !== 0)
+            throw defect(at, "first key is not the SST's min key");
+        } else if (scanner.compareCurrent(bounds.prevLastKey, bounds.prevLastLsn) <= 0) {
+          throw defect(at, "first entry does not follow the previous block's last entry");
+        }
+      } else if (shared < prevLength && shared < keyLength) {
+        // Differs from the previous key first at `shared` (maximal sharing), and upwards (order).
+        if (key[shared]! <= scanner.displaced)
+          throw defect(at, "entries out of order or key sharing not maximal");
+      } else if (shared === prevLength && shared === keyLength) {
+        if (scanner.lsn >= prevLsn) throw defect(at, "versions of a key out of order");
+      } else if (!(shared === prevLength && keyLength > prevLength)) {
+        throw defect(at, "entries out of order");
+      }
+      prevLength = keyLength;
+      prevLsn = scanner.lsn;
+      count++;
+    }
+  } catch (error) {
+    if (error instanceof TwillError && error.code === ErrorCodes.Corruption) throw fail(error.message, error);
+    throw error;
+  }
+  if (nextRestart !== restartCount) throw fail(`restart ${nextRestart} is not at an entry boundary`);
+  if (compareRange(scanner.key, 0, prevLength, bounds.lastKey) !== 0 || prevLsn !== bounds.lastLsn) {
+    throw fail("last entry does not match the index");
+  }
+  return new DataBlock(
+    block.bytes,
+    restarts,
+    count,
+    commonPrefix(lower, bounds.lastKey),
+    restartKeyStarts,
+    restartKeyLengths,
+    restartLsns,
+  );
+}
