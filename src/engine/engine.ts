@@ -24,6 +24,7 @@
 import { z } from "zod";
 import { ErrorCodes, isTwillError, TwillError } from "../errors.js";
 import type { Log, Storage } from "../storage/types.js";
+import { type AsyncCursor, LimitCursor } from "./lsm/cursor.js";
 import { emptyManifest, installManifest, loadLatestManifest, type Manifest } from "./lsm/manifest.js";
 import { type KeyValue, LsmTree, type ScanRange, type TreeStats } from "./lsm/tree.js";
 import { type Entry, EntryKind } from "./lsm/types.js";
@@ -248,7 +249,7 @@ export class Engine implements TxnHost {
   }
 
   /** @internal TxnHost */
-  scan(range: ScanRange, snapshotLsn: number = this.lastLsn): AsyncIterable<KeyValue> {
+  scan(range: ScanRange, snapshotLsn: number = this.lastLsn): AsyncCursor<KeyValue> {
     return this.tree.scan(range, snapshotLsn);
   }
 
@@ -257,17 +258,17 @@ export class Engine implements TxnHost {
     return this.tree.get(key, this.lastLsn);
   }
 
-  /** Scans the latest committed state, outside any transaction. */
-  async *readRange(options: TxnScanOptions = {}): AsyncIterable<KeyValue> {
+  /**
+   * Scans the latest committed state, outside any transaction. The result is a cursor: a plain `for await`
+   * works, and callers that care can drain it synchronously while its blocks are cached.
+   */
+  readRange(options: TxnScanOptions = {}): AsyncCursor<KeyValue> {
     const range = resolveRange(options);
-    if (!range) return;
-    const limit = options.limit ?? Number.POSITIVE_INFINITY;
-    let n = 0;
-    if (limit <= 0) return;
-    for await (const kv of this.tree.scan({ ...range, reverse: options.reverse ?? false }, this.lastLsn)) {
-      yield kv;
-      if (++n >= limit) return;
-    }
+    const cursor = this.tree.scan(
+      range ? { ...range, reverse: options.reverse ?? false } : EMPTY_RANGE,
+      this.lastLsn,
+    );
+    return new LimitCursor(cursor, range ? (options.limit ?? Number.POSITIVE_INFINITY) : 0);
   }
 
   /** @internal TxnHost: conflict check, then queue for the next group append. */
@@ -434,6 +435,9 @@ export class Engine implements TxnHost {
     await this.close();
   }
 }
+
+/** An empty range: start == end. */
+const EMPTY_RANGE: ScanRange = { start: new Uint8Array([0]), end: new Uint8Array([0]) };
 
 function toEntries(writes: readonly Write[], lsn: number): Entry[] {
   const entries: Entry[] = new Array(writes.length);

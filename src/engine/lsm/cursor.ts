@@ -240,3 +240,33 @@ export async function collect<T>(source: Cursor<T> | Iterable<T> | AsyncIterable
     else out.push(item);
   }
 }
+
+/** Passes through at most `limit` items, then ends (and closes the source). */
+export class LimitCursor<T> extends AsyncCursor<T> {
+  private emitted = 0;
+
+  constructor(
+    private readonly source: Cursor<T> & { close?: () => void },
+    private readonly limit: number,
+  ) {
+    super();
+    if (limit <= 0) source.close?.();
+  }
+
+  nextSync(): T | undefined | NeedsIo {
+    if (this.emitted >= this.limit) return undefined;
+    const item = this.source.nextSync();
+    if (item === undefined || item === NEEDS_IO) return item;
+    if (++this.emitted >= this.limit) this.source.close?.();
+    return item;
+  }
+
+  fill(): Promise<void> {
+    return this.source.fill();
+  }
+
+  override close(): void {
+    this.emitted = this.limit;
+    this.source.close?.();
+  }
+}

@@ -18,6 +18,8 @@
 import { ErrorCodes, TwillError } from "../../errors.js";
 import type { Storage } from "../../storage/types.js";
 import { BlockCache } from "./block-cache.js";
+import { bloomHash } from "./bloom.js";
+import { AsyncCursor, ConcatCursor, type Cursor, type EntrySource } from "./cursor.js";
 import { installManifest, type Manifest, pruneManifests, type SstMeta } from "./manifest.js";
 import { Memtable } from "./memtable.js";
 import { compactEntries, mergeIterators, visibleEntries } from "./merge.js";
@@ -307,41 +309,55 @@ export class LsmTree {
     return this.nextSstId++;
   }
 
-  /** Writes the entries (internal order) as one SST; undefined when there are none. */
-  private async writeSst(
-    level: 0 | 1,
-    entries: Iterable<Entry> | AsyncIterable<Entry>,
-  ): Promise<SstMeta | undefined> {
+  /** Starts an SST at `level`: add entries in internal order, then `finish` writes it (undefined when empty). */
+  private startSst(level: 0 | 1) {
     const writer = new SstWriter({ blockBytesTarget: this.options.blockBytesTarget });
     let count = 0;
     let minKey: Uint8Array | undefined;
     let maxKey: Uint8Array | undefined;
     let minLsn = lsnMax;
     let maxLsn = 0;
-    for await (const entry of entries) {
-      writer.add(entry);
-      count++;
-      minKey ??= entry.key;
-      maxKey = entry.key;
-      if (entry.lsn < minLsn) minLsn = entry.lsn;
-      if (entry.lsn > maxLsn) maxLsn = entry.lsn;
-    }
-    if (count === 0 || !minKey || !maxKey) return undefined;
-    const bytes = writer.finish();
-    const id = this.allocateSstId();
-    const key = `sst/${String(id).padStart(12, "0")}.sst`;
-    await this.storage.write(key, bytes);
     return {
-      id,
-      key,
-      level,
-      sizeBytes: bytes.length,
-      minKey: hex(minKey),
-      maxKey: hex(maxKey),
-      minLsn,
-      maxLsn,
-      entries: count,
+      get estimatedBytes() {
+        return writer.estimatedBytes;
+      },
+      get lastKey() {
+        return maxKey;
+      },
+      add(entry: Entry): void {
+        writer.add(entry);
+        count++;
+        minKey ??= entry.key;
+        maxKey = entry.key;
+        if (entry.lsn < minLsn) minLsn = entry.lsn;
+        if (entry.lsn > maxLsn) maxLsn = entry.lsn;
+      },
+      finish: async (): Promise<SstMeta | undefined> => {
+        if (count === 0 || !minKey || !maxKey) return undefined;
+        const bytes = writer.finish();
+        const id = this.allocateSstId();
+        const key = `sst/${String(id).padStart(12, "0")}.sst`;
+        await this.storage.write(key, bytes);
+        return {
+          id,
+          key,
+          level,
+          sizeBytes: bytes.length,
+          minKey: hex(minKey),
+          maxKey: hex(maxKey),
+          minLsn,
+          maxLsn,
+          entries: count,
+        };
+      },
     };
+  }
+
+  /** Writes the entries (internal order) as one SST; undefined when there are none. */
+  private async writeSst(level: 0 | 1, entries: Iterable<Entry>): Promise<SstMeta | undefined> {
+    const out = this.startSst(level);
+    for (const entry of entries) out.add(entry);
+    return out.finish();
   }
 
   private compactInBackground(): Promise<void> {
@@ -386,26 +402,25 @@ export class LsmTree {
     const seq = this.beginRead();
     const outputs: SstMeta[] = [];
     try {
-      const sources: AsyncIterable<Entry>[] = [];
-      for (const h of inputsL0) sources.push((await this.openReader(h)).iterate({}));
-      if (inputsL1.length > 0) sources.push(this.concatL1(inputsL1, {}));
+      const sources: EntrySource[] = inputsL0.map((h) => this.sstCursor([h], {}, { compaction: true }));
+      if (inputsL1.length > 0) sources.push(this.sstCursor(inputsL1, {}, { compaction: true }));
       const merged = mergeIterators(sources, { reverse: false });
       const kept = compactEntries(merged, { retainLsns: this.liveSnapshots(), dropTombstones: true });
-      // Cut output files at key boundaries so that no key's versions straddle two L1 SSTs.
-      let batch: Entry[] = [];
-      let batchBytes = 0;
+      // Stream into SSTs of ~sstBytesTarget, cut only at key boundaries so no key's versions straddle two L1 SSTs.
+      let out = this.startSst(1);
       for await (const entry of kept) {
-        const last = batch.at(-1);
-        if (batchBytes >= this.options.sstBytesTarget && last && compareBytes(last.key, entry.key) !== 0) {
-          const meta = await this.writeSst(1, batch);
+        if (
+          out.estimatedBytes >= this.options.sstBytesTarget &&
+          out.lastKey &&
+          compareBytes(out.lastKey, entry.key) !== 0
+        ) {
+          const meta = await out.finish();
           if (meta) outputs.push(meta);
-          batch = [];
-          batchBytes = 0;
+          out = this.startSst(1);
         }
-        batch.push(entry);
-        batchBytes += entry.key.length + entry.value.length + 16;
+        out.add(entry);
       }
-      const meta = await this.writeSst(1, batch);
+      const meta = await out.finish();
       if (meta) outputs.push(meta);
     } finally {
       this.endRead(seq);
@@ -448,6 +463,7 @@ export class LsmTree {
     const ready = this.obsolete.filter((o) => o.afterSeq <= oldestRead);
     this.obsolete = this.obsolete.filter((o) => o.afterSeq > oldestRead);
     for (const o of ready) {
+      this.cache.evictObject(o.key);
       await this.storage.delete(o.key);
       this.deletedObjects++;
     }
@@ -483,48 +499,53 @@ export class LsmTree {
   }
 
   /** Newest version of `key` with lsn <= snapshot from memory and cached blocks only, or NEEDS_IO. */
-  getVersionSync(key: Uint8Array, snapshotLsn: number): Entry | undefined | NeedsIo {
+  getVersionSync(
+    key: Uint8Array,
+    snapshotLsn: number,
+    keyHash: number = bloomHash(key),
+  ): Entry | undefined | NeedsIo {
     const view = this.view;
-    const hit = view.active.get(key, snapshotLsn);
+    const hit = view.active.get(key, snapshotLsn, keyHash);
     if (hit) return hit;
     for (const { table } of view.immutables) {
-      const e = table.get(key, snapshotLsn);
+      const e = table.get(key, snapshotLsn, keyHash);
       if (e) return e;
     }
     for (const h of view.l0) {
       if (h.meta.minLsn > snapshotLsn || !inRange(h, key)) continue;
       if (!h.reader) return NEEDS_IO;
-      const e = h.reader.getCached(key, snapshotLsn);
+      const e = h.reader.getCached(key, snapshotLsn, keyHash);
       if (e !== undefined) return e;
     }
     const h = findL1(view.l1, key);
     if (!h || h.meta.minLsn > snapshotLsn) return undefined;
     if (!h.reader) return NEEDS_IO;
-    return h.reader.getCached(key, snapshotLsn);
+    return h.reader.getCached(key, snapshotLsn, keyHash);
   }
 
   /** Newest version of `key` with lsn <= snapshot (a Delete entry when the key was deleted). */
   async getVersion(key: Uint8Array, snapshotLsn: number): Promise<Entry | undefined> {
     this.checkUsable();
-    const fast = this.getVersionSync(key, snapshotLsn);
+    const keyHash = bloomHash(key);
+    const fast = this.getVersionSync(key, snapshotLsn, keyHash);
     if (fast !== NEEDS_IO) return fast;
     const seq = this.beginRead();
     const view = this.view;
     try {
-      const hit = view.active.get(key, snapshotLsn);
+      const hit = view.active.get(key, snapshotLsn, keyHash);
       if (hit) return hit;
       for (const { table } of view.immutables) {
-        const e = table.get(key, snapshotLsn);
+        const e = table.get(key, snapshotLsn, keyHash);
         if (e) return e;
       }
       for (const h of view.l0) {
         if (h.meta.minLsn > snapshotLsn || !inRange(h, key)) continue;
-        const e = await (await this.openReader(h)).get(key, snapshotLsn);
+        const e = await (await this.openReader(h)).get(key, snapshotLsn, keyHash);
         if (e) return e;
       }
       const h = findL1(view.l1, key);
       if (!h || h.meta.minLsn > snapshotLsn) return undefined;
-      return await (await this.openReader(h)).get(key, snapshotLsn);
+      return await (await this.openReader(h)).get(key, snapshotLsn, keyHash);
     } finally {
       this.endRead(seq);
     }
@@ -573,33 +594,44 @@ export class LsmTree {
     return max;
   }
 
-  private async *concatL1(handles: SstHandle[], range: ScanRange): AsyncIterable<Entry> {
+  /** A lazily opening cursor over SSTs in order (L1 files, or one L0 file), without a promise per entry. */
+  private sstCursor(
+    handles: SstHandle[],
+    range: ScanRange,
+    options: { compaction?: boolean } = {},
+  ): ConcatCursor<Entry> {
     const ordered = range.reverse ? [...handles].reverse() : handles;
-    for (const h of ordered) {
-      yield* (await this.openReader(h)).iterate(range);
-    }
+    // Compaction reads each block once: read ahead, and keep its blocks out of the cache of hot reads.
+    const iterateOptions = options.compaction ? { ...range, fillCache: false, readaheadBlocks: 4 } : range;
+    return new ConcatCursor(
+      ordered.map(
+        (h) => () =>
+          h.reader
+            ? h.reader.iterate(iterateOptions)
+            : this.openReader(h).then((r) => r.iterate(iterateOptions)),
+      ),
+    );
   }
 
-  /** Visible key/value pairs in [start, end) at the snapshot, in key order (descending when reverse). */
-  async *scan(range: ScanRange, snapshotLsn: number): AsyncIterable<KeyValue> {
+  /**
+   * Visible key/value pairs in [start, end) at the snapshot, in key order (descending when reverse). The result is
+   * a cursor: synchronous while blocks are cached, and an async iterator for everyone else.
+   */
+  scan(range: ScanRange, snapshotLsn: number): AsyncCursor<KeyValue> {
     this.checkUsable();
     const seq = this.beginRead();
-    try {
-      const view = this.view;
-      const reverse = range.reverse ?? false;
-      const sources: (Iterable<Entry> | AsyncIterable<Entry>)[] = [view.active.iterate(range)];
-      for (const { table } of view.immutables) sources.push(table.iterate(range));
-      for (const h of view.l0) {
-        if (h.meta.minLsn <= snapshotLsn && overlaps(h, range.start, range.end)) {
-          sources.push((await this.openReader(h)).iterate(range));
-        }
-      }
-      const l1 = view.l1.filter((h) => h.meta.minLsn <= snapshotLsn && overlaps(h, range.start, range.end));
-      if (l1.length > 0) sources.push(this.concatL1(l1, range));
-      yield* visibleEntries(mergeIterators(sources, { reverse }), snapshotLsn, { reverse });
-    } finally {
-      this.endRead(seq);
+    const view = this.view;
+    const reverse = range.reverse ?? false;
+    const sources: EntrySource[] = [view.active.iterate(range)];
+    for (const { table } of view.immutables) sources.push(table.iterate(range));
+    for (const h of view.l0) {
+      if (h.meta.minLsn <= snapshotLsn && overlaps(h, range.start, range.end))
+        sources.push(this.sstCursor([h], range));
     }
+    const l1 = view.l1.filter((h) => h.meta.minLsn <= snapshotLsn && overlaps(h, range.start, range.end));
+    if (l1.length > 0) sources.push(this.sstCursor(l1, range));
+    const visible = visibleEntries(mergeIterators(sources, { reverse }), snapshotLsn, { reverse });
+    return new ReleasingCursor(visible, () => this.endRead(seq));
   }
 
   stats(): TreeStats {
@@ -630,5 +662,42 @@ export class LsmTree {
     if (this.closed) return;
     await this.idle();
     this.closed = true;
+  }
+}
+
+/** Delegates to a cursor and calls `release` once, when the cursor ends or is closed early. */
+class ReleasingCursor<T> extends AsyncCursor<T> {
+  private released = false;
+
+  constructor(
+    private readonly inner: Cursor<T> & { close?: () => void },
+    private readonly release: () => void,
+  ) {
+    super();
+  }
+
+  nextSync() {
+    if (this.released) return undefined;
+    const item = this.inner.nextSync();
+    if (item === undefined) this.done();
+    return item;
+  }
+
+  fill(): Promise<void> {
+    return this.inner.fill().catch((error: unknown) => {
+      this.done();
+      throw error;
+    });
+  }
+
+  override close(): void {
+    this.inner.close?.();
+    this.done();
+  }
+
+  private done(): void {
+    if (this.released) return;
+    this.released = true;
+    this.release();
   }
 }

@@ -4,6 +4,7 @@
  */
 
 import { ErrorCodes, TwillError } from "../../errors.js";
+import { type AsyncCursor, LimitCursor } from "../lsm/cursor.js";
 import type { KeyValue, ScanRange } from "../lsm/tree.js";
 import { compareBytes } from "../lsm/types.js";
 import { type Write, WriteKind } from "./commit-record.js";
@@ -21,7 +22,7 @@ export interface TxnScanOptions extends ScanRange {
 /** What a transaction needs from the engine; kept narrow so the two can be tested apart. */
 export interface TxnHost {
   get(key: Uint8Array, snapshotLsn: number): Promise<Uint8Array | undefined>;
-  scan(range: ScanRange, snapshotLsn: number): AsyncIterable<KeyValue>;
+  scan(range: ScanRange, snapshotLsn: number): AsyncCursor<KeyValue>;
   commit(txn: Transaction): Promise<number>;
   release(txn: Transaction): void;
 }
@@ -113,47 +114,18 @@ export class Transaction {
   }
 
   /** Visible pairs in range, merging the snapshot with this transaction's own writes. */
-  async *scan(options: TxnScanOptions = {}): AsyncIterable<KeyValue> {
+  scan(options: TxnScanOptions = {}): AsyncIterable<KeyValue> {
     this.checkOpen();
     const range = resolveRange(options);
-    if (range === undefined) return;
-    const reverse = options.reverse ?? false;
-    const limit = options.limit ?? Number.POSITIVE_INFINITY;
-    if (limit <= 0) return;
+    if (range === undefined) return EMPTY;
     const inRange = (k: Uint8Array) =>
       (!range.start || compareBytes(k, range.start) >= 0) && (!range.end || compareBytes(k, range.end) < 0);
-    const own = this.ownWrites().filter((w) => inRange(w.key));
-    if (reverse) own.reverse();
-    let i = 0;
-    let emitted = 0;
-    const before = (a: Uint8Array, b: Uint8Array) =>
-      reverse ? compareBytes(a, b) > 0 : compareBytes(a, b) < 0;
-    for await (const kv of this.host.scan({ ...range, reverse }, this.snapshotLsn)) {
-      while (i < own.length && before(own[i]!.key, kv.key)) {
-        const w = own[i++]!;
-        if (w.kind === WriteKind.Put) {
-          yield { key: w.key, value: w.value };
-          if (++emitted >= limit) return;
-        }
-      }
-      if (i < own.length && compareBytes(own[i]!.key, kv.key) === 0) {
-        const w = own[i++]!;
-        if (w.kind === WriteKind.Put) {
-          yield { key: w.key, value: w.value };
-          if (++emitted >= limit) return;
-        }
-        continue;
-      }
-      yield kv;
-      if (++emitted >= limit) return;
-    }
-    for (; i < own.length; i++) {
-      const w = own[i]!;
-      if (w.kind === WriteKind.Put) {
-        yield { key: w.key, value: w.value };
-        if (++emitted >= limit) return;
-      }
-    }
+    const own = this.writes.size === 0 ? [] : this.ownWrites().filter((w) => inRange(w.key));
+    const limit = options.limit ?? Number.POSITIVE_INFINITY;
+    const snapshot = this.host.scan({ ...range, reverse: options.reverse ?? false }, this.snapshotLsn);
+    // Without own writes in range the snapshot's cursor is the answer (no promise per entry).
+    if (own.length === 0) return new LimitCursor(snapshot, limit);
+    return mergeOwnWrites(snapshot, own, options.reverse ?? false, limit);
   }
 
   /** Makes the writes durable and visible; returns the commit LSN. SERIALIZATION_FAILURE (40001) on conflict. */
@@ -197,4 +169,49 @@ export function resolveRange(options: TxnScanOptions): { start?: Uint8Array; end
   }
   if (start && end && compareBytes(start, end) >= 0) return undefined;
   return { ...(start ? { start } : {}), ...(end ? { end } : {}) };
+}
+
+const EMPTY: AsyncIterable<KeyValue> = {
+  async *[Symbol.asyncIterator]() {},
+};
+
+/** Merges a snapshot scan with a transaction's own writes (which win on equal keys; deletes hide keys). */
+async function* mergeOwnWrites(
+  snapshot: AsyncIterable<KeyValue>,
+  ownAscending: Write[],
+  reverse: boolean,
+  limit: number,
+): AsyncIterable<KeyValue> {
+  if (limit <= 0) return;
+  const own = reverse ? [...ownAscending].reverse() : ownAscending;
+  let i = 0;
+  let emitted = 0;
+  const before = (a: Uint8Array, b: Uint8Array) =>
+    reverse ? compareBytes(a, b) > 0 : compareBytes(a, b) < 0;
+  for await (const kv of snapshot) {
+    while (i < own.length && before(own[i]!.key, kv.key)) {
+      const w = own[i++]!;
+      if (w.kind === WriteKind.Put) {
+        yield { key: w.key, value: w.value };
+        if (++emitted >= limit) return;
+      }
+    }
+    if (i < own.length && compareBytes(own[i]!.key, kv.key) === 0) {
+      const w = own[i++]!;
+      if (w.kind === WriteKind.Put) {
+        yield { key: w.key, value: w.value };
+        if (++emitted >= limit) return;
+      }
+      continue;
+    }
+    yield kv;
+    if (++emitted >= limit) return;
+  }
+  for (; i < own.length; i++) {
+    const w = own[i]!;
+    if (w.kind === WriteKind.Put) {
+      yield { key: w.key, value: w.value };
+      if (++emitted >= limit) return;
+    }
+  }
 }
