@@ -176,6 +176,7 @@ export class Engine implements TxnHost {
       engine.lastLsn = Math.max(lastLsn, firstLsn);
       tree.onFlushed = (flushedLsn) => engine.truncateLog(flushedLsn);
       if (opts.autoMaintenance) await tree.deleteOrphans();
+      tree.startMaintenance();
       return engine;
     } catch (error) {
       await log.close();
@@ -210,7 +211,7 @@ export class Engine implements TxnHost {
       const writes = parts.length > 0 ? [...parts, ...decoded.writes] : decoded.writes;
       parts = [];
       tree.apply(toEntries(writes, frame.lsn));
-      tree.maybeFreeze(frame.lsn);
+      tree.maybeFreeze(frame.lsn, false);
     }
     if (log.nextLsn() !== last + 1) throw gap(log.nextLsn());
     return last;

@@ -274,8 +274,15 @@ export class CompactCursor extends AsyncCursor<Entry> {
   private closeGroup(): void {
     const group = this.group;
     if (this.dropTombstones) {
-      // A Delete with nothing older kept beneath it hides nothing: every snapshot reads "absent" without it.
-      while (group.length > 0 && group[group.length - 1]!.kind === EntryKind.Delete) group.pop();
+      // A Delete with nothing older kept beneath it hides nothing: every snapshot reads "absent" without it. But
+      // while a snapshot older than the Delete lives, the Delete is the only trace that the key was written after
+      // that snapshot, and first-committer-wins needs it to refuse that transaction's write of the key.
+      const oldestSnapshot = this.retain.length > 0 ? this.retain[0]! : Number.POSITIVE_INFINITY;
+      while (group.length > 0) {
+        const oldest = group[group.length - 1]!;
+        if (oldest.kind !== EntryKind.Delete || oldestSnapshot < oldest.lsn) break;
+        group.pop();
+      }
     }
     this.group = this.out;
     this.group.length = 0;

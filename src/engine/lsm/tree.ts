@@ -220,10 +220,21 @@ export class LsmTree {
   /**
    * Called after commits up to `appliedLsn` were applied: freezes the memtable when it is full and starts a flush.
    */
-  maybeFreeze(appliedLsn: number): void {
+  maybeFreeze(appliedLsn: number, startFlush = true): void {
     if (this.view.active.approximateBytes < this.options.memtableBytesMax) return;
     this.freeze(appliedLsn);
-    if (this.options.autoMaintenance) void this.flushInBackground();
+    if (startFlush && this.options.autoMaintenance) void this.flushInBackground();
+  }
+
+  /**
+   * Starts the background work that recovery deferred. Recovery only freezes full memtables: a flush racing the
+   * open would install manifest versions under it (and lose to its epoch CAS) or write SSTs that its orphan sweep
+   * deletes.
+   */
+  startMaintenance(): void {
+    if (!this.options.autoMaintenance) return;
+    if (this.view.immutables.length > 0) void this.flushInBackground();
+    else if (this.view.l0.length >= this.options.l0CompactionTrigger) void this.compactInBackground();
   }
 
   private freeze(appliedLsn: number): void {
