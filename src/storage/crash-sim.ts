@@ -56,7 +56,11 @@ export type CrashSimOp =
   | "truncate";
 
 export interface CrashSimOptions {
-  /** The storage holding the durable state. Default: a fresh private memory:// store. */
+  /**
+   * The storage holding the durable state. Default: a fresh private memory:// store. memory:// applies a mutation
+   * synchronously, so a crash can never catch one half-applied; over another backend a mutation that is being
+   * applied when the crash comes counts as resolved (applied).
+   */
   inner?: Storage;
   /** Log names that exist in `inner` already (memory:// cannot list logs); logs opened through the double are added. */
   logNames?: readonly string[];
@@ -184,9 +188,14 @@ export class CrashSimStorage implements Storage {
     return this.crashedAt;
   }
 
-  /** Mutations in flight at the crash (or now), in start order. */
-  get inFlight(): readonly { n: number; op: CrashSimOp; target: string }[] {
-    return this.pending.map(({ n, op, target }) => ({ n, op, target }));
+  /** Mutations in flight at the crash (or now), in start order; `frames` for appends. */
+  get inFlight(): readonly { n: number; op: CrashSimOp; target: string; frames?: number }[] {
+    return this.pending.map(({ n, op, target, frames }) => ({
+      n,
+      op,
+      target,
+      ...(frames ? { frames: frames.length } : {}),
+    }));
   }
 
   /** The process dies now: every pending and later operation rejects. */
@@ -239,12 +248,12 @@ export class CrashSimStorage implements Storage {
   }
 
   write(key: string, bytes: Uint8Array): Promise<void> {
-    const copy = Uint8Array.from(bytes);
+    const copy = bytes.slice();
     return this.run("write", key, { bytes: copy }, () => this.inner.write(key, copy));
   }
 
   writeIfAbsent(key: string, bytes: Uint8Array): Promise<boolean> {
-    const copy = Uint8Array.from(bytes);
+    const copy = bytes.slice();
     return this.run("writeIfAbsent", key, { bytes: copy }, () => this.inner.writeIfAbsent(key, copy));
   }
 
@@ -462,7 +471,7 @@ class CrashSimLog implements Log {
   }
 
   append(frames: readonly Uint8Array[]): Promise<AppendResult> {
-    const copies = frames.map((f) => Uint8Array.from(f));
+    const copies = frames.map((f) => f.slice());
     return this.sim.runLog("append", this.name, { frames: copies }, () => this.inner.append(copies));
   }
 
