@@ -1,8 +1,10 @@
 /**
- * twilldb — the embedded engine. Today: the storage seam and the transactional key-value engine (MVCC, group
- * commit, LSM over any storage URL). SQL (`open()`), branches and vectors land on top of it.
+ * twilldb — the embedded database: `open(url)` for PostgreSQL-dialect SQL, the transactional key-value `Engine`
+ * beneath it (MVCC, group commit, LSM over any storage URL), and the storage seam. Branches and vectors come next.
  */
 
+export type { OpenOptions, Params, Queryable, QueryResult, ResultColumn, Row } from "./database.js";
+export { Database, open, openOptionsSchema, Statement, TransactionScope } from "./database.js";
 export type { EngineOptions, EngineStats } from "./engine/engine.js";
 export { Engine, engineOptionsSchema } from "./engine/engine.js";
 export type { KeyPart } from "./engine/lsm/keycodec.js";

@@ -28,7 +28,9 @@ export function civilFromDays(z: number): { y: number; m: number; d: number } {
   const zz = z + 719468;
   const era = Math.floor(zz / 146097);
   const doe = zz - era * 146097;
-  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
+  const yoe = Math.floor(
+    (doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365,
+  );
   const y = yoe + era * 400;
   const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
   const mp = Math.floor((5 * doy + 2) / 153);
@@ -53,9 +55,11 @@ const KIND_NAME: Record<DateTimeKind, string> = {
   date: "date",
 };
 
+const timeOrigin = performance.timeOrigin;
+
 /** Current time in microseconds since the epoch. */
 export function nowMicros(): number {
-  return Math.round((performance.timeOrigin + performance.now()) * 1000);
+  return Math.round((timeOrigin + performance.now()) * 1000);
 }
 
 /** Parses date/time input; returns microseconds (timestamps) or days (date). `now` is the statement's now. */
@@ -73,13 +77,13 @@ export function parseDateTime(text: string, kind: DateTimeKind, now: number): nu
     "-infinity": Number.NEGATIVE_INFINITY,
   };
   const sp = special[t];
-  if (sp !== undefined) {
-    if (kind !== "date" || !Number.isFinite(sp)) return kind === "date" && Number.isFinite(sp) ? sp : sp;
-    return Math.floor(sp / US_PER_DAY);
-  }
+  if (sp !== undefined) return kind === "date" && Number.isFinite(sp) ? Math.floor(sp / US_PER_DAY) : sp;
   const m = DT_RE.exec(text);
   if (!m) {
-    throw sqlError(SqlState.InvalidDatetimeFormat, `invalid input syntax for type ${KIND_NAME[kind]}: "${text}"`);
+    throw sqlError(
+      SqlState.InvalidDatetimeFormat,
+      `invalid input syntax for type ${KIND_NAME[kind]}: "${text}"`,
+    );
   }
   const y = Number(m[1]);
   const mo = Number(m[2]);
@@ -88,7 +92,16 @@ export function parseDateTime(text: string, kind: DateTimeKind, now: number): nu
   const mi = m[5] === undefined ? 0 : Number(m[5]);
   const ss = m[6] === undefined ? 0 : Number(m[6]);
   const frac = m[7] === undefined ? 0 : Math.round(Number(`0.${m[7]}`) * US_PER_SEC);
-  if (mo < 1 || mo > 12 || d < 1 || d > daysInMonth(y, mo) || hh > 24 || mi > 59 || ss > 60 || (hh === 24 && (mi > 0 || ss > 0 || frac > 0))) {
+  if (
+    mo < 1 ||
+    mo > 12 ||
+    d < 1 ||
+    d > daysInMonth(y, mo) ||
+    hh > 24 ||
+    mi > 59 ||
+    ss > 60 ||
+    (hh === 24 && (mi > 0 || ss > 0 || frac > 0))
+  ) {
     throw sqlError(SqlState.DatetimeFieldOverflow, `date/time field value out of range: "${text}"`);
   }
   const days = daysFromCivil(y, mo, d);
@@ -97,7 +110,10 @@ export function parseDateTime(text: string, kind: DateTimeKind, now: number): nu
   if (kind === "timestamptz" && m[9] !== undefined) {
     const offMin = Number(m[10]) * 60 + (m[11] === undefined ? 0 : Number(m[11]));
     if (Number(m[10]) > 15) {
-      throw sqlError(SqlState.InvalidDatetimeFormat, `invalid input syntax for type ${KIND_NAME[kind]}: "${text}"`);
+      throw sqlError(
+        SqlState.InvalidDatetimeFormat,
+        `invalid input syntax for type ${KIND_NAME[kind]}: "${text}"`,
+      );
     }
     us -= (m[9] === "-" ? -offMin : offMin) * 60 * US_PER_SEC;
   }
@@ -137,7 +153,8 @@ export function formatDateTime(v: number, kind: DateTimeKind): string {
 /** A JS Date to microseconds. */
 export function dateToMicros(d: Date): number {
   const ms = d.getTime();
-  if (Number.isNaN(ms)) throw sqlError(SqlState.InvalidDatetimeFormat, "invalid Date object passed as a parameter");
+  if (Number.isNaN(ms))
+    throw sqlError(SqlState.InvalidDatetimeFormat, "invalid Date object passed as a parameter");
   return ms * 1000;
 }
 

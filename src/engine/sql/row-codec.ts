@@ -1,0 +1,366 @@
+/**
+ * Row encoding: the value of a table row's key. Compact, positional, self-delimiting.
+ *
+ *   byte 0        format version (1)
+ *   varint        n, the number of columns stored
+ *   ceil(n/8)     null bitmap, bit i (LSB first) set when column i is NULL
+ *   then, for each non-null column in column order, by the column's type:
+ *     bool                  1 byte (0 or 1)
+ *     int2, int4, date      zigzag LEB128 varint (date ±infinity: ±(2^31 − 1) / −2^31)
+ *     int8, timestamp(tz)   8 bytes little-endian two's complement (timestamps in µs; ±infinity as int64 max/min)
+ *     float4                4 bytes IEEE little-endian;  float8: 8 bytes
+ *     uuid                  16 bytes
+ *     numeric               varint length + canonical ASCII text
+ *     text, varchar, bpchar varint length + UTF-8
+ *     bytea                 varint length + bytes
+ *     jsonb                 varint length + UTF-8 JSON text
+ *
+ * Invariants: a row decodes only with the column types it was written with, in order; columns are appended and
+ * never reordered, so a row shorter than the schema (written before ADD COLUMN) reads its missing columns as
+ * NULL — or, later, as the column's "missing value" default. Decoding checks bounds and the version byte and
+ * throws CORRUPTION on anything else.
+ */
+
+import { ErrorCodes, TwillError } from "../../errors.js";
+import { Jsonb, type JsonValue } from "./jsonb.js";
+import { normInt8, type SqlType, type TypeKind, type Value } from "./types.js";
+
+const FORMAT_VERSION = 1;
+const TWO32 = 4294967296;
+
+const f64 = new Float64Array(1);
+const f64b = new Uint8Array(f64.buffer);
+const f32 = new Float32Array(1);
+const f32b = new Uint8Array(f32.buffer);
+const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+let buf = new Uint8Array(1024);
+let pos = 0;
+
+function ensure(n: number): void {
+  if (pos + n > buf.length) {
+    const next = new Uint8Array(Math.max(buf.length * 2, pos + n));
+    next.set(buf.subarray(0, pos));
+    buf = next;
+  }
+}
+
+function writeVarint(v: number): void {
+  ensure(10);
+  while (v >= 0x80) {
+    buf[pos++] = (v & 0x7f) | 0x80;
+    v = Math.floor(v / 128);
+  }
+  buf[pos++] = v;
+}
+
+function writeUtf8(s: string): void {
+  // Byte length first (the prefix), then the bytes.
+  let n = s.length;
+  let ascii = true;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x80) {
+      ascii = false;
+      break;
+    }
+  }
+  if (ascii) {
+    writeVarint(n);
+    ensure(n);
+    for (let i = 0; i < n; i++) buf[pos++] = s.charCodeAt(i);
+    return;
+  }
+  const bytes = Buffer.from(s, "utf8");
+  n = bytes.length;
+  writeVarint(n);
+  ensure(n);
+  buf.set(bytes, pos);
+  pos += n;
+}
+
+function writeBytes(b: Uint8Array): void {
+  writeVarint(b.length);
+  ensure(b.length);
+  buf.set(b, pos);
+  pos += b.length;
+}
+
+function writeInt64(v: number): void {
+  ensure(8);
+  let hi: number;
+  let lo: number;
+  if (v === Number.POSITIVE_INFINITY) {
+    hi = 0x7fffffff;
+    lo = 0xffffffff;
+  } else if (v === Number.NEGATIVE_INFINITY) {
+    hi = -0x80000000;
+    lo = 0;
+  } else {
+    hi = Math.floor(v / TWO32);
+    lo = v - hi * TWO32;
+  }
+  buf[pos++] = lo & 0xff;
+  buf[pos++] = (lo >>> 8) & 0xff;
+  buf[pos++] = (lo >>> 16) & 0xff;
+  buf[pos++] = (lo >>> 24) & 0xff;
+  buf[pos++] = hi & 0xff;
+  buf[pos++] = (hi >>> 8) & 0xff;
+  buf[pos++] = (hi >>> 16) & 0xff;
+  buf[pos++] = (hi >>> 24) & 0xff;
+}
+
+function writeBigInt64(v: bigint): void {
+  ensure(8);
+  const u = BigInt.asUintN(64, v);
+  for (let i = 0; i < 8; i++) buf[pos++] = Number((u >> BigInt(8 * i)) & 0xffn);
+}
+
+function writeFloat64(v: number): void {
+  ensure(8);
+  f64[0] = v;
+  for (let i = 0; i < 8; i++) buf[pos++] = f64b[littleEndian ? i : 7 - i]!;
+}
+
+function writeFloat32(v: number): void {
+  ensure(4);
+  f32[0] = v;
+  for (let i = 0; i < 4; i++) buf[pos++] = f32b[littleEndian ? i : 3 - i]!;
+}
+
+function writeZigzag(v: number): void {
+  writeVarint(v >= 0 ? v * 2 : -v * 2 - 1);
+}
+
+const HEX = "0123456789abcdef";
+
+function writeUuid(s: string): void {
+  ensure(16);
+  for (let i = 0; i < s.length; i += 2) {
+    if (s.charCodeAt(i) === 45) i++; // '-'
+    buf[pos++] = Number.parseInt(s.slice(i, i + 2), 16);
+  }
+}
+
+function writeValue(kind: TypeKind, v: Exclude<Value, null>): void {
+  switch (kind) {
+    case "bool":
+      ensure(1);
+      buf[pos++] = v ? 1 : 0;
+      return;
+    case "int2":
+    case "int4":
+      writeZigzag(v as number);
+      return;
+    case "date": {
+      const d = v as number;
+      writeZigzag(
+        d === Number.POSITIVE_INFINITY ? 2147483647 : d === Number.NEGATIVE_INFINITY ? -2147483648 : d,
+      );
+      return;
+    }
+    case "int8":
+      if (typeof v === "bigint") writeBigInt64(v);
+      else writeInt64(v as number);
+      return;
+    case "timestamp":
+    case "timestamptz":
+      writeInt64(v as number);
+      return;
+    case "float4":
+      writeFloat32(v as number);
+      return;
+    case "float8":
+      writeFloat64(v as number);
+      return;
+    case "uuid":
+      writeUuid(v as string);
+      return;
+    case "bytea":
+      writeBytes(v as Uint8Array);
+      return;
+    case "jsonb":
+      writeUtf8(JSON.stringify((v as Jsonb).value));
+      return;
+    default:
+      writeUtf8(v as string);
+  }
+}
+
+/**
+ * Encodes a row. The result is a view of a shared buffer, valid until the next call: hand it straight to
+ * `Transaction.put`, which copies it.
+ */
+export function encodeRowView(types: readonly SqlType[], values: readonly Value[]): Uint8Array {
+  const n = types.length;
+  pos = 0;
+  ensure(16 + (n >> 3));
+  buf[pos++] = FORMAT_VERSION;
+  writeVarint(n);
+  const bitmapAt = pos;
+  const bitmapBytes = (n + 7) >> 3;
+  ensure(bitmapBytes);
+  buf.fill(0, pos, pos + bitmapBytes);
+  pos += bitmapBytes;
+  for (let i = 0; i < n; i++) {
+    const v = values[i];
+    if (v === null || v === undefined) {
+      buf[bitmapAt + (i >> 3)]! |= 1 << (i & 7);
+    } else {
+      writeValue(types[i]!.kind, v);
+    }
+  }
+  return buf.subarray(0, pos);
+}
+
+/** Encodes a row into fresh bytes. */
+export function encodeRow(types: readonly SqlType[], values: readonly Value[]): Uint8Array {
+  return encodeRowView(types, values).slice();
+}
+
+function corrupt(reason: string): TwillError {
+  return new TwillError(ErrorCodes.Corruption, `row value is malformed: ${reason}`);
+}
+
+const utf8 = new TextDecoder("utf-8");
+
+/** Decoder state kept in module variables: decoding is synchronous and never re-entered. */
+let src: Uint8Array = buf;
+let at = 0;
+
+function readVarint(): number {
+  let v = 0;
+  let mul = 1;
+  for (let i = 0; i < 8; i++) {
+    if (at >= src.length) throw corrupt("truncated varint");
+    const b = src[at++]!;
+    v += (b & 0x7f) * mul;
+    if (b < 0x80) return v;
+    mul *= 128;
+  }
+  throw corrupt("varint too long");
+}
+
+function readZigzag(): number {
+  const u = readVarint();
+  return u % 2 === 0 ? u / 2 : -(u + 1) / 2;
+}
+
+function need(n: number): void {
+  if (at + n > src.length) throw corrupt(`needs ${n} bytes at ${at}, has ${src.length - at}`);
+}
+
+function readString(): string {
+  const n = readVarint();
+  need(n);
+  const start = at;
+  at += n;
+  if (n <= 24) {
+    let s = "";
+    for (let i = start; i < at; i++) {
+      const c = src[i]!;
+      if (c >= 0x80) return utf8.decode(src.subarray(start, at));
+      s += String.fromCharCode(c);
+    }
+    return s;
+  }
+  return utf8.decode(src.subarray(start, at));
+}
+
+function readInt64(timestamp: boolean): number | bigint {
+  need(8);
+  const lo = (src[at]! | (src[at + 1]! << 8) | (src[at + 2]! << 16) | (src[at + 3]! << 24)) >>> 0;
+  const hi = src[at + 4]! | (src[at + 5]! << 8) | (src[at + 6]! << 16) | (src[at + 7]! << 24);
+  at += 8;
+  if (timestamp) {
+    if (hi === 0x7fffffff && lo === 0xffffffff) return Number.POSITIVE_INFINITY;
+    if (hi === -0x80000000 && lo === 0) return Number.NEGATIVE_INFINITY;
+  }
+  if (hi >= -0x200000 && hi < 0x200000) return hi * TWO32 + lo;
+  return normInt8((BigInt(hi) << 32n) + BigInt(lo));
+}
+
+function readFloat64(): number {
+  need(8);
+  for (let i = 0; i < 8; i++) f64b[littleEndian ? i : 7 - i] = src[at + i]!;
+  at += 8;
+  return f64[0]!;
+}
+
+function readFloat32(): number {
+  need(4);
+  for (let i = 0; i < 4; i++) f32b[littleEndian ? i : 3 - i] = src[at + i]!;
+  at += 4;
+  return f32[0]!;
+}
+
+function readUuid(): string {
+  need(16);
+  let s = "";
+  for (let i = 0; i < 16; i++) {
+    if (i === 4 || i === 6 || i === 8 || i === 10) s += "-";
+    const b = src[at + i]!;
+    s += HEX[b >> 4]! + HEX[b & 15]!;
+  }
+  at += 16;
+  return s;
+}
+
+function readValue(kind: TypeKind): Value {
+  switch (kind) {
+    case "bool":
+      need(1);
+      return src[at++] === 1;
+    case "int2":
+    case "int4":
+      return readZigzag();
+    case "date": {
+      const d = readZigzag();
+      return d === 2147483647 ? Number.POSITIVE_INFINITY : d === -2147483648 ? Number.NEGATIVE_INFINITY : d;
+    }
+    case "int8":
+      return readInt64(false);
+    case "timestamp":
+    case "timestamptz":
+      return readInt64(true) as number;
+    case "float4":
+      return readFloat32();
+    case "float8":
+      return readFloat64();
+    case "uuid":
+      return readUuid();
+    case "bytea": {
+      const n = readVarint();
+      need(n);
+      const b = src.slice(at, at + n);
+      at += n;
+      return b;
+    }
+    case "jsonb":
+      return new Jsonb(JSON.parse(readString()) as JsonValue);
+    default:
+      return readString();
+  }
+}
+
+/** Decodes a row into `types.length` values; columns the row does not have read as NULL. */
+export function decodeRow(types: readonly SqlType[], bytes: Uint8Array): Value[] {
+  src = bytes;
+  at = 0;
+  if (bytes.length < 2 || bytes[0] !== FORMAT_VERSION) throw corrupt(`unknown format version ${bytes[0]}`);
+  at = 1;
+  const n = readVarint();
+  const bitmapAt = at;
+  const bitmapBytes = (n + 7) >> 3;
+  need(bitmapBytes);
+  at += bitmapBytes;
+  const width = types.length;
+  const out: Value[] = new Array(width);
+  const stored = Math.min(n, width);
+  for (let i = 0; i < stored; i++) {
+    out[i] = (bytes[bitmapAt + (i >> 3)]! >> (i & 7)) & 1 ? null : readValue(types[i]!.kind);
+  }
+  for (let i = stored; i < width; i++) out[i] = null;
+  if (n <= width && at !== bytes.length) throw corrupt(`${bytes.length - at} trailing bytes`);
+  return out;
+}

@@ -1,0 +1,282 @@
+/**
+ * Per-table runtime: compiled defaults and CHECK constraints, constraint enforcement (NOT NULL, CHECK, primary
+ * key and unique indexes) and index maintenance. Every write to a table goes through `insertRow`, `updateRow` or
+ * `deleteRow`, so rows and their index entries change together in the same transaction.
+ *
+ * Order of checks for a new row, as PostgreSQL's: NOT NULL, then CHECK, then uniqueness (primary key, then unique
+ * indexes in creation order). Uniqueness reads through the transaction, so rows written earlier in the same
+ * statement count.
+ */
+
+import { encodeKey, type KeyPart } from "../lsm/keycodec.js";
+import { KEY_BYTES_MAX } from "../txn/transaction.js";
+import type { CheckDef, IndexDef, TableInfo } from "./catalog.js";
+import { asBool, type CompileCx, compileExpr, Scope, type ScopeRel } from "./compile.js";
+import { SqlState, sqlError } from "./errors.js";
+import { coerce, type Env, type Expr, ParamTypes } from "./expr.js";
+import { concatBytes, type ExecCtx } from "./plan.js";
+import { encodeRowView } from "./row-codec.js";
+import { keyPartFn, outputText, type Value } from "./types.js";
+
+export interface ColumnDefault {
+  /** A sequence to draw from (serial, identity, rowid). */
+  sequence?: { id: number; max: number; name: string };
+  expr?: Expr;
+}
+
+export interface TableRuntime {
+  defaults: (ColumnDefault | undefined)[];
+  checks: { def: CheckDef; expr: Expr }[];
+  notNull: number[];
+  indexKeyFns: ((v: Value) => KeyPart)[][];
+}
+
+export function tableScopeRel(table: TableInfo, alias: string, base = 0): ScopeRel {
+  return {
+    name: alias,
+    columns: table.def.columns.map((c, i) => ({
+      name: c.name,
+      type: table.types[i]!,
+      index: base + i,
+      ...(c.hidden ? { hidden: true } : {}),
+    })),
+  };
+}
+
+/** Compiles (once per table version) the defaults and checks. */
+export function runtimeOf(table: TableInfo, position: (o: number) => number = (o) => o + 1): TableRuntime {
+  if (table.compiled) return table.compiled as TableRuntime;
+  const params = new ParamTypes();
+  const emptyCx: CompileCx = { scope: new Scope([]), params, position, clause: "DEFAULT expressions" };
+  const defaults = table.def.columns.map((c, i): ColumnDefault | undefined => {
+    const d = c.default;
+    if (!d) return undefined;
+    if (d.kind === "sequence")
+      return { sequence: { id: d.sequence, max: d.max, name: `${table.name}_${c.name}_seq` } };
+    const e = coerce(
+      compileExpr(d.expr, emptyCx),
+      table.types[i]!,
+      "assignment",
+      params,
+      `column "${c.name}"`,
+    );
+    return { expr: e };
+  });
+  const scope = new Scope([tableScopeRel(table, table.name)]);
+  const checkCx: CompileCx = { scope, params, position, clause: "check constraints" };
+  const checks = table.def.checks.map((def) => ({
+    def,
+    expr: asBool(compileExpr(def.expr, checkCx), checkCx, "CHECK"),
+  }));
+  const notNull = table.def.columns.flatMap((c, i) => (c.notNull ? [i] : []));
+  const indexKeyFns = table.def.indexes.map((ix) => ix.columns.map((c) => keyPartFn(table.types[c]!)));
+  const rt: TableRuntime = { defaults, checks, notNull, indexKeyFns };
+  table.compiled = rt;
+  return rt;
+}
+
+function failingRow(table: TableInfo, row: readonly Value[]): string {
+  const vals = table.def.columns.flatMap((c, i) => {
+    if (c.hidden) return [];
+    const v = row[i];
+    return [v === null || v === undefined ? "null" : outputText(table.types[i]!, v)];
+  });
+  return `Failing row contains (${vals.join(", ")}).`;
+}
+
+export function validateRow(table: TableInfo, rt: TableRuntime, row: Value[], env: Env): void {
+  for (const i of rt.notNull) {
+    if (row[i] === null) {
+      const c = table.def.columns[i]!;
+      throw sqlError(
+        SqlState.NotNullViolation,
+        `null value in column "${c.name}" of relation "${table.name}" violates not-null constraint`,
+        {
+          detail: failingRow(table, row),
+        },
+      );
+    }
+  }
+  for (const c of rt.checks) {
+    if (c.expr.eval(row, env) === false) {
+      throw sqlError(
+        SqlState.CheckViolation,
+        `new row for relation "${table.name}" violates check constraint "${c.def.name}"`,
+        {
+          detail: failingRow(table, row),
+        },
+      );
+    }
+  }
+}
+
+/** Encoded primary-key suffix (the row key without the table id). */
+export function pkSuffix(table: TableInfo, row: readonly Value[]): Uint8Array {
+  return encodeKey(table.pkParts(row));
+}
+
+interface IndexEntry {
+  key: Uint8Array;
+  /** The values contain no NULL (a unique index enforces uniqueness only then). */
+  complete: boolean;
+}
+
+export function indexEntry(
+  table: TableInfo,
+  rt: TableRuntime,
+  ixPos: number,
+  row: readonly Value[],
+  pk: Uint8Array,
+): IndexEntry {
+  const ix = table.def.indexes[ixPos]!;
+  const fns = rt.indexKeyFns[ixPos]!;
+  const parts: KeyPart[] = [ix.id];
+  let complete = true;
+  for (let i = 0; i < ix.columns.length; i++) {
+    const v = row[ix.columns[i]!]!;
+    if (v === null) complete = false;
+    parts.push(fns[i]!(v));
+  }
+  const head = encodeKey(parts);
+  return { key: ix.unique && complete ? head : concatBytes(head, pk), complete };
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+export function uniqueViolation(
+  table: TableInfo,
+  constraint: string,
+  columns: readonly number[],
+  row: readonly Value[],
+) {
+  const names = columns.map((c) => table.def.columns[c]!.name).join(", ");
+  const vals = columns.map((c) => {
+    const v = row[c];
+    return v === null || v === undefined ? "null" : outputText(table.types[c]!, v);
+  });
+  return sqlError(
+    SqlState.UniqueViolation,
+    `duplicate key value violates unique constraint "${constraint}"`,
+    {
+      detail: `Key (${names})=(${vals.join(", ")}) already exists.`,
+    },
+  );
+}
+
+/** A conflict found while inserting: which constraint, and the key of the existing row. */
+export interface Conflict {
+  /** The primary key (undefined) or the unique index that conflicts. */
+  index: IndexDef | undefined;
+  existingRowKey: Uint8Array;
+}
+
+/**
+ * Finds the first uniqueness conflict a new row would cause (primary key, then unique indexes), without writing.
+ * `ignorePk`: the key of the row being updated, which may keep its own values.
+ */
+export async function findConflict(
+  ctx: ExecCtx,
+  table: TableInfo,
+  rt: TableRuntime,
+  row: readonly Value[],
+  pk: Uint8Array,
+  ignorePk?: Uint8Array,
+): Promise<Conflict | undefined> {
+  const rowKey = checkKeySize(concatBytes(table.keyPrefix, pk), table.def.pkName ?? `${table.name}_pkey`);
+  // A hidden rowid comes from a sequence and can never be set by a statement: no need to look it up.
+  if (
+    !table.hasRowid &&
+    !(ignorePk && bytesEqual(pk, ignorePk)) &&
+    (await ctx.kv.get(rowKey)) !== undefined
+  ) {
+    return { index: undefined, existingRowKey: rowKey };
+  }
+  const indexes = table.def.indexes;
+  for (let i = 0; i < indexes.length; i++) {
+    if (!indexes[i]!.unique) continue;
+    const e = indexEntry(table, rt, i, row, pk);
+    if (!e.complete) continue;
+    const existing = await ctx.kv.get(checkKeySize(e.key, indexes[i]!.name));
+    if (existing !== undefined && !(ignorePk && bytesEqual(existing, ignorePk))) {
+      return { index: indexes[i], existingRowKey: concatBytes(table.keyPrefix, existing) };
+    }
+  }
+  return undefined;
+}
+
+export function conflictError(table: TableInfo, c: Conflict, row: readonly Value[]) {
+  if (!c.index)
+    return uniqueViolation(table, table.def.pkName ?? `${table.name}_pkey`, table.def.primaryKey, row);
+  return uniqueViolation(table, c.index.name, c.index.columns, row);
+}
+
+function checkKeySize(key: Uint8Array, what: string): Uint8Array {
+  if (key.length > KEY_BYTES_MAX) {
+    throw sqlError(
+      "54000",
+      `index row size ${key.length} exceeds maximum ${KEY_BYTES_MAX} for index "${what}"`,
+      {
+        hint: "Values larger than the key limit cannot be indexed; index a hash of the value instead.",
+      },
+    );
+  }
+  return key;
+}
+
+/** Writes a new row and its index entries; the caller has validated it and checked conflicts. */
+export function putRow(ctx: ExecCtx, table: TableInfo, rt: TableRuntime, row: Value[], pk: Uint8Array): void {
+  const txn = ctx.txn!;
+  const rowKey = checkKeySize(concatBytes(table.keyPrefix, pk), table.def.pkName ?? `${table.name}_pkey`);
+  for (let i = 0; i < table.def.indexes.length; i++) {
+    txn.put(checkKeySize(indexEntry(table, rt, i, row, pk).key, table.def.indexes[i]!.name), pk);
+  }
+  txn.put(rowKey, encodeRowView(table.types, row));
+}
+
+export async function insertRow(
+  ctx: ExecCtx,
+  table: TableInfo,
+  rt: TableRuntime,
+  row: Value[],
+): Promise<void> {
+  validateRow(table, rt, row, ctx.env);
+  const pk = pkSuffix(table, row);
+  const c = await findConflict(ctx, table, rt, row, pk);
+  if (c) throw conflictError(table, c, row);
+  putRow(ctx, table, rt, row, pk);
+}
+
+export async function updateRow(
+  ctx: ExecCtx,
+  table: TableInfo,
+  rt: TableRuntime,
+  oldRow: Value[],
+  newRow: Value[],
+): Promise<void> {
+  validateRow(table, rt, newRow, ctx.env);
+  const txn = ctx.txn!;
+  const oldPk = pkSuffix(table, oldRow);
+  const newPk = pkSuffix(table, newRow);
+  const pkChanged = !bytesEqual(oldPk, newPk);
+  const c = await findConflict(ctx, table, rt, newRow, newPk, oldPk);
+  if (c) throw conflictError(table, c, newRow);
+  for (let i = 0; i < table.def.indexes.length; i++) {
+    const o = indexEntry(table, rt, i, oldRow, oldPk);
+    const n = indexEntry(table, rt, i, newRow, newPk);
+    if (bytesEqual(o.key, n.key) && !pkChanged) continue;
+    txn.delete(o.key);
+  }
+  if (pkChanged) txn.delete(concatBytes(table.keyPrefix, oldPk));
+  putRow(ctx, table, rt, newRow, newPk);
+}
+
+export function deleteRow(ctx: ExecCtx, table: TableInfo, rt: TableRuntime, row: Value[]): void {
+  const txn = ctx.txn!;
+  const pk = pkSuffix(table, row);
+  for (let i = 0; i < table.def.indexes.length; i++) txn.delete(indexEntry(table, rt, i, row, pk).key);
+  txn.delete(concatBytes(table.keyPrefix, pk));
+}
