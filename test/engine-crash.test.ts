@@ -30,6 +30,7 @@ import { ErrorCodes, isTwillError } from "../src/errors.js";
 import { CrashSimStorage, type RecoveredState } from "../src/storage/crash-sim.js";
 import { dropMemoryStore, openMemoryStorage as openStorageSync } from "../src/storage/memory.js";
 import { openStorage } from "../src/storage/open.js";
+import { prng } from "../src/util/prng.js";
 
 const env = (name: string, fallback: number) => {
   const v = process.env[name];
@@ -43,17 +44,6 @@ const SIM_SEEDS = env("TWILL_SIM_SEEDS", 3);
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // ---- the check ----------------------------------------------------------------------------------------------------
 

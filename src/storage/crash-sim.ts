@@ -37,6 +37,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ErrorCodes, TwillError } from "../errors.js";
+import { prng } from "../util/prng.js";
 import { openFileStorage, segmentName } from "./file.js";
 import { encodeFrames } from "./log-format.js";
 import { openMemoryStorage } from "./memory.js";
@@ -125,18 +126,6 @@ const MUTATIONS: ReadonlySet<CrashSimOp> = new Set([
   "truncate",
 ]);
 const PLACEHOLDER = new TextEncoder().encode("TRUNCATED");
-
-/** mulberry32. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let storeCounter = 0;
 

@@ -5,6 +5,7 @@
  */
 
 import { ErrorCodes, TwillError } from "../errors.js";
+import { prng } from "../util/prng.js";
 import type { AppendResult, ByteRange, Log, LogFrame, LogOpenOptions, Storage } from "./types.js";
 
 export type FaultOp =
@@ -33,18 +34,6 @@ export interface FaultOptions {
 }
 
 const MUTATIONS: ReadonlySet<FaultOp> = new Set(["write", "writeIfAbsent", "delete", "append", "truncate"]);
-
-/** mulberry32: tiny, fast and good enough to drive fault schedules. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export class FaultyStorage implements Storage {
   private readonly random: () => number;

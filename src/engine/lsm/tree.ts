@@ -248,18 +248,24 @@ export class LsmTree {
   }
 
   private flushInBackground(): Promise<void> {
-    this.flushing ??= this.flushImmutables()
-      .catch((error: unknown) => {
-        this.failure =
-          error instanceof TwillError
-            ? error
-            : new TwillError(ErrorCodes.Io, `flush failed: ${String(error)}`, { cause: error });
-      })
-      .finally(() => {
-        this.flushing = undefined;
-        for (const resolve of this.flushWaiters.splice(0)) resolve();
-      });
+    this.flushing ??= this.runBackground("flush", () => this.flushImmutables()).finally(() => {
+      this.flushing = undefined;
+      for (const resolve of this.flushWaiters.splice(0)) resolve();
+    });
     return this.flushing;
+  }
+
+  /**
+   * Runs a background job; its failure poisons the tree (reads and writes report it) instead of escaping as an
+   * unhandled rejection, because a failed flush or compaction leaves the manifest, not the data, behind.
+   */
+  private runBackground(job: string, work: () => Promise<void>): Promise<void> {
+    return work().catch((error: unknown) => {
+      this.failure =
+        error instanceof TwillError
+          ? error
+          : new TwillError(ErrorCodes.Io, `${job} failed: ${String(error)}`, { cause: error });
+    });
   }
 
   /** Flushes everything applied so far (up to `appliedLsn`) to SSTs. Returns the new flushed LSN. */
@@ -372,16 +378,9 @@ export class LsmTree {
   }
 
   private compactInBackground(): Promise<void> {
-    this.compacting ??= this.compactL0()
-      .catch((error: unknown) => {
-        this.failure =
-          error instanceof TwillError
-            ? error
-            : new TwillError(ErrorCodes.Io, `compaction failed: ${String(error)}`, { cause: error });
-      })
-      .finally(() => {
-        this.compacting = undefined;
-      });
+    this.compacting ??= this.runBackground("compaction", () => this.compactL0()).finally(() => {
+      this.compacting = undefined;
+    });
     return this.compacting;
   }
 
