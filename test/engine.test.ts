@@ -6,6 +6,7 @@ import { ErrorCodes, TwillError } from "../src/errors.js";
 import { CountingStorage } from "../src/storage/counting.js";
 import type { Storage } from "../src/storage/types.js";
 import { backends } from "./helpers/backends.js";
+import { frameEnd } from "./helpers/log-bytes.js";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array | undefined) => (b === undefined ? undefined : new TextDecoder().decode(b));
@@ -180,6 +181,18 @@ for (const backend of backends) {
       await engine.close();
     });
 
+    it("never stalls commits on a full memtable when maintenance is manual", async () => {
+      // Regression: with autoMaintenance off, a frozen memtable made every later commit wait for a flush that
+      // nobody would start, and close() then spun forever waiting for them.
+      const engine = await Engine.open(await openStorage(), { ...small, autoMaintenance: false });
+      for (let i = 0; i < 600; i++) await put(engine, [[`m${i}`, "v".repeat(200)]]);
+      expect(engine.stats().immutableMemtables).toBeGreaterThan(0);
+      await engine.flush();
+      expect(engine.stats().immutableMemtables).toBe(0);
+      expect(dec(await engine.read(enc("m599")))).toBe("v".repeat(200));
+      await engine.close();
+    });
+
     it("merges a transaction's own writes into its scans", async () => {
       const engine = await Engine.open(await openStorage());
       await put(engine, [
@@ -290,9 +303,10 @@ describe("engine: bad and damaged input (file://)", () => {
         .at(-1)!,
     );
     const full = await readFile(seg);
+    const end = frameEnd(full);
     // The last frame is the COMMIT of {c, d}: 20-byte header + type + count + 2 × (kind, len, key, len, value).
     const lastFrameBytes = 20 + 1 + 1 + 2 * (1 + 1 + 1 + 1 + 1);
-    for (let cut = full.length - lastFrameBytes; cut < full.length; cut++) {
+    for (let cut = end - lastFrameBytes; cut < end; cut++) {
       await writeFile(seg, full.subarray(0, cut));
       engine = await Engine.open(await file.open(url));
       expect(dec(await engine.read(enc("a")))).toBe("1");

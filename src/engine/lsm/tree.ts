@@ -131,8 +131,6 @@ export class LsmTree {
   private flushes = 0;
   private compactions = 0;
   private deletedObjects = 0;
-  /** Resolvers waiting for a flush to finish (commit back-pressure). */
-  private flushWaiters: (() => void)[] = [];
 
   constructor(
     private readonly storage: Storage,
@@ -212,9 +210,14 @@ export class LsmTree {
     return this.view.immutables.length >= this.options.immutableMemtablesMax;
   }
 
+  /**
+   * Resolves when commits may go on: at once unless the memtables are full; otherwise when the flush that drains
+   * them is done (starting it if none runs). Without automatic maintenance the caller flushes, and commits never
+   * wait here: waiting for a flush nobody starts would hang them.
+   */
   waitForFlush(): Promise<void> {
-    if (!this.needsBackPressure) return Promise.resolve();
-    return new Promise((resolve) => this.flushWaiters.push(resolve));
+    if (!this.needsBackPressure || !this.options.autoMaintenance || this.closed) return Promise.resolve();
+    return this.flushInBackground();
   }
 
   /**
@@ -250,7 +253,6 @@ export class LsmTree {
   private flushInBackground(): Promise<void> {
     this.flushing ??= this.runBackground("flush", () => this.flushImmutables()).finally(() => {
       this.flushing = undefined;
-      for (const resolve of this.flushWaiters.splice(0)) resolve();
     });
     return this.flushing;
   }
@@ -308,7 +310,6 @@ export class LsmTree {
         };
       });
       this.flushes++;
-      for (const resolve of this.flushWaiters.splice(0)) resolve();
       this.onFlushed?.(this.manifest.flushedLsn);
     }
     if (this.options.autoMaintenance && this.view.l0.length >= this.options.l0CompactionTrigger) {
