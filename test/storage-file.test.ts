@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { ErrorCodes, TwillError } from "../src/errors.js";
 import { FRAME_HEADER_BYTES } from "../src/storage/log-format.js";
 import { openStorage } from "../src/storage/open.js";
+import { frameEnd } from "./helpers/log-bytes.js";
 
 const run = promisify(execFile);
 const dirs: string[] = [];
@@ -53,9 +54,10 @@ describe("file:// log recovery", () => {
     await s.close();
     const segment = await onlySegment(dir, "wal");
     const full = await readFile(segment);
+    const end = frameEnd(full);
     const lastFrameBytes = FRAME_HEADER_BYTES + "three-is-the-last-frame".length;
-    const lastStart = full.length - lastFrameBytes;
-    for (let cut = lastStart; cut < full.length; cut++) {
+    const lastStart = end - lastFrameBytes;
+    for (let cut = lastStart; cut < end; cut++) {
       await writeFile(segment, full.subarray(0, cut));
       const reopened = await openStorage(url);
       const wal = await reopened.openLog("wal");
@@ -79,11 +81,38 @@ describe("file:// log recovery", () => {
     await log.close();
     const segment = await onlySegment(dir, "wal");
     const bytes = await readFile(segment);
-    bytes[bytes.length - 2] = bytes[bytes.length - 2]! ^ 0xff;
+    const end = frameEnd(bytes);
+    bytes[end - 2] = bytes[end - 2]! ^ 0xff;
     await writeFile(segment, bytes);
     const again = await s.openLog("wal");
     expect(again.nextLsn()).toBe(2);
     expect((await collect(again.read())).map((f) => f.lsn)).toEqual([1]);
+    await again.close();
+    await s.close();
+  });
+
+  it("preallocates segments with zeros and zeroes a torn tail, so no stale frame can resurface", async () => {
+    const dir = await tempDir();
+    const s = await openStorage(`file://${dir}`);
+    const log = await s.openLog("wal");
+    await log.append([text("a")]);
+    await log.append([text("b-which-will-be-torn")]);
+    await log.close();
+    const segment = await onlySegment(dir, "wal");
+    const bytes = await readFile(segment);
+    const end = frameEnd(bytes);
+    expect(bytes.length).toBeGreaterThan(end); // room was preallocated
+    expect(bytes.subarray(end).every((b) => b === 0)).toBe(true);
+    // Tear the second frame: its payload's last byte flips, so the frame fails its CRC.
+    bytes[end - 1] = bytes[end - 1]! ^ 0xff;
+    await writeFile(segment, bytes);
+    const again = await s.openLog("wal");
+    expect(again.nextLsn()).toBe(2);
+    const after = await readFile(segment);
+    const firstEnd = frameEnd(after);
+    expect(after.subarray(firstEnd).every((b) => b === 0)).toBe(true); // the torn frame was zeroed, not left behind
+    await again.append([text("c")]);
+    expect((await collect(again.read())).map((f) => new TextDecoder().decode(f.data))).toEqual(["a", "c"]);
     await again.close();
     await s.close();
   });

@@ -12,6 +12,9 @@
  *     hard-linked (writeIfAbsent: link fails with EEXIST when the key exists, so of N racing processes exactly one
  *     wins), then the parent directory is fsynced. A reader never sees a partial object.
  *   - One sync per append: all frames of an append are written with one positioned write, then one fdatasync.
+ *   - Segments are preallocated with written zeros, a few MiB ahead of the last frame, so that the fdatasync of an
+ *     append changes no file metadata (no size change to journal) — what SQLite gets by reusing its WAL. Past the
+ *     last valid frame a segment holds only zeros; recovery zeroes any torn bytes it cuts off.
  *   - Only the last segment can end in a torn frame (a segment is rotated only after a successful sync).
  *   - The last segment is never deleted, so the log's end survives any truncation.
  *   - A file system cannot hold both key "a" and key "a/b"; such a write fails with INVALID_ARGUMENT.
@@ -54,6 +57,23 @@ export interface FileStorageOptions {
 }
 
 const SEGMENT_SUFFIX = ".seg";
+/** How far ahead of the last frame a segment is filled with zeros: from 64 KiB, doubling up to 4 MiB. */
+const PREALLOCATE_BYTES_MIN = 64 * 1024;
+const PREALLOCATE_BYTES_MAX = 4 * 1024 * 1024;
+const ZEROS = new Uint8Array(1024 * 1024);
+
+/** Writes zeros over [from, to) of a file. */
+function writeZeros(fd: number, from: number, to: number): void {
+  for (let at = from; at < to; ) {
+    at += writeSync(fd, ZEROS, 0, Math.min(ZEROS.length, to - at), at);
+  }
+}
+
+/** One past the last non-zero byte at or after `from` (so `from` itself when only zeros follow). */
+function lastNonZero(buf: Uint8Array, from: number): number {
+  for (let i = buf.length - 1; i >= from; i--) if (buf[i] !== 0) return i + 1;
+  return from;
+}
 const LSN_DIGITS = 16;
 
 function errnoCode(error: unknown): string | undefined {
@@ -438,6 +458,8 @@ class FileLog implements Log {
   private next = 1;
   /** Byte length of the valid prefix of the last segment. */
   private tailBytes = 0;
+  /** Size of the tail segment's file: zeros from `tailBytes` up to here are preallocated room. */
+  private allocatedBytes = 0;
   private tail: FileHandle | undefined;
   private chain: Promise<unknown> = Promise.resolve();
   private closed = false;
@@ -476,11 +498,14 @@ class FileLog implements Log {
     const { next, validBytes } = scanSegmentFrames(buf, last, this.name, true, false);
     this.next = next;
     this.tailBytes = validBytes;
+    this.allocatedBytes = buf.length;
     if (!this.readOnly) {
       this.tail = await open(last.path, "r+");
-      if (validBytes < buf.length) {
-        await this.tail.truncate(validBytes);
-        if (this.storage.sync) await this.tail.sync();
+      const garbageEnd = lastNonZero(buf, validBytes);
+      if (garbageEnd > validBytes) {
+        // A torn append: zero it, so that only zeros follow the last frame and no stale frame can resurface.
+        writeZeros(this.tail.fd, validBytes, garbageEnd);
+        if (this.storage.sync) fdatasyncSync(this.tail.fd);
       }
     }
   }
@@ -511,6 +536,8 @@ class FileLog implements Log {
       const firstLsn = this.next;
       const bytes = encodeFrames(firstLsn, frames);
       const tail = this.tail!;
+      const end = this.tailBytes + bytes.length;
+      if (end > this.allocatedBytes) this.preallocate(tail.fd, end);
       try {
         // Synchronous pwrite + fdatasync: two thread-pool round trips cost more than the sync itself (about 2x
         // the commit rate measured here), and SQLite's WAL pays the same blocking write. Commits that arrive
@@ -521,8 +548,13 @@ class FileLog implements Log {
         }
         if (this.storage.sync) fdatasyncSync(tail.fd);
       } catch (error) {
-        // The file may now hold part of this append; cut it back so the next append starts at a frame boundary.
-        await tail.truncate(this.tailBytes).catch(() => undefined);
+        // The file may now hold part of this append: zero it, so the next append starts at a frame boundary and no
+        // frame of this failed append can be read back.
+        try {
+          writeZeros(tail.fd, this.tailBytes, end);
+        } catch {
+          // the disk is failing; the caller stops writing (the engine poisons itself on a failed append)
+        }
         throw ioError("append to", `log ${JSON.stringify(this.name)}`, error);
       }
       this.tailBytes += bytes.length;
@@ -540,7 +572,19 @@ class FileLog implements Log {
     await this.tail?.close();
     this.tail = handle;
     this.tailBytes = 0;
+    this.allocatedBytes = 0;
     this.segments.push(segment);
+  }
+
+  /** Extends the tail segment with written zeros to past `end`, and makes the new size durable. */
+  private preallocate(fd: number, end: number): void {
+    // The room grows with the segment (64 KiB, then doubling up to 4 MiB), so a small database does not pay for
+    // megabytes of zeros and a busy log still extends, and syncs its size, only once per 4 MiB.
+    const step = Math.min(PREALLOCATE_BYTES_MAX, Math.max(PREALLOCATE_BYTES_MIN, this.allocatedBytes));
+    const target = Math.ceil(end / step) * step + step;
+    writeZeros(fd, this.allocatedBytes, target);
+    if (this.storage.sync) fdatasyncSync(fd);
+    this.allocatedBytes = target;
   }
 
   async *read(fromLsn = 1): AsyncIterable<LogFrame> {
@@ -610,13 +654,23 @@ function scanSegmentFrames(
   while (at < buf.length) {
     const check = checkFrame(buf, at, lsn);
     if (!check.ok) {
+      if (lastNonZero(buf, at) === at) break; // only preallocated zeros follow: the end of the segment
       const where = `log ${JSON.stringify(logName)} segment ${segmentName(segment.firstLsn)} byte ${at} (lsn ${lsn})`;
-      if (!isLast || findValidFrameAfter(buf, at) !== -1) {
+      if (findValidFrameAfter(buf, at) !== -1) {
         throw new TwillError(
           ErrorCodes.Corruption,
           `${where} is corrupt: ${check.reason}, and valid frames follow it`,
           {
             hint: "the log was damaged in the middle, not torn at the end; restore it from a backup",
+          },
+        );
+      }
+      if (!isLast) {
+        throw new TwillError(
+          ErrorCodes.Corruption,
+          `${where} is corrupt: ${check.reason} before the end of a full segment`,
+          {
+            hint: "only the last segment can hold a torn append; restore the log from a backup",
           },
         );
       }
