@@ -6,7 +6,8 @@
  *
  * Rows: 16-byte keys (8-byte big-endian row number, then 8 fixed bytes) and 184-byte incompressible values. The
  * bulk load inserts in key order (the order SQLite's B-tree likes best). Random keys come from a seeded PRNG, so
- * both systems get the same sequence.
+ * both systems get the same sequence. The durable-commit measures alternate the two systems over several rounds
+ * (the VM's fsync latency drifts), and report the pooled samples.
  *
  * Run: npx tsx bench/engine/engine.bench.ts [--quick]    (--quick: 100k rows and fewer operations)
  */
@@ -18,31 +19,21 @@ import Database from "better-sqlite3";
 import { Engine, type EngineOptions } from "../../src/engine/engine.js";
 import { openStorage } from "../../src/storage/open.js";
 import type { Storage } from "../../src/storage/types.js";
+import { prng } from "../../src/util/prng.js";
 import { fmt, type LatencySummary, machine, measure, percentile, printTable, writeResult } from "../lib.js";
 
 const quick = process.argv.includes("--quick");
 const ROWS = quick ? 100_000 : 1_000_000;
-const COMMITS_1 = quick ? 300 : 2_000;
+const ROUNDS = quick ? 2 : 4;
+const COMMITS_1 = quick ? 400 : 2_000;
 const WRITERS = 16;
-const COMMITS_PER_WRITER = quick ? 40 : 250;
+const COMMITS_PER_WRITER = quick ? 40 : 200;
 const GETS = quick ? 20_000 : 100_000;
 const SCANS = quick ? 200 : 1_000;
 const SCAN_ROWS = 1_000;
 const VALUE_BYTES = 184;
 
 // ---- data -------------------------------------------------------------------------------------------------------
-
-/** mulberry32: a small seeded PRNG, so both systems see the same "random" keys. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Bulk rows live under prefix 0x00..; the commit benchmarks write under 0x40 (1 writer) and 0x41 (16 writers). */
 function rowKey(i: number, space = 0): Buffer {
@@ -65,6 +56,11 @@ function rowValue(i: number): Buffer {
   return pool.subarray(at, at + VALUE_BYTES);
 }
 
+/** The same bytes as a plain Uint8Array: Twill's put copies a Uint8Array (Buffer#slice would not copy). */
+function u8(b: Buffer): Uint8Array {
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+}
+
 function randomKeys(count: number, seed: number): Buffer[] {
   const rand = prng(seed);
   return Array.from({ length: count }, () => rowKey(Math.floor(rand() * ROWS)));
@@ -80,24 +76,36 @@ function summarise(samplesMs: number[], totalMs: number): LatencySummary {
   };
 }
 
-/** `writers` async loops, each running `perWriter` operations; per-operation latency and the aggregate rate. */
-async function measureConcurrent(
+/** Latency samples and wall time, accumulated over several rounds. */
+class Samples {
+  readonly ms: number[] = [];
+  totalMs = 0;
+  summary(): LatencySummary {
+    return summarise([...this.ms], this.totalMs);
+  }
+}
+
+/**
+ * `writers` async loops, each running `perWriter` operations one after another; with writers = 1 that is a plain
+ * sequential loop. Adds per-operation latency and the wall time to `into`.
+ */
+async function runLoops(
+  into: Samples,
   writers: number,
   perWriter: number,
   op: (writer: number, i: number) => Promise<unknown> | unknown,
-): Promise<LatencySummary> {
-  const samples: number[] = [];
+): Promise<void> {
   const start = performance.now();
   await Promise.all(
     Array.from({ length: writers }, async (_, w) => {
       for (let i = 0; i < perWriter; i++) {
         const t = performance.now();
         await op(w, i);
-        samples.push(performance.now() - t);
+        into.ms.push(performance.now() - t);
       }
     }),
   );
-  return summarise(samples, performance.now() - start);
+  into.totalMs += performance.now() - start;
 }
 
 function bulkSummary(totalMs: number): LatencySummary {
@@ -140,33 +148,69 @@ const M = {
 
 const tempDir = await mkdtemp(join(tmpdir(), "twill-bench-engine-"));
 console.log(`bench/engine: ${ROWS} rows${quick ? " (quick)" : ""}, temp dir ${tempDir}`);
+const bulkKeys = Array.from({ length: ROWS }, (_, i) => rowKey(i));
+const bulkKeysU8 = bulkKeys.map(u8);
 const getKeys = randomKeys(GETS, 7);
 const scanKeys = randomKeys(SCANS, 8);
 
-// ---- SQLite -----------------------------------------------------------------------------------------------------
+// ---- durable commits: both systems open, interleaved rounds (the VM's fsync latency drifts) ----------------------
 
+const db = new Database(join(tempDir, "sqlite.db"));
+db.pragma("journal_mode = WAL");
+db.pragma("synchronous = FULL");
+db.exec("CREATE TABLE kv (k BLOB PRIMARY KEY, v BLOB) WITHOUT ROWID");
+const insert = db.prepare("INSERT INTO kv (k, v) VALUES (?, ?)");
+const twillStorage: Storage = await openStorage(`file://${join(tempDir, "twill")}`);
+const engine = await Engine.open(twillStorage);
 {
-  const db = new Database(join(tempDir, "sqlite.db"));
-  db.pragma("journal_mode = WAL");
-  db.pragma("synchronous = FULL");
-  db.exec("CREATE TABLE kv (k BLOB PRIMARY KEY, v BLOB) WITHOUT ROWID");
-  const insert = db.prepare("INSERT INTO kv (k, v) VALUES (?, ?)");
-  const select = db.prepare("SELECT v FROM kv WHERE k = ?").pluck();
-  const range = db.prepare("SELECT k, v FROM kv WHERE k >= ? ORDER BY k LIMIT ?").raw();
-
-  add("sqlite", M.commit1, await measure(COMMITS_1, (i) => insert.run(rowKey(i, 0x40), rowValue(i))));
+  const s1 = new Samples();
+  const s16 = new Samples();
+  const t1 = new Samples();
+  const t16 = new Samples();
+  const per1 = COMMITS_1 / ROUNDS;
+  const per16 = COMMITS_PER_WRITER / ROUNDS;
+  const twillCommit = async (key: Buffer, value: Buffer) => {
+    const txn = engine.begin();
+    txn.put(u8(key), u8(value));
+    await txn.commit();
+  };
+  let appends16 = 0;
+  for (let r = 0; r < ROUNDS; r++) {
+    await runLoops(s1, 1, per1, (_, i) => insert.run(rowKey(r * per1 + i, 0x40), rowValue(i)));
+    await runLoops(t1, 1, per1, (_, i) => twillCommit(rowKey(r * per1 + i, 0x40), rowValue(i)));
+    await runLoops(s16, WRITERS, per16, (w, i) =>
+      insert.run(rowKey(w * 1_000_000 + r * per16 + i, 0x41), rowValue(i)),
+    );
+    const before = engine.stats().appends;
+    await runLoops(t16, WRITERS, per16, (w, i) =>
+      twillCommit(rowKey(w * 1_000_000 + r * per16 + i, 0x41), rowValue(i)),
+    );
+    appends16 += engine.stats().appends - before;
+  }
+  add("sqlite", M.commit1, s1.summary(), "one INSERT, autocommit");
+  add("twill", M.commit1, t1.summary(), "begin, put, commit");
   add(
     "sqlite",
     M.commit16,
-    await measureConcurrent(WRITERS, COMMITS_PER_WRITER, (w, i) =>
-      insert.run(rowKey(w * 1_000_000 + i, 0x41), rowValue(i)),
-    ),
+    s16.summary(),
     "SQLite is synchronous: the 16 loops' autocommits run one after another",
   );
+  add(
+    "twill",
+    M.commit16,
+    t16.summary(),
+    `${fmt((WRITERS * COMMITS_PER_WRITER) / appends16, 1)} commits per log append (group commit)`,
+  );
+}
 
+// ---- SQLite: bulk load, gets, scans -----------------------------------------------------------------------------
+
+{
+  const select = db.prepare("SELECT v FROM kv WHERE k = ?").pluck();
+  const range = db.prepare("SELECT k, v FROM kv WHERE k >= ? ORDER BY k LIMIT ?").raw();
   collect();
   const loadAll = db.transaction(() => {
-    for (let i = 0; i < ROWS; i++) insert.run(rowKey(i), rowValue(i));
+    for (let i = 0; i < ROWS; i++) insert.run(bulkKeys[i], rowValue(i));
   });
   const t0 = performance.now();
   loadAll();
@@ -215,39 +259,13 @@ async function bulkLoad(engine: Engine): Promise<number> {
   collect();
   const t0 = performance.now();
   const txn = engine.begin();
-  for (let i = 0; i < ROWS; i++) txn.put(rowKey(i), rowValue(i));
+  for (let i = 0; i < ROWS; i++) txn.put(bulkKeysU8[i]!, u8(rowValue(i)));
   await txn.commit();
   return performance.now() - t0;
 }
 
 let twillStats: Record<string, unknown> = {};
 {
-  const storage: Storage = await openStorage(`file://${join(tempDir, "twill")}`);
-  const engine = await Engine.open(storage);
-
-  add(
-    "twill",
-    M.commit1,
-    await measure(COMMITS_1, async (i) => {
-      const txn = engine.begin();
-      txn.put(rowKey(i, 0x40), rowValue(i));
-      await txn.commit();
-    }),
-  );
-  const appendsBefore = engine.stats().appends;
-  add(
-    "twill",
-    M.commit16,
-    await measureConcurrent(WRITERS, COMMITS_PER_WRITER, async (w, i) => {
-      const txn = engine.begin();
-      txn.put(rowKey(w * 1_000_000 + i, 0x41), rowValue(i));
-      await txn.commit();
-    }),
-  );
-  const appends16 = engine.stats().appends - appendsBefore;
-  const r16 = rows.at(-1)!;
-  r16.note = `${fmt((WRITERS * COMMITS_PER_WRITER) / appends16, 1)} commits per log append (group commit)`;
-
   const loadMs = await bulkLoad(engine);
   add("twill", M.bulk, bulkSummary(loadMs), "ops = rows; begin, N puts, commit");
 
@@ -262,7 +280,7 @@ let twillStats: Record<string, unknown> = {};
   add("twill", M.scanSst, await twillScans(engine), "engine.readRange({ start, limit: 1000 })");
   twillStats = { afterCompact, afterReads: engine.stats(), flushAndCompactMs: settleMs };
   await engine.close();
-  await storage.close();
+  await twillStorage.close();
 }
 
 // Memtable-resident reads: the same rows in a memtable large enough to hold them (not the default options).
