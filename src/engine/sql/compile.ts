@@ -915,7 +915,8 @@ function compileCase(c: CaseExpr, cx: CompileCx): Expr {
       return defFn ? defFn(row, env) : null;
     },
     [...conds, ...rs, ...(d ? [d] : [])],
-    "CASE",
+    // The text is the expression's identity (aggregate sharing, ORDER BY matching): it must tell CASEs apart.
+    `CASE${arg ? ` ${arg.text}` : ""}${whens.map((_, i) => ` WHEN ${conds[i]!.text} THEN ${rs[i]!.text}`).join("")}${d ? ` ELSE ${d.text}` : ""} END`,
   );
 }
 

@@ -404,7 +404,15 @@ export class Session {
     params: readonly unknown[],
     state: TxnState | undefined,
   ): Promise<RawResult> {
-    const cached = this.sql.plan(entry, i, state ? state.catalog() : this.sql.catalog);
+    let cached: ReturnType<typeof this.sql.plan>;
+    try {
+      cached = this.sql.plan(entry, i, state ? state.catalog() : this.sql.catalog);
+    } catch (error) {
+      // PostgreSQL refuses everything but COMMIT/ROLLBACK in an aborted block before analysing it (the statement
+      // was already parsed, so syntax errors still surface as such); those two always plan.
+      if (state?.failed) throw failedTxn();
+      throw error;
+    }
     const planned = cached.planned;
     switch (planned.kind) {
       case "plan":
