@@ -30,7 +30,6 @@ import { type KeyValue, LsmTree, type ScanRange, type TreeStats } from "./lsm/tr
 import { type Entry, EntryKind, NEEDS_IO, type NeedsIo } from "./lsm/types.js";
 import { decodeFrame, encodeCommit, encodeEpoch, FrameType, type Write } from "./txn/commit-record.js";
 import {
-  keyString,
   resolveRange,
   Transaction,
   type TxnHost,
