@@ -1,10 +1,11 @@
 /**
  * `npm run demo`: the main job on the embedded default, file://./demo.db. It grows as features land; today it
- * runs the transactional engine over the storage seam: durable commits, group commit, snapshot isolation,
- * first-committer-wins, flush to SSTs and crash recovery by reopening.
+ * runs the transactional engine over the storage seam (durable commits, group commit, snapshot isolation,
+ * first-committer-wins, flush to SSTs, recovery by reopening) and then SQL through open().
  */
 
 import { rm } from "node:fs/promises";
+import { open } from "../src/database.js";
 import { Engine } from "../src/engine/engine.js";
 import { decodeKey, encodeKey } from "../src/engine/lsm/keycodec.js";
 import { CountingStorage } from "../src/storage/counting.js";
@@ -15,7 +16,10 @@ const text = (s: string) => new TextEncoder().encode(s);
 const str = (b: Uint8Array | undefined) => (b ? new TextDecoder().decode(b) : "(absent)");
 const note = (id: number) => encodeKey(["notes", id]);
 
-if (url === "file://./demo.db") await rm("./demo.db", { recursive: true, force: true });
+if (url === "file://./demo.db") {
+  await rm("./demo.db", { recursive: true, force: true });
+  await rm("./demo-sql.db", { recursive: true, force: true });
+}
 const storage = new CountingStorage(await openStorage(url));
 let db = await Engine.open(storage);
 console.log(`Twill DB demo on ${storage.url}\n`);
@@ -85,4 +89,39 @@ console.log(
 await db.close();
 await storage.close();
 
-console.log("\nNext on this engine: SQL with open(), branches, and vector search (see README status).");
+// 6. SQL on the same kind of engine, through open(url).
+const sqlUrl = url === "file://./demo.db" ? "file://./demo-sql.db" : "memory://demo-sql";
+const sql = await open(sqlUrl);
+await sql.exec(`CREATE TABLE IF NOT EXISTS memories (
+  id serial PRIMARY KEY, agent text NOT NULL, body text NOT NULL, meta jsonb, at timestamptz DEFAULT now())`);
+await sql.exec("CREATE INDEX IF NOT EXISTS memories_agent ON memories (agent)");
+const insert = sql.prepare("INSERT INTO memories (agent, body, meta) VALUES ($1, $2, $3) RETURNING id");
+await sql.transaction(async (tx) => {
+  for (const [agent, body, topic] of [
+    ["planner", "user prefers short answers", "style"],
+    ["planner", "deadline is Friday", "schedule"],
+    ["coder", "tests run with npm test", "repo"],
+  ]) {
+    await tx.query("INSERT INTO memories (agent, body, meta) VALUES ($1, $2, $3)", [agent, body, { topic }]);
+  }
+});
+await insert.get(["coder", "CI prints N passed, N failed", JSON.stringify({ topic: "ci" })]);
+const perAgent = await sql.query("SELECT agent, count(*) AS n FROM memories GROUP BY agent ORDER BY agent");
+const plan = await sql.query("EXPLAIN SELECT body FROM memories WHERE agent = 'coder'");
+const coder = await sql.query(
+  "SELECT body, meta->>'topic' AS topic FROM memories WHERE agent = $1 ORDER BY id",
+  ["coder"],
+);
+console.log(
+  `6. SQL: ${perAgent.map((r) => `${String(r.agent)}=${String(r.n)}`).join(", ")} memories; coder's: ${coder.map((r) => `${String(r.body)} [${String(r.topic)}]`).join("; ")}`,
+);
+console.log(`   plan: ${plan.map((r) => String(r["QUERY PLAN"]).trim()).join(" / ")}`);
+try {
+  await sql.query("SELECT * FROM memories WHERE nope = 1");
+} catch (error) {
+  const e = error as { sqlstate: string; message: string };
+  console.log(`   bad input is an error with a SQLSTATE: ${e.sqlstate} ${e.message}`);
+}
+await sql.close();
+
+console.log("\nNext: branches and vector search (see README status).");
