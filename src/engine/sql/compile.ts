@@ -415,6 +415,9 @@ function compileConst(c: A_Const): Expr {
     const text = c.fval.fval ?? "0";
     if (/^-?\d+$/.test(text)) {
       const b = BigInt(text);
+      // As PostgreSQL's make_const: an integer the lexer could not hold (as -2147483648, negated after lexing)
+      // is int4 when it fits, else int8 when it fits, else numeric.
+      if (b >= -(2n ** 31n) && b < 2n ** 31n) return constExpr(T.int4, Number(b), text);
       if (b >= -(2n ** 63n) && b < 2n ** 63n) {
         const v = b >= -9007199254740991n && b <= 9007199254740991n ? Number(b) : b;
         return constExpr(T.int8, v, text);
