@@ -113,8 +113,9 @@ class FloatSumAcc implements Accumulator {
   constructor(private readonly float4: boolean) {}
   add(v: Value): void {
     if (v === null) return;
+    // Start from the first value, not from 0, as PostgreSQL does: the sum of {-0} is -0.
+    this.sum = this.any ? this.sum + (v as number) : (v as number);
     this.any = true;
-    this.sum += v as number;
   }
   result(): Value {
     return this.any ? (this.float4 ? Math.fround(this.sum) : this.sum) : null;

@@ -260,17 +260,23 @@ function floatOp(op: string, float4: boolean): (a: number, b: number) => number 
     }
     return float4 ? Math.fround(r) : r;
   };
+  // As PostgreSQL's float8_mul/float8_div: a zero result from operands that allow none is an underflow.
+  const checkUnderflow = (r: number, zeroIsValid: boolean) => {
+    if (r === 0 && !zeroIsValid) throw sqlError(SqlState.NumericValueOutOfRange, "value out of range: underflow");
+    return r;
+  };
   switch (op) {
     case "+":
       return (a, b) => check(a + b, a, b);
     case "-":
       return (a, b) => check(a - b, a, b);
     case "*":
-      return (a, b) => check(a * b, a, b);
+      return (a, b) => checkUnderflow(check(a * b, a, b), a === 0 || b === 0);
     case "/":
       return (a, b) => {
-        if (b === 0) throw sqlError(SqlState.DivisionByZero, "division by zero");
-        return check(a / b, a, b);
+        // Division by zero is an error only when the dividend is a number: NaN / 0 is NaN, as in PostgreSQL.
+        if (b === 0 && !Number.isNaN(a)) throw sqlError(SqlState.DivisionByZero, "division by zero");
+        return checkUnderflow(check(a / b, a, b), a === 0 || !Number.isFinite(b));
       };
     case "^":
       return (a, b) => {
@@ -350,6 +356,8 @@ export function arithmeticExpr(op: string, l0: Expr, r0: Expr, params: ParamType
       break;
     case "float4":
     case "float8":
+      // PostgreSQL has no % for floating point (it has mod() for numeric and integers only).
+      if (op === "%") throw noOperator(op, l.type, r.type);
       f = floatOp(op, t.kind === "float4") as never;
       break;
     case "numeric":
