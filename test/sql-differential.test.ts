@@ -85,9 +85,9 @@ const COMMANDS = Math.max(1, envInt("TWILL_DIFF_COMMANDS", 30));
 const SEED = envInt("TWILL_DIFF_SEED", Math.floor(Math.random() * 2 ** 31));
 const REPLAY_PATH = process.env.TWILL_DIFF_PATH || undefined;
 /** Set to true once the regression "takes the arbiter's action …" passes, to generate ON CONFLICT (email). */
-const ARBITER_BUG_FIXED = false;
+const ARBITER_BUG_FIXED = true;
 /** Set to true once the regressions on CASE expressions (aggregates, ORDER BY, DISTINCT) pass. */
-const CASE_TEXT_FIXED = false;
+const CASE_TEXT_FIXED = true;
 /** Set to true once the regression "compares IN-list items without the column's typmod" passes. */
 const IN_TYPMOD_FIXED = false;
 /** Set to true once the regression "orders jsonb as PostgreSQL does" passes. */
@@ -1555,7 +1555,7 @@ describe("sql regressions (found by the differential test)", () => {
     await runWorkload(stmts("SELECT ('NaN'::float8 / 0::float8)::text AS c0"));
   });
 
-  it.skip("takes the arbiter's action when a row conflicts on the arbiter and on the primary key", async () => {
+  it("takes the arbiter's action when a row conflicts on the arbiter and on the primary key", async () => {
     // PostgreSQL checks the arbiter index (email) first: the second INSERT does nothing (0 rows, no error) and
     // the third updates row 0 (RETURNING name = 'z'). Twill checks the primary key first and raises 23505.
     await runWorkload(

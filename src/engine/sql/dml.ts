@@ -336,7 +336,15 @@ export function planInsert(stmt: InsertStmt, pc: PlanCx): StatementPlan {
     const insertOne = async (row: Value[]): Promise<void> => {
       validateRow(table, rt, row, ctx.env);
       const pk = pkSuffix(table, row);
-      const conflict = await findConflict(ctx, table, rt, row, pk);
+      const conflict = await findConflict(
+        ctx,
+        table,
+        rt,
+        row,
+        pk,
+        undefined,
+        onConflict?.arbiter ?? undefined,
+      );
       if (conflict) {
         const arbiterMatches =
           onConflict &&

@@ -185,8 +185,26 @@ export async function findConflict(
   row: readonly Value[],
   pk: Uint8Array,
   ignorePk?: Uint8Array,
+  /** ON CONFLICT's arbiter index, checked first as PostgreSQL does, so its action wins over another conflict. */
+  arbiter?: IndexDef,
 ): Promise<Conflict | undefined> {
   const rowKey = checkKeySize(concatBytes(table.keyPrefix, pk), table.def.pkName ?? `${table.name}_pkey`);
+  const indexes = table.def.indexes;
+  const checkIndex = async (i: number): Promise<Conflict | undefined> => {
+    if (!indexes[i]!.unique) return undefined;
+    const e = indexEntry(table, rt, i, row, pk);
+    if (!e.complete) return undefined;
+    const existing = await ctx.kv.get(checkKeySize(e.key, indexes[i]!.name));
+    if (existing !== undefined && !(ignorePk && bytesEqual(existing, ignorePk))) {
+      return { index: indexes[i], existingRowKey: concatBytes(table.keyPrefix, existing) };
+    }
+    return undefined;
+  };
+  const arbiterAt = arbiter ? indexes.indexOf(arbiter) : -1;
+  if (arbiterAt !== -1) {
+    const c = await checkIndex(arbiterAt);
+    if (c) return c;
+  }
   // A hidden rowid comes from a sequence and can never be set by a statement: no need to look it up.
   if (
     !table.hasRowid &&
@@ -195,15 +213,10 @@ export async function findConflict(
   ) {
     return { index: undefined, existingRowKey: rowKey };
   }
-  const indexes = table.def.indexes;
   for (let i = 0; i < indexes.length; i++) {
-    if (!indexes[i]!.unique) continue;
-    const e = indexEntry(table, rt, i, row, pk);
-    if (!e.complete) continue;
-    const existing = await ctx.kv.get(checkKeySize(e.key, indexes[i]!.name));
-    if (existing !== undefined && !(ignorePk && bytesEqual(existing, ignorePk))) {
-      return { index: indexes[i], existingRowKey: concatBytes(table.keyPrefix, existing) };
-    }
+    if (i === arbiterAt) continue;
+    const c = await checkIndex(i);
+    if (c) return c;
   }
   return undefined;
 }
