@@ -11,35 +11,7 @@ import { Memtable } from "../src/engine/lsm/memtable.js";
 import { mergeIterators, visibleEntries } from "../src/engine/lsm/merge.js";
 import { SstReader, SstWriter } from "../src/engine/lsm/sst.js";
 import { type Entry, EntryKind, lsnMax, NEEDS_IO } from "../src/engine/lsm/types.js";
-import { notFound } from "../src/errors.js";
-import type { ByteRange, ObjectStore } from "../src/storage/types.js";
-
-class TestStore implements ObjectStore {
-  readonly objects = new Map<string, Uint8Array>();
-  async read(key: string, range?: ByteRange): Promise<Uint8Array> {
-    const bytes = this.objects.get(key);
-    if (bytes === undefined) throw notFound(key);
-    const offset = range?.offset ?? 0;
-    return bytes.slice(offset, range?.length === undefined ? bytes.length : offset + range.length);
-  }
-  async size(key: string): Promise<number> {
-    const bytes = this.objects.get(key);
-    if (bytes === undefined) throw notFound(key);
-    return bytes.length;
-  }
-  async write(key: string, bytes: Uint8Array): Promise<void> {
-    this.objects.set(key, bytes);
-  }
-  async writeIfAbsent(key: string, bytes: Uint8Array): Promise<boolean> {
-    if (this.objects.has(key)) return false;
-    this.objects.set(key, bytes);
-    return true;
-  }
-  async *list(): AsyncIterable<string> {}
-  async delete(key: string): Promise<void> {
-    this.objects.delete(key);
-  }
-}
+import { MapStore } from "./helpers/map-store.js";
 
 /** Runs `run` and returns its result and the CPU milliseconds it took (CPU time: the machine is shared). */
 function time<T>(run: () => T): [T, number] {
@@ -95,7 +67,7 @@ describe("LSM micro-benchmarks (printed, not asserted)", () => {
     });
     report(`encodeKey + SstWriter.add: 1M entries -> ${(bytes.length / 1048576).toFixed(1)} MiB`, buildMs, N);
 
-    const store = new TestStore();
+    const store = new MapStore();
     await store.write("sst/bench.sst", bytes);
     const cache = new BlockCache(256 * 1024 * 1024);
     const [reader, openMs] = await timeAsync(() =>

@@ -12,46 +12,7 @@ import { Memtable } from "../src/engine/lsm/memtable.js";
 import { compactEntries, mergeIterators, visibleEntries } from "../src/engine/lsm/merge.js";
 import { buildSst, SstReader } from "../src/engine/lsm/sst.js";
 import { compareEntries, type Entry, EntryKind, NEEDS_IO } from "../src/engine/lsm/types.js";
-import { ErrorCodes, notFound, TwillError } from "../src/errors.js";
-import type { ByteRange, ObjectStore } from "../src/storage/types.js";
-
-/** A Map-based ObjectStore with the seam's range semantics. */
-class TestStore implements ObjectStore {
-  readonly objects = new Map<string, Uint8Array>();
-
-  async read(key: string, range?: ByteRange): Promise<Uint8Array> {
-    const bytes = this.objects.get(key);
-    if (bytes === undefined) throw notFound(`object ${key}`);
-    const offset = range?.offset ?? 0;
-    if (offset > bytes.length) throw new TwillError(ErrorCodes.InvalidArgument, "range offset past the end");
-    const end = range?.length === undefined ? bytes.length : Math.min(bytes.length, offset + range.length);
-    return bytes.slice(offset, end);
-  }
-
-  async size(key: string): Promise<number> {
-    const bytes = this.objects.get(key);
-    if (bytes === undefined) throw notFound(`object ${key}`);
-    return bytes.length;
-  }
-
-  async write(key: string, bytes: Uint8Array): Promise<void> {
-    this.objects.set(key, bytes.slice());
-  }
-
-  async writeIfAbsent(key: string, bytes: Uint8Array): Promise<boolean> {
-    if (this.objects.has(key)) return false;
-    this.objects.set(key, bytes.slice());
-    return true;
-  }
-
-  async *list(prefix: string): AsyncIterable<string> {
-    for (const key of [...this.objects.keys()].sort()) if (key.startsWith(prefix)) yield key;
-  }
-
-  async delete(key: string): Promise<void> {
-    this.objects.delete(key);
-  }
-}
+import { MapStore } from "./helpers/map-store.js";
 
 const keyArb = fc
   .array(fc.constantFrom(0, 1, 0x61, 0x62, 0xff), { maxLength: 4 })
@@ -117,7 +78,7 @@ function modelVisible(entries: Entry[], snapshot: number, start?: Uint8Array, en
 }
 
 async function buildLayers(layers: Entry[][], blockBytesTarget: number, restartInterval: number) {
-  const store = new TestStore();
+  const store = new MapStore();
   // A small cache, so that blocks get evicted and fetched again during the run.
   const cache = new BlockCache(2048);
   const memtable = new Memtable({ chunkEntriesMax: 4 });

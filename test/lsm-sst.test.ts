@@ -5,60 +5,8 @@ import { encodeKey } from "../src/engine/lsm/keycodec.js";
 import { buildSst, SstReader, SstWriter } from "../src/engine/lsm/sst.js";
 import { FOOTER_BYTES } from "../src/engine/lsm/sst-format.js";
 import { compareEntries, type Entry, EntryKind, lsnMax, NEEDS_IO } from "../src/engine/lsm/types.js";
-import { ErrorCodes, isTwillError, notFound, TwillError } from "../src/errors.js";
-import type { ByteRange, ObjectStore } from "../src/storage/types.js";
-
-/** A Map-based ObjectStore with the range semantics of the storage seam, counting requests. */
-class TestStore implements ObjectStore {
-  readonly objects = new Map<string, Uint8Array>();
-  reads = 0;
-  sizes = 0;
-  inFlight = 0;
-  maxInFlight = 0;
-
-  async read(key: string, range?: ByteRange): Promise<Uint8Array> {
-    this.reads++;
-    this.inFlight++;
-    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
-    try {
-      await new Promise((resolve) => setImmediate(resolve));
-      const bytes = this.objects.get(key);
-      if (bytes === undefined) throw notFound(`object ${key}`);
-      const offset = range?.offset ?? 0;
-      if (offset > bytes.length)
-        throw new TwillError(ErrorCodes.InvalidArgument, "range offset past the end");
-      const end = range?.length === undefined ? bytes.length : Math.min(bytes.length, offset + range.length);
-      return bytes.slice(offset, end);
-    } finally {
-      this.inFlight--;
-    }
-  }
-
-  async size(key: string): Promise<number> {
-    this.sizes++;
-    const bytes = this.objects.get(key);
-    if (bytes === undefined) throw notFound(`object ${key}`);
-    return bytes.length;
-  }
-
-  async write(key: string, bytes: Uint8Array): Promise<void> {
-    this.objects.set(key, bytes.slice());
-  }
-
-  async writeIfAbsent(key: string, bytes: Uint8Array): Promise<boolean> {
-    if (this.objects.has(key)) return false;
-    this.objects.set(key, bytes.slice());
-    return true;
-  }
-
-  async *list(prefix: string): AsyncIterable<string> {
-    for (const key of [...this.objects.keys()].sort()) if (key.startsWith(prefix)) yield key;
-  }
-
-  async delete(key: string): Promise<void> {
-    this.objects.delete(key);
-  }
-}
+import { isTwillError, TwillError } from "../src/errors.js";
+import { MapStore } from "./helpers/map-store.js";
 
 const text = new TextEncoder();
 
@@ -93,7 +41,7 @@ function modelGet(entries: Entry[], key: Uint8Array, snapshot: number): Entry | 
 }
 
 async function openSst(entries: Entry[], options: { blockBytesTarget?: number; cacheBytes?: number } = {}) {
-  const store = new TestStore();
+  const store = new MapStore({ yieldPerRead: true });
   const bytes = buildSst(entries, { blockBytesTarget: options.blockBytesTarget ?? 256 });
   await store.write("sst/1.sst", bytes);
   const cache = new BlockCache(options.cacheBytes ?? 1 << 24);
@@ -146,7 +94,7 @@ describe("SST", () => {
     entries.sort(compareEntries);
     for (const restartInterval of [1, 2, 3, 16]) {
       for (const blockBytesTarget of [1, 50, 4096]) {
-        const store = new TestStore();
+        const store = new MapStore({ yieldPerRead: true });
         await store.write("u.sst", buildSst(entries, { restartInterval, blockBytesTarget }));
         const reader = await SstReader.open(store, "u.sst", new BlockCache(1 << 20));
         for (const key of universe) {
@@ -183,7 +131,7 @@ describe("SST", () => {
   it("opens with one read when the meta blocks fit in the tail, two otherwise, plus size() only when asked", async () => {
     const entries = sampleEntries(200);
     const bytes = buildSst(entries, { blockBytesTarget: 256 });
-    const store = new TestStore();
+    const store = new MapStore({ yieldPerRead: true });
     await store.write("s", bytes);
     const cache = new BlockCache(1 << 20);
     await SstReader.open(store, "s", cache, { sizeBytes: bytes.length });
@@ -330,7 +278,7 @@ describe("SST", () => {
       w.add({ key: scratch, lsn: 1, kind: EntryKind.Put, value: text.encode(`v${i}`) });
       want.push({ key: scratch.slice(), lsn: 1, kind: EntryKind.Put, value: text.encode(`v${i}`) });
     }
-    const store = new TestStore();
+    const store = new MapStore({ yieldPerRead: true });
     await store.write("k", w.finish());
     const reader = await SstReader.open(store, "k", new BlockCache(1 << 20));
     expect(await collect(reader.iterate())).toEqual(want);
@@ -371,7 +319,7 @@ describe("SST", () => {
     for (let pos = 0; pos < bytes.length; pos++) {
       const damaged = bytes.slice();
       damaged[pos] = damaged[pos]! ^ (1 << (pos % 8));
-      const store = new TestStore();
+      const store = new MapStore({ yieldPerRead: true });
       await store.write("bad.sst", damaged);
       let sawCorruption = false;
       const expectCorruptionOr = async <T>(run: () => Promise<T>, check: (value: T) => void) => {
@@ -420,7 +368,7 @@ describe("SST", () => {
   it("reports a truncated object as corruption, with or without a trusted size", async () => {
     const bytes = buildSst(sampleEntries(40), { blockBytesTarget: 128 });
     for (let length = 0; length < bytes.length; length += length < 64 ? 1 : 7) {
-      const store = new TestStore();
+      const store = new MapStore({ yieldPerRead: true });
       await store.write("t.sst", bytes.subarray(0, length));
       for (const sizeBytes of [undefined, bytes.length]) {
         const error = await errorOf(async () => {
@@ -432,7 +380,7 @@ describe("SST", () => {
       }
     }
     // An object cut after open: the block read comes back short.
-    const store = new TestStore();
+    const store = new MapStore({ yieldPerRead: true });
     await store.write("t.sst", bytes);
     const reader = await SstReader.open(store, "t.sst", new BlockCache(1 << 20), { sizeBytes: bytes.length });
     await store.write("t.sst", bytes.subarray(0, 100));
@@ -442,7 +390,9 @@ describe("SST", () => {
   });
 
   it("names a missing object as NOT_FOUND, not corruption", async () => {
-    const error = await errorOf(() => SstReader.open(new TestStore(), "nope.sst", new BlockCache(100)));
+    const error = await errorOf(() =>
+      SstReader.open(new MapStore({ yieldPerRead: true }), "nope.sst", new BlockCache(100)),
+    );
     expect(isTwillError(error, "NOT_FOUND")).toBe(true);
   });
 });
