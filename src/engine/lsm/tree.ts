@@ -543,12 +543,8 @@ export class LsmTree {
     const seq = this.beginRead();
     const view = this.view;
     try {
-      const hit = view.active.get(key, snapshotLsn, keyHash);
-      if (hit) return hit;
-      for (const { table } of view.immutables) {
-        const e = table.get(key, snapshotLsn, keyHash);
-        if (e) return e;
-      }
+      // The memtables of this same view were just probed by getVersionSync, with no await in between: only the
+      // SSTs are left to read.
       for (const h of view.l0) {
         if (h.meta.minLsn > snapshotLsn || !inRange(h, key)) continue;
         const e = await (await this.openReader(h)).get(key, snapshotLsn, keyHash);
