@@ -344,13 +344,17 @@ export function decodeDataBlock(
   scanner: BlockScanner,
   objectKey: string,
   blockIndex: number,
+  formatVersion: number,
 ): DataBlock {
   const fail = (reason: string, cause?: unknown): TwillError =>
     sstCorruption(objectKey, `data block ${blockIndex} (at byte ${blockOffset}): ${reason}`, cause);
   if (raw.length < dataBlockBytesMin) throw fail(`${raw.length} bytes is too short for a data block`);
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   const contentEnd = raw.length - CHECKSUM_BYTES;
-  if (blockChecksum(raw.subarray(0, contentEnd), blockOffset) !== view.getUint32(contentEnd, true)) {
+  if (
+    blockChecksum(raw.subarray(0, contentEnd), blockOffset, formatVersion) !==
+    view.getUint32(contentEnd, true)
+  ) {
     throw fail("checksum mismatch");
   }
   const restartCount = view.getUint32(contentEnd - 4, true);

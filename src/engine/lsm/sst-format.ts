@@ -6,9 +6,10 @@
  *
  *   data block 0 | data block 1 | … | index block | bloom block | properties block | footer (40 bytes)
  *
- * Every block is its content followed by a u32 CRC-32C of the content, seeded with the low 32 bits of the
+ * Every block is its content followed by a u32 checksum of the content, seeded with the low 32 bits of the
  * block's offset in the object: a block read from the wrong offset fails its check even when its own bytes are
- * intact.
+ * intact. The checksum is xxHash32 in format version 2 (written now) and CRC-32C in version 1 (still read): see
+ * src/util/xxhash32.ts for why. The footer's own checksum is CRC-32C in both.
  *
  * Data block (about `blockBytesTarget` bytes; the unit a point read fetches and the cache holds):
  *   entries, back to back, each:
@@ -35,7 +36,7 @@
  *   8  u32  index block length
  *   12 u32  bloom block length
  *   16 u32  properties block length
- *   20 u32  format version (1)
+ *   20 u32  format version (2; 1 is read too, and differs only in the block checksum)
  *   24 u32  flags (0)
  *   28 u32  CRC-32C of footer bytes 0..28
  *   32 8 B  magic "TwillSST"
@@ -56,6 +57,7 @@
 
 import { ErrorCodes, TwillError } from "../../errors.js";
 import { crc32c } from "../../storage/crc32c.js";
+import { xxhash32 } from "../../util/xxhash32.js";
 import { ByteReader, type ByteWriter } from "./byte-io.js";
 import { compareBytes, isValidLsn, LsmLimits } from "./types.js";
 
@@ -64,7 +66,10 @@ function compareRange(a: Uint8Array, start: number, length: number, b: Uint8Arra
   return compareBytes(a.subarray(start, start + length), b);
 }
 
-export const SST_FORMAT_VERSION = 1;
+/** The version written. */
+export const SST_FORMAT_VERSION = 2;
+/** Versions read: 1 checksummed blocks with CRC-32C, 2 with xxHash32. */
+const formatVersionsRead: readonly number[] = [1, 2];
 export const FOOTER_BYTES = 40;
 /** "TwillSST" */
 export const SST_MAGIC = new Uint8Array([0x54, 0x77, 0x69, 0x6c, 0x6c, 0x53, 0x53, 0x54]);
@@ -75,8 +80,14 @@ export const dataBlockBytesMax = LsmLimits.valueBytesMax + LsmLimits.keyBytesMax
 export const dataBlockBytesMin = 4 + 4 + 4 + CHECKSUM_BYTES;
 const TWO_32 = 2 ** 32;
 
-export function blockChecksum(content: Uint8Array, blockOffset: number): number {
-  return crc32c(content, blockOffset % TWO_32);
+/** The checksum stored after a block's content, in the given format version (default: the one written). */
+export function blockChecksum(
+  content: Uint8Array,
+  blockOffset: number,
+  formatVersion: number = SST_FORMAT_VERSION,
+): number {
+  const seed = blockOffset % TWO_32;
+  return formatVersion === 1 ? crc32c(content, seed) : xxhash32(content, seed);
 }
 
 export function sstCorruption(objectKey: string, defect: string, cause?: unknown): TwillError {
@@ -308,10 +319,10 @@ export function decodeFooter(bytes: Uint8Array, sizeBytes: number, objectKey: st
     propertiesLength: view.getUint32(16, true),
     formatVersion: view.getUint32(20, true),
   };
-  if (footer.formatVersion !== SST_FORMAT_VERSION) {
+  if (!formatVersionsRead.includes(footer.formatVersion)) {
     throw sstCorruption(
       objectKey,
-      `unknown format version ${footer.formatVersion} (this build reads ${SST_FORMAT_VERSION})`,
+      `unknown format version ${footer.formatVersion} (this build reads ${formatVersionsRead.join(" and ")})`,
     );
   }
   if (view.getUint32(24, true) !== 0) throw sstCorruption(objectKey, "unknown footer flags");
@@ -340,11 +351,12 @@ export function checkedContent(
   blockOffset: number,
   objectKey: string,
   name: string,
+  formatVersion: number,
 ): Uint8Array {
   const contentEnd = block.length - CHECKSUM_BYTES;
   const view = new DataView(block.buffer, block.byteOffset, block.byteLength);
   const content = block.subarray(0, contentEnd);
-  if (blockChecksum(content, blockOffset) !== view.getUint32(contentEnd, true)) {
+  if (blockChecksum(content, blockOffset, formatVersion) !== view.getUint32(contentEnd, true)) {
     throw sstCorruption(objectKey, `${name} block checksum mismatch`);
   }
   return content;

@@ -171,18 +171,21 @@ export class SstReader {
 
     const bloomStart = footer.indexLength;
     const propertiesStart = bloomStart + footer.bloomLength;
-    const indexContent = checkedContent(meta.subarray(0, bloomStart), metaStart, objectKey, "index");
+    const version = footer.formatVersion;
+    const indexContent = checkedContent(meta.subarray(0, bloomStart), metaStart, objectKey, "index", version);
     const bloomContent = checkedContent(
       meta.subarray(bloomStart, propertiesStart),
       metaStart + bloomStart,
       objectKey,
       "bloom",
+      version,
     );
     const propertiesContent = checkedContent(
       meta.subarray(propertiesStart),
       metaStart + propertiesStart,
       objectKey,
       "properties",
+      version,
     );
     const properties = decodeProperties(
       propertiesContent,
@@ -313,6 +316,7 @@ export class SstReader {
       this.scanner,
       this.objectKey,
       i,
+      this.properties.formatVersion,
     );
   }
 

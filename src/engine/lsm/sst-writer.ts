@@ -32,6 +32,8 @@ export interface SstWriterOptions {
   restartInterval?: number;
   /** Bloom filter bits per distinct key. Default 10 (about 0.8% false positives). */
   bloomBitsPerKey?: number;
+  /** Format version to write (sst-format.ts). Default the current one; 1 exists to test that old SSTs read. */
+  formatVersion?: 1 | 2;
 }
 
 export const sstWriterDefaults = {
@@ -50,6 +52,7 @@ function internal(message: string): TwillError {
 export class SstWriter {
   readonly blockBytesTarget: number;
   readonly restartInterval: number;
+  readonly formatVersion: number;
 
   private readonly chunks: Uint8Array[] = [];
   private readonly block = new ByteWriter(64 * 1024);
@@ -79,6 +82,7 @@ export class SstWriter {
   constructor(options: SstWriterOptions = {}) {
     this.blockBytesTarget = options.blockBytesTarget ?? sstWriterDefaults.blockBytesTarget;
     this.restartInterval = options.restartInterval ?? sstWriterDefaults.restartInterval;
+    this.formatVersion = options.formatVersion ?? SST_FORMAT_VERSION;
     const bloomBitsPerKey = options.bloomBitsPerKey ?? sstWriterDefaults.bloomBitsPerKey;
     if (
       !Number.isInteger(this.blockBytesTarget) ||
@@ -183,7 +187,7 @@ export class SstWriter {
     const block = this.block;
     for (const r of this.restarts) block.u32(r);
     block.u32(this.restarts.length);
-    block.u32(blockChecksum(block.peek(), this.dataBytes));
+    block.u32(blockChecksum(block.peek(), this.dataBytes, this.formatVersion));
     const bytes = block.finish();
     this.chunks.push(bytes);
     encodeIndexEntry(this.index, this.prevKey, this.prevKeyLength, this.prevLsn, bytes.length);
@@ -205,16 +209,20 @@ export class SstWriter {
     const indexContent = new ByteWriter(this.index.length + 16)
       .varint(this.blockCount)
       .bytes(this.index.peek());
-    const indexBlock = indexContent.u32(blockChecksum(indexContent.peek(), offset)).finish();
+    const indexBlock = indexContent
+      .u32(blockChecksum(indexContent.peek(), offset, this.formatVersion))
+      .finish();
     offset += indexBlock.length;
 
     const bloomContent = new ByteWriter(16);
     bloomContent.bytes(this.bloom.finish().serialize());
-    const bloomBlock = bloomContent.u32(blockChecksum(bloomContent.peek(), offset)).finish();
+    const bloomBlock = bloomContent
+      .u32(blockChecksum(bloomContent.peek(), offset, this.formatVersion))
+      .finish();
     offset += bloomBlock.length;
 
     const properties: SstProperties = {
-      formatVersion: SST_FORMAT_VERSION,
+      formatVersion: this.formatVersion,
       entryCount: this.count,
       distinctKeyCount: this.distinctKeys,
       putCount: this.puts,
@@ -231,7 +239,9 @@ export class SstWriter {
     };
     const propertiesContent = new ByteWriter(128);
     encodeProperties(propertiesContent, properties);
-    const propertiesBlock = propertiesContent.u32(blockChecksum(propertiesContent.peek(), offset)).finish();
+    const propertiesBlock = propertiesContent
+      .u32(blockChecksum(propertiesContent.peek(), offset, this.formatVersion))
+      .finish();
     offset += propertiesBlock.length;
 
     const footer = encodeFooter({
@@ -239,7 +249,7 @@ export class SstWriter {
       indexLength: indexBlock.length,
       bloomLength: bloomBlock.length,
       propertiesLength: propertiesBlock.length,
-      formatVersion: SST_FORMAT_VERSION,
+      formatVersion: this.formatVersion,
     });
     const out = new Uint8Array(offset + FOOTER_BYTES);
     let at = 0;
