@@ -101,6 +101,37 @@ for (const backend of backends) {
         expect(await s.read("zero", { offset: 0, length: 4 })).toEqual(new Uint8Array(0));
       });
 
+      it("offers readIntoSync on local backends only, with the semantics of a ranged read", async () => {
+        const s = await fresh();
+        if (backend.name === "s3") {
+          expect(s.readIntoSync).toBeUndefined();
+          return;
+        }
+        const readIntoSync = s.readIntoSync!.bind(s);
+        const data = pattern(1000);
+        await s.write("r", data);
+        const into = new Uint8Array(64).fill(0xee);
+        expect(readIntoSync("r", 10, into.subarray(0, 20))).toBe(20);
+        expect(into.subarray(0, 20)).toEqual(data.slice(10, 30));
+        expect(into[20]).toBe(0xee);
+        expect(readIntoSync("r", 990, into)).toBe(10);
+        expect(into.subarray(0, 10)).toEqual(data.slice(990));
+        expect(readIntoSync("r", 1000, into)).toBe(0);
+        expect(() => readIntoSync("r", 1001, into)).toThrow(
+          expect.objectContaining({ code: ErrorCodes.InvalidArgument }),
+        );
+        expect(() => readIntoSync("r", -1, into)).toThrow(
+          expect.objectContaining({ code: ErrorCodes.InvalidArgument }),
+        );
+        expect(() => readIntoSync("missing", 0, into)).toThrow(
+          expect.objectContaining({ code: ErrorCodes.NotFound }),
+        );
+        // A rewrite is what the next read sees, not bytes of the old object behind a cached descriptor.
+        await s.write("r", pattern(1000, 99));
+        expect(readIntoSync("r", 0, into.subarray(0, 8))).toBe(8);
+        expect(into.subarray(0, 8)).toEqual(pattern(1000, 99).slice(0, 8));
+      });
+
       it("reports a missing key as NOT_FOUND on read and size, and delete is idempotent", async () => {
         const s = await fresh();
         await expectCode(s.read("missing"), ErrorCodes.NotFound);

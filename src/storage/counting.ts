@@ -44,7 +44,17 @@ function zeroCounters(): StorageCounters {
 export class CountingStorage implements Storage {
   readonly counters: StorageCounters = zeroCounters();
 
-  constructor(readonly inner: Storage) {}
+  constructor(readonly inner: Storage) {
+    const readIntoSync = inner.readIntoSync?.bind(inner);
+    if (readIntoSync !== undefined) {
+      this.readIntoSync = (key, offset, into) => {
+        this.counters.reads++;
+        const n = readIntoSync(key, offset, into);
+        this.counters.readBytes += n;
+        return n;
+      };
+    }
+  }
 
   get kind() {
     return this.inner.kind;
@@ -59,6 +69,9 @@ export class CountingStorage implements Storage {
     Object.assign(this.counters, zeroCounters());
     return snapshot;
   }
+
+  /** Present when the wrapped store offers it, counted as a read. */
+  readonly readIntoSync?: (key: string, offset: number, into: Uint8Array) => number;
 
   async read(key: string, range?: ByteRange): Promise<Uint8Array> {
     this.counters.reads++;

@@ -182,13 +182,42 @@ class FileStorage implements Storage {
    */
   async read(key: string, range?: ByteRange): Promise<Uint8Array> {
     this.checkOpen();
-    const path = this.objectPath(key);
     if (range) validateRange(range.offset, range.length);
-    const { fd, size } = this.descriptorFor(key, path);
+    const { size } = this.cachedDescriptor(key);
     const offset = range?.offset ?? 0;
     if (offset > size) throw rangeNotSatisfiable(key, offset, size);
     const end = range?.length === undefined ? size : Math.min(size, offset + range.length);
     const out = new Uint8Array(end - offset);
+    if (this.preadInto(key, offset, out) !== out.length) {
+      this.forgetDescriptor(key);
+      throw new TwillError(ErrorCodes.Io, `object ${JSON.stringify(key)} shrank while it was read`);
+    }
+    return out;
+  }
+
+  readIntoSync(key: string, offset: number, into: Uint8Array): number {
+    this.checkOpen();
+    validateRange(offset, into.length);
+    const { size } = this.cachedDescriptor(key);
+    if (offset > size) throw rangeNotSatisfiable(key, offset, size);
+    const want = Math.min(into.length, size - offset);
+    const done = this.preadInto(key, offset, into.subarray(0, want));
+    if (done !== want) {
+      this.forgetDescriptor(key);
+      throw new TwillError(ErrorCodes.Io, `object ${JSON.stringify(key)} shrank while it was read`);
+    }
+    return done;
+  }
+
+  /** The cached descriptor of `key`, opened when absent: the key-to-path work is paid only then. */
+  private cachedDescriptor(key: string): { fd: number; size: number } {
+    const cached = this.descriptors.get(key);
+    return cached !== undefined ? this.descriptorFor(key, "") : this.descriptorFor(key, this.objectPath(key));
+  }
+
+  /** Fills `out` from `offset` with positioned reads; returns the bytes read (fewer at the end of the file). */
+  private preadInto(key: string, offset: number, out: Uint8Array): number {
+    const { fd } = this.descriptors.get(key)!;
     let done = 0;
     try {
       while (done < out.length) {
@@ -200,11 +229,7 @@ class FileStorage implements Storage {
       this.forgetDescriptor(key);
       throw ioError("read", `object ${JSON.stringify(key)}`, error);
     }
-    if (done !== out.length) {
-      this.forgetDescriptor(key);
-      throw new TwillError(ErrorCodes.Io, `object ${JSON.stringify(key)} shrank while it was read`);
-    }
-    return out;
+    return done;
   }
 
   async size(key: string): Promise<number> {

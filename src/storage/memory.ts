@@ -71,6 +71,18 @@ class MemoryStorage implements Storage {
     return bytes.slice(range.offset, end);
   }
 
+  readIntoSync(key: string, offset: number, into: Uint8Array): number {
+    this.checkOpen();
+    validateKey(key);
+    const bytes = this.state.objects.get(key);
+    if (!bytes) throw notFound(`object ${JSON.stringify(key)}`);
+    validateRange(offset, into.length);
+    if (offset > bytes.length) throw rangeNotSatisfiable(key, offset, bytes.length);
+    const end = Math.min(bytes.length, offset + into.length);
+    into.set(bytes.subarray(offset, end));
+    return end - offset;
+  }
+
   async size(key: string): Promise<number> {
     this.checkOpen();
     validateKey(key);

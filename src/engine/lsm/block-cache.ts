@@ -13,9 +13,21 @@
  *     load is forgotten (nothing cached), so the next request retries it.
  *   - get / put / evict are O(1): a Map per object key, one intrusive doubly linked recency list, and no string
  *     building on the lookup path (an SST reader's object key string is hashed once by V8 and reused).
+ *   - A value the cache drops (evicted, replaced, its object evicted, cleared) that has a `release` method is
+ *     told so, exactly once; a buffer it hands back goes to `buffers` for the next miss to reuse (block-pool.ts).
  */
 
 import { ErrorCodes, TwillError } from "../../errors.js";
+import { BlockBufferPool } from "./block-pool.js";
+
+/** A cached value that holds a recycled buffer: `release` returns it (once) when the cache drops the value. */
+interface Releasable {
+  release(): Uint8Array | undefined;
+}
+
+function isReleasable(value: unknown): value is Releasable {
+  return typeof value === "object" && value !== null && typeof (value as Releasable).release === "function";
+}
 
 export interface BlockCacheOptions {
   /** Upper bound of the bytes of cached values (as reported to `put`). */
@@ -56,6 +68,8 @@ interface Node {
 
 export class BlockCache {
   readonly cacheBytesMax: number;
+  /** Buffers of dropped blocks, for the next load to fill instead of allocating. */
+  readonly buffers = new BlockBufferPool();
   private readonly byObject = new Map<string, Map<number, Node>>();
   private readonly pending = new Map<string, Map<number, Promise<unknown>>>();
   /** Sentinel of the recency list: head.next is the most recently used, head.prev the least. */
@@ -118,6 +132,13 @@ export class BlockCache {
       this.remove(this.head.prev);
       this.evictions++;
     }
+  }
+
+  /** Caches a value its caller loaded itself (synchronously), counting the miss and the load. */
+  putLoaded(objectKey: string, blockOffset: number, value: unknown, bytes: number): void {
+    this.misses++;
+    this.loads++;
+    this.put(objectKey, blockOffset, value, bytes);
   }
 
   /**
@@ -188,11 +209,15 @@ export class BlockCache {
       this.unlink(node);
       this.bytes -= node.bytes;
       this.entries--;
+      this.dropped(node.value);
     }
     this.byObject.delete(objectKey);
   }
 
   clear(): void {
+    for (const perObject of this.byObject.values()) {
+      for (const node of perObject.values()) this.dropped(node.value);
+    }
     this.byObject.clear();
     this.head.next = this.head;
     this.head.prev = this.head;
@@ -214,10 +239,17 @@ export class BlockCache {
     };
   }
 
+  private dropped(value: unknown): void {
+    if (!isReleasable(value)) return;
+    const buffer = value.release();
+    if (buffer !== undefined) this.buffers.give(buffer);
+  }
+
   private remove(node: Node): void {
     this.unlink(node);
     this.bytes -= node.bytes;
     this.entries--;
+    this.dropped(node.value);
     const perObject = this.byObject.get(node.objectKey);
     if (perObject !== undefined) {
       perObject.delete(node.offset);

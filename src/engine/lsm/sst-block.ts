@@ -17,6 +17,7 @@
  */
 
 import { ErrorCodes, TwillError } from "../../errors.js";
+import { copyValue } from "./block-pool.js";
 import { blockChecksum, CHECKSUM_BYTES, dataBlockBytesMin, sstCorruption } from "./sst-format.js";
 import { type Entry, EntryKind, LsmLimits } from "./types.js";
 
@@ -24,6 +25,14 @@ const EMPTY = new Uint8Array(0);
 
 /** A verified data block, as the cache holds it. */
 export class DataBlock {
+  /**
+   * The recycled buffer `bytes` lives in (block-pool.ts), or undefined when the block owns a buffer of its own.
+   * Values leave a pooled block only as copies, since the buffer is reused once the cache drops the block.
+   */
+  buffer: Uint8Array | undefined = undefined;
+  /** Set when the cache dropped this pooled block and gave its buffer back: its bytes are no longer its own. */
+  released = false;
+
   constructor(
     /** The entries region (restart array and CRC cut off). */
     readonly bytes: Uint8Array,
@@ -38,9 +47,17 @@ export class DataBlock {
     readonly restartLsns: Float64Array,
   ) {}
 
-  /** Memory held, for the cache's byte budget (the bytes, the restart tables and object overhead). */
+  /** Memory held, for the cache's byte budget (the buffer, the restart tables and object overhead). */
   get memoryBytes(): number {
-    return this.bytes.byteLength + this.restarts.length * 20 + 256;
+    return (this.buffer ?? this.bytes).byteLength + this.restarts.length * 20 + 256;
+  }
+
+  /** Called by the cache when it drops the block: the pooled buffer to recycle, if any (once). */
+  release(): Uint8Array | undefined {
+    const buffer = this.buffer;
+    if (buffer === undefined || this.released) return undefined;
+    this.released = true;
+    return buffer;
   }
 }
 
@@ -164,7 +181,12 @@ export function getFromBlock(block: DataBlock, key: Uint8Array, snapshotLsn: num
             key: key.slice(),
             lsn,
             kind: valueTag === 0 ? EntryKind.Delete : EntryKind.Put,
-            value: valueLength === 0 ? EMPTY : bytes.subarray(p - valueLength, p),
+            value:
+              valueLength === 0
+                ? EMPTY
+                : block.buffer === undefined
+                  ? bytes.subarray(p - valueLength, p)
+                  : copyValue(bytes, p - valueLength, valueLength),
           };
         }
       }
@@ -187,6 +209,8 @@ function defect(at: number, reason: string): TwillError {
  */
 export class BlockScanner {
   bytes: Uint8Array = EMPTY;
+  /** Whether `bytes` is a pooled buffer, whose values must be copied out. */
+  pooled = false;
   /** Offset of the next entry to decode. */
   pos = 0;
   /** The current key is key[0, keyLength). */
@@ -207,6 +231,7 @@ export class BlockScanner {
   /** Positions before the entry at restart `r` (whose key is stored whole). */
   start(block: DataBlock, restartIndex: number): void {
     this.bytes = block.bytes;
+    this.pooled = block.buffer !== undefined;
     this.pos = block.restarts[restartIndex]!;
     this.keyLength = 0;
   }
@@ -235,11 +260,33 @@ export class BlockScanner {
     const end = bytes.length;
     const entryStart = this.pos;
     if (entryStart >= end) return false;
-    const shared = this.checkedVarint(entryStart, entryStart);
-    const unshared = this.checkedVarint(varintEnd, entryStart);
-    const valueTag = this.checkedVarint(varintEnd, entryStart);
-    const lsn = this.checkedVarint(varintEnd, entryStart);
-    const keyStart = varintEnd;
+    // One-byte varints inline (nearly all are); a byte past the end reads undefined and takes the checked path.
+    let p = entryStart;
+    let shared = bytes[p]!;
+    if (shared < 0x80) p++;
+    else {
+      shared = this.checkedVarint(p, entryStart);
+      p = varintEnd;
+    }
+    let unshared = bytes[p]!;
+    if (unshared < 0x80) p++;
+    else {
+      unshared = this.checkedVarint(p, entryStart);
+      p = varintEnd;
+    }
+    let valueTag = bytes[p]!;
+    if (valueTag < 0x80) p++;
+    else {
+      valueTag = this.checkedVarint(p, entryStart);
+      p = varintEnd;
+    }
+    let lsn = bytes[p]!;
+    if (lsn < 0x80) p++;
+    else {
+      lsn = this.checkedVarint(p, entryStart);
+      p = varintEnd;
+    }
+    const keyStart = p;
     if (shared > this.keyLength)
       throw defect(entryStart, `shares ${shared} bytes of a ${this.keyLength}-byte key`);
     const keyLength = shared + unshared;
@@ -277,7 +324,10 @@ export class BlockScanner {
     return c !== 0 ? c : lsn - this.lsn;
   }
 
-  /** The current entry as a fresh Entry. The key is copied; the value is a view into the (immutable) block. */
+  /**
+   * The current entry as a fresh Entry. The key is copied; the value is a view into the (immutable) block, or a
+   * copy when the block's buffer is pooled.
+   */
   entry(): Entry {
     return {
       key: this.key.slice(0, this.keyLength),
@@ -286,7 +336,9 @@ export class BlockScanner {
       value:
         this.valueLength === 0
           ? EMPTY
-          : this.bytes.subarray(this.valueStart, this.valueStart + this.valueLength),
+          : this.pooled
+            ? copyValue(this.bytes, this.valueStart, this.valueLength)
+            : this.bytes.subarray(this.valueStart, this.valueStart + this.valueLength),
     };
   }
 

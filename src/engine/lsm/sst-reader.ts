@@ -62,6 +62,25 @@ export interface SstIterateOptions {
 
 const tailReadBytesDefault = 64 * 1024;
 
+/** A read error: offsets come from a size the caller or the footer vouched for, so past the end means the
+ * object shrank (CORRUPTION); anything else passes through. */
+function truncatedOr(
+  error: unknown,
+  objectKey: string,
+  offset: number,
+  length: number,
+  what: string,
+): unknown {
+  if (isTwillError(error, ErrorCodes.InvalidArgument)) {
+    return sstCorruption(
+      objectKey,
+      `${what} at bytes [${offset}, ${offset + length}) is past the end (truncated)`,
+      error,
+    );
+  }
+  return error;
+}
+
 async function readExact(
   store: ObjectStore,
   objectKey: string,
@@ -73,15 +92,7 @@ async function readExact(
   try {
     bytes = await store.read(objectKey, { offset, length });
   } catch (error) {
-    // Offsets come from a size the caller or the footer vouched for: past the end means the object shrank.
-    if (isTwillError(error, ErrorCodes.InvalidArgument)) {
-      throw sstCorruption(
-        objectKey,
-        `${what} at bytes [${offset}, ${offset + length}) is past the end (truncated)`,
-        error,
-      );
-    }
-    throw error;
+    throw truncatedOr(error, objectKey, offset, length, what);
   }
   if (bytes.length !== length) {
     throw sstCorruption(
@@ -262,8 +273,48 @@ export class SstReader {
   async get(key: Uint8Array, snapshotLsn: number, keyHash?: number): Promise<Entry | undefined> {
     const i = this.locate(key, snapshotLsn, keyHash);
     if (i < 0) return undefined;
-    const block = this.cachedBlock(i) ?? (await this.loadBlock(i, true));
+    let block = this.cachedBlock(i);
+    if (block === undefined && this.store.readIntoSync !== undefined) block = this.loadBlockSync(i);
+    if (block === undefined) {
+      block = await this.loadBlock(i, true);
+      // Dropped by the cache (and its buffer reused) while this read waited its turn: read a private copy.
+      if (block.released) block = await this.readBlock(i);
+    }
     return getFromBlock(block, key, snapshotLsn);
+  }
+
+  /**
+   * Reads, verifies and caches block `i` synchronously into a recycled buffer (stores with `readIntoSync` only).
+   * A block that fails verification is never cached, and its buffer goes back to the pool.
+   */
+  private loadBlockSync(i: number): DataBlock {
+    const offset = this.offsets[i]!;
+    const length = this.lengths[i]!;
+    const pool = this.cache.buffers;
+    const buffer = pool.take(length);
+    let block: DataBlock;
+    try {
+      const raw = buffer.subarray(0, length);
+      let got: number;
+      try {
+        got = this.store.readIntoSync!(this.objectKey, offset, raw);
+      } catch (error) {
+        throw truncatedOr(error, this.objectKey, offset, length, `data block ${i}`);
+      }
+      if (got !== length) {
+        throw sstCorruption(
+          this.objectKey,
+          `data block ${i} at bytes [${offset}, ${offset + length}) came back as ${got} bytes (truncated)`,
+        );
+      }
+      block = this.decodeBlock(raw, i);
+    } catch (error) {
+      pool.give(buffer);
+      throw error;
+    }
+    block.buffer = buffer;
+    this.cache.putLoaded(this.objectKey, offset, block, block.memoryBytes);
+    return block;
   }
 
   /** All versions of keys in [start, end), in internal order (or its exact reverse), fetched block by block. */
@@ -300,12 +351,21 @@ export class SstReader {
     return cached !== undefined ? Promise.resolve(cached) : this.readBlock(i);
   }
 
+  /** @internal Block `i` read into a buffer of its own, bypassing the cache. */
+  readPrivate(i: number): Promise<DataBlock> {
+    return this.readBlock(i);
+  }
+
   private async readBlock(i: number): Promise<DataBlock> {
     const offset = this.offsets[i]!;
     const raw = await readExact(this.store, this.objectKey, offset, this.lengths[i]!, `data block ${i}`);
+    return this.decodeBlock(raw, i);
+  }
+
+  private decodeBlock(raw: Uint8Array, i: number): DataBlock {
     return decodeDataBlock(
       raw,
-      offset,
+      this.offsets[i]!,
       {
         prevLastKey: i > 0 ? this.lastKeys[i - 1] : undefined,
         prevLastLsn: i > 0 ? this.lastLsns[i - 1]! : 0,
@@ -418,11 +478,13 @@ export class SstCursor extends AsyncCursor<Entry> {
       }
       let block: DataBlock | undefined;
       const ahead = this.ahead.get(i);
-      if (ahead instanceof DataBlock) {
+      if (ahead instanceof DataBlock && !ahead.released) {
         this.ahead.delete(i);
         block = ahead;
         this.prefetch(i);
-      } else if (ahead === undefined) {
+      } else if (ahead === undefined || ahead instanceof DataBlock) {
+        // A fetched block the cache has since dropped (its buffer reused) counts as not fetched.
+        if (ahead !== undefined) this.ahead.delete(i);
         block = this.reader.cachedBlock(i);
       }
       if (block === undefined) {
@@ -443,7 +505,9 @@ export class SstCursor extends AsyncCursor<Entry> {
     const ahead = this.ahead.get(i);
     const loading = ahead ?? this.reader.loadBlock(i, this.fillCache);
     this.prefetch(i);
-    const block = await loading;
+    let block = await loading;
+    // Dropped by the cache while this scan waited: a private copy, which nothing else can reuse.
+    if (block.released) block = await this.reader.readPrivate(i);
     if (!this.finished) this.ahead.set(i, block);
   }
 

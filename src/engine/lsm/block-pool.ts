@@ -1,0 +1,80 @@
+/**
+ * Recycled memory for SST blocks read through the block cache, and the copies of values taken out of them.
+ *
+ * Why: creating an ArrayBuffer costs about 2 µs in V8 whatever its size (backing store, external-memory
+ * accounting, later sweeping), more than the pread of the 4 KiB block it receives. A block-cache miss normally
+ * evicts one block, so handing the evicted block's buffer to the next miss makes a miss allocation-free.
+ *
+ * Invariants (what makes reuse safe):
+ *   - A pooled buffer has one owner at a time: a cached DataBlock, or the free list. The cache gives a block's
+ *     buffer back only when it drops the block, and marks the block `released` first.
+ *   - Nothing outside the block keeps a view of a pooled buffer: values leave it as copies (`copyValue`), and
+ *     anyone holding a DataBlock across an await checks `released` before reading it.
+ *   - Buffers are sized in 256-byte classes, so blocks of about the same size (the writer cuts them at a target)
+ *     reuse each other's; the free list is bounded by `freeBytesMax` and the rest is left to the GC.
+ */
+
+const classBytes = 256;
+
+export class BlockBufferPool {
+  private readonly free = new Map<number, Uint8Array[]>();
+  private freeBytes = 0;
+  /** Buffers handed out that were recycled rather than allocated (for tests and stats). */
+  reused = 0;
+
+  constructor(private readonly freeBytesMax = 1024 * 1024) {}
+
+  /** Bytes a buffer for a block of `length` bytes holds. */
+  static capacityFor(length: number): number {
+    return Math.ceil(Math.max(1, length) / classBytes) * classBytes;
+  }
+
+  /** A buffer of at least `length` bytes (its capacity class); its contents are whatever it held before. */
+  take(length: number): Uint8Array {
+    const capacity = BlockBufferPool.capacityFor(length);
+    const list = this.free.get(capacity);
+    const recycled = list?.pop();
+    if (recycled !== undefined) {
+      this.freeBytes -= capacity;
+      this.reused++;
+      return recycled;
+    }
+    return new Uint8Array(capacity);
+  }
+
+  /** Returns a buffer from `take` that nothing references any more. */
+  give(buffer: Uint8Array): void {
+    const capacity = buffer.byteLength;
+    if (capacity % classBytes !== 0 || this.freeBytes + capacity > this.freeBytesMax) return;
+    let list = this.free.get(capacity);
+    if (list === undefined) {
+      list = [];
+      this.free.set(capacity, list);
+    }
+    list.push(buffer);
+    this.freeBytes += capacity;
+  }
+}
+
+// Values copied out of pooled blocks are carved from shared chunks: a view costs ~0.15 µs where a fresh
+// ArrayBuffer costs ~2 µs. The price is that a value the caller keeps pins its chunk (as Node's Buffer pool does);
+// values above `arenaValueMax` get their own buffer.
+const arenaChunkBytes = 16 * 1024;
+const arenaValueMax = 1024;
+let arena = new ArrayBuffer(arenaChunkBytes);
+let arenaUsed = 0;
+
+/** A copy of bytes[start, start + length) that shares no memory with `bytes`. */
+export function copyValue(bytes: Uint8Array, start: number, length: number): Uint8Array {
+  if (length > arenaValueMax) return bytes.slice(start, start + length);
+  if (arenaUsed + length > arenaChunkBytes) {
+    arena = new ArrayBuffer(arenaChunkBytes);
+    arenaUsed = 0;
+  }
+  const out = new Uint8Array(arena, arenaUsed, length);
+  // Keep views 8-byte aligned, as a fresh buffer would be.
+  arenaUsed += (length + 7) & ~7;
+  if (length <= 64) for (let i = 0; i < length; i++) out[i] = bytes[start + i]!;
+  else out.set(bytes.subarray(start, start + length));
+  return out;
+}
