@@ -228,11 +228,22 @@ export class BlockScanner {
     this.key = new Uint8Array(Math.max(16, keyBytesHint));
   }
 
+  /** A scratch key buffer for `decodeDataBlock`, kept so that verifying a block allocates none. */
+  spare = new Uint8Array(64);
+
   /** Positions before the entry at restart `r` (whose key is stored whole). */
   start(block: DataBlock, restartIndex: number): void {
     this.bytes = block.bytes;
     this.pooled = block.buffer !== undefined;
     this.pos = block.restarts[restartIndex]!;
+    this.keyLength = 0;
+  }
+
+  /** Positions before the entry at `pos` of an entries region not yet verified (values are not taken). */
+  startBytes(bytes: Uint8Array, pos: number): void {
+    this.bytes = bytes;
+    this.pooled = true;
+    this.pos = pos;
     this.keyLength = 0;
   }
 
@@ -385,6 +396,30 @@ export interface BlockBounds {
   lastLsn: number;
 }
 
+function blockDefect(
+  objectKey: string,
+  blockIndex: number,
+  blockOffset: number,
+  reason: string,
+  cause?: unknown,
+): TwillError {
+  return sstCorruption(objectKey, `data block ${blockIndex} (at byte ${blockOffset}): ${reason}`, cause);
+}
+
+function u32le(bytes: Uint8Array, p: number): number {
+  return (bytes[p]! | (bytes[p + 1]! << 8) | (bytes[p + 2]! << 16) | (bytes[p + 3]! << 24)) >>> 0;
+}
+
+/** Unsigned byte order of a[0, aLength) against b[0, bLength). */
+function compareRanges(a: Uint8Array, aLength: number, b: Uint8Array, bLength: number): number {
+  const n = Math.min(aLength, bLength);
+  for (let i = 0; i < n; i++) {
+    const d = a[i]! - b[i]!;
+    if (d !== 0) return d;
+  }
+  return aLength - bLength;
+}
+
 /**
  * Verifies a data block read from storage (checksum, restarts, every entry, order, agreement with the index)
  * and returns it decoded. Errors name the object and the block.
@@ -398,25 +433,32 @@ export function decodeDataBlock(
   blockIndex: number,
   formatVersion: number,
 ): DataBlock {
-  const fail = (reason: string, cause?: unknown): TwillError =>
-    sstCorruption(objectKey, `data block ${blockIndex} (at byte ${blockOffset}): ${reason}`, cause);
-  if (raw.length < dataBlockBytesMin) throw fail(`${raw.length} bytes is too short for a data block`);
-  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  // No closure here: under a keepNames build each one costs a defineProperty per call, on every cache miss.
+  if (raw.length < dataBlockBytesMin)
+    throw blockDefect(
+      objectKey,
+      blockIndex,
+      blockOffset,
+      `${raw.length} bytes is too short for a data block`,
+    );
   const contentEnd = raw.length - CHECKSUM_BYTES;
-  if (
-    blockChecksum(raw.subarray(0, contentEnd), blockOffset, formatVersion) !==
-    view.getUint32(contentEnd, true)
-  ) {
-    throw fail("checksum mismatch");
+  if (blockChecksum(raw.subarray(0, contentEnd), blockOffset, formatVersion) !== u32le(raw, contentEnd)) {
+    throw blockDefect(objectKey, blockIndex, blockOffset, "checksum mismatch");
   }
-  const restartCount = view.getUint32(contentEnd - 4, true);
+  const restartCount = u32le(raw, contentEnd - 4);
   const entriesEnd = contentEnd - 4 - restartCount * 4;
-  if (restartCount < 1 || entriesEnd < 1) throw fail(`restart count ${restartCount} does not fit the block`);
+  if (restartCount < 1 || entriesEnd < 1)
+    throw blockDefect(
+      objectKey,
+      blockIndex,
+      blockOffset,
+      `restart count ${restartCount} does not fit the block`,
+    );
   const restarts = new Uint32Array(restartCount);
   for (let r = 0; r < restartCount; r++) {
-    const offset = view.getUint32(entriesEnd + r * 4, true);
+    const offset = u32le(raw, entriesEnd + r * 4);
     if ((r === 0 && offset !== 0) || (r > 0 && offset <= restarts[r - 1]!) || offset >= entriesEnd) {
-      throw fail(`restart ${r} has bad offset ${offset}`);
+      throw blockDefect(objectKey, blockIndex, blockOffset, `restart ${r} has bad offset ${offset}`);
     }
     restarts[r] = offset;
   }
@@ -424,29 +466,25 @@ export function decodeDataBlock(
   const restartKeyStarts = new Uint32Array(restartCount);
   const restartKeyLengths = new Uint32Array(restartCount);
   const restartLsns = new Float64Array(restartCount);
-  const block = new DataBlock(
-    raw.subarray(0, entriesEnd),
-    restarts,
-    0,
-    0,
-    restartKeyStarts,
-    restartKeyLengths,
-    restartLsns,
-  );
+  const entries = raw.subarray(0, entriesEnd);
   let count = 0;
   let prevLength = -1;
   let prevLsn = 0;
   let nextRestart = 0;
   /** The key before a restart entry, which shares nothing with it and so must be compared whole. */
-  let beforeRestart = new Uint8Array(64);
+  let beforeRestart = scanner.spare;
   try {
-    scanner.start(block, 0);
+    scanner.startBytes(entries, 0);
     for (;;) {
       const at = scanner.pos;
       const atRestart = nextRestart < restartCount && at === restarts[nextRestart];
       if (atRestart && prevLength > 0) {
-        if (prevLength > beforeRestart.length) beforeRestart = new Uint8Array(prevLength * 2);
-        beforeRestart.set(scanner.key.subarray(0, prevLength));
+        if (prevLength > beforeRestart.length) {
+          beforeRestart = new Uint8Array(prevLength * 2);
+          scanner.spare = beforeRestart;
+        }
+        const key = scanner.key;
+        for (let k = 0; k < prevLength; k++) beforeRestart[k] = key[k]!;
       }
       if (!scanner.next()) break;
       const { shared, keyLength, key } = scanner;
@@ -459,7 +497,7 @@ export function decodeDataBlock(
         nextRestart++;
       }
       if (atRestart && prevLength >= 0) {
-        const c = compareRange(key, 0, keyLength, beforeRestart.subarray(0, prevLength));
+        const c = compareRanges(key, keyLength, beforeRestart, prevLength);
         if (c < 0 || (c === 0 && scanner.lsn >= prevLsn)) throw defect(at, "entries out of order");
       } else if (prevLength < 0) {
         if (bounds.prevLastKey === undefined) {
@@ -482,15 +520,22 @@ export function decodeDataBlock(
       count++;
     }
   } catch (error) {
-    if (error instanceof TwillError && error.code === ErrorCodes.Corruption) throw fail(error.message, error);
+    if (error instanceof TwillError && error.code === ErrorCodes.Corruption)
+      throw blockDefect(objectKey, blockIndex, blockOffset, error.message, error);
     throw error;
   }
-  if (nextRestart !== restartCount) throw fail(`restart ${nextRestart} is not at an entry boundary`);
+  if (nextRestart !== restartCount)
+    throw blockDefect(
+      objectKey,
+      blockIndex,
+      blockOffset,
+      `restart ${nextRestart} is not at an entry boundary`,
+    );
   if (compareRange(scanner.key, 0, prevLength, bounds.lastKey) !== 0 || prevLsn !== bounds.lastLsn) {
-    throw fail("last entry does not match the index");
+    throw blockDefect(objectKey, blockIndex, blockOffset, "last entry does not match the index");
   }
   return new DataBlock(
-    block.bytes,
+    entries,
     restarts,
     count,
     commonPrefix(lower, bounds.lastKey),

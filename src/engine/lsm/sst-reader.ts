@@ -10,7 +10,8 @@
  *   - Every byte is checked before use (checksums, structure, agreement between blocks); a defect is CORRUPTION
  *     naming the object and what is wrong, never a wrong answer. A short read means a truncated object.
  *   - A point read touches at most one data block: the index holds each block's last (key, lsn).
- *   - `getCached` never does I/O and never allocates a promise; it answers or says NEEDS_IO.
+ *   - `getCached` never allocates a promise, and never does I/O unless told to load synchronously (`loadSync`,
+ *     on stores with `readIntoSync`); it answers or says NEEDS_IO.
  *   - Scans decode one block at a time and hold at most one decoded block (plus read-ahead) per cursor.
  */
 
@@ -259,13 +260,22 @@ export class SstReader {
   /**
    * The newest version of `key` with lsn <= snapshotLsn (possibly a Delete), or undefined when the SST has none —
    * answered from cached blocks only: NEEDS_IO when the block is not cached (then call `get`). `keyHash` is
-   * `bloomHash(key)`, for callers probing many SSTs with one key.
+   * `bloomHash(key)`, for callers probing many SSTs with one key. With `loadSync`, a store that offers
+   * `readIntoSync` serves a missing block synchronously instead (and NEEDS_IO is never returned then).
    */
-  getCached(key: Uint8Array, snapshotLsn: number, keyHash?: number): Entry | undefined | NeedsIo {
+  getCached(
+    key: Uint8Array,
+    snapshotLsn: number,
+    keyHash?: number,
+    loadSync = false,
+  ): Entry | undefined | NeedsIo {
     const i = this.locate(key, snapshotLsn, keyHash);
     if (i < 0) return undefined;
-    const block = this.cache.get(this.objectKey, this.offsets[i]!) as DataBlock | undefined;
-    if (block === undefined) return NEEDS_IO;
+    let block = this.cache.get(this.objectKey, this.offsets[i]!) as DataBlock | undefined;
+    if (block === undefined) {
+      if (!loadSync || this.store.readIntoSync === undefined) return NEEDS_IO;
+      block = this.loadBlockSync(i);
+    }
     return getFromBlock(block, key, snapshotLsn);
   }
 

@@ -509,11 +509,16 @@ export class LsmTree {
     if (this.obsolete.length > 0 && n <= 0) void this.collectGarbage().catch(() => undefined);
   }
 
-  /** Newest version of `key` with lsn <= snapshot from memory and cached blocks only, or NEEDS_IO. */
+  /**
+   * Newest version of `key` with lsn <= snapshot from memory and cached blocks only, or NEEDS_IO. With
+   * `loadSync`, a block that is not cached is read synchronously where the store can (file://, memory://), so
+   * NEEDS_IO means only that an SST is not open yet or the store reads asynchronously.
+   */
   getVersionSync(
     key: Uint8Array,
     snapshotLsn: number,
     keyHash: number = bloomHash(key),
+    loadSync = false,
   ): Entry | undefined | NeedsIo {
     const view = this.view;
     const hit = view.active.get(key, snapshotLsn, keyHash);
@@ -525,20 +530,20 @@ export class LsmTree {
     for (const h of view.l0) {
       if (h.meta.minLsn > snapshotLsn || !inRange(h, key)) continue;
       if (!h.reader) return NEEDS_IO;
-      const e = h.reader.getCached(key, snapshotLsn, keyHash);
+      const e = h.reader.getCached(key, snapshotLsn, keyHash, loadSync);
       if (e !== undefined) return e;
     }
     const h = findL1(view.l1, key);
     if (!h || h.meta.minLsn > snapshotLsn) return undefined;
     if (!h.reader) return NEEDS_IO;
-    return h.reader.getCached(key, snapshotLsn, keyHash);
+    return h.reader.getCached(key, snapshotLsn, keyHash, loadSync);
   }
 
   /** Newest version of `key` with lsn <= snapshot (a Delete entry when the key was deleted). */
   async getVersion(key: Uint8Array, snapshotLsn: number): Promise<Entry | undefined> {
     this.checkUsable();
     const keyHash = bloomHash(key);
-    const fast = this.getVersionSync(key, snapshotLsn, keyHash);
+    const fast = this.getVersionSync(key, snapshotLsn, keyHash, true);
     if (fast !== NEEDS_IO) return fast;
     const seq = this.beginRead();
     const view = this.view;
@@ -558,10 +563,19 @@ export class LsmTree {
     }
   }
 
-  /** Value of `key` at the snapshot, or undefined. */
-  async get(key: Uint8Array, snapshotLsn: number): Promise<Uint8Array | undefined> {
-    const e = await this.getVersion(key, snapshotLsn);
-    return e && e.kind === EntryKind.Put ? e.value : undefined;
+  /** Value of `key` at the snapshot, or undefined. Settles without an await when no read has to wait. */
+  get(key: Uint8Array, snapshotLsn: number): Promise<Uint8Array | undefined> {
+    let e: Entry | undefined | NeedsIo;
+    try {
+      this.checkUsable();
+      e = this.getVersionSync(key, snapshotLsn, bloomHash(key), true);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (e !== NEEDS_IO) return Promise.resolve(e && e.kind === EntryKind.Put ? e.value : undefined);
+    return this.getVersion(key, snapshotLsn).then((v) =>
+      v && v.kind === EntryKind.Put ? v.value : undefined,
+    );
   }
 
   /** LSN of the newest version of `key` in any SST with versions newer than `afterLsn` (conflict checks). */
