@@ -80,6 +80,14 @@ function unhex(text: string): Uint8Array {
   return new Uint8Array(Buffer.from(text, "hex"));
 }
 
+/** One turn of the event loop, so that background work lets commits and reads in. */
+function yieldTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Entries a flush adds to its SST between yields: a few MiB of work, a few milliseconds. */
+const flushEntriesPerTurn = 16_384;
+
 function inRange(handle: SstHandle, key: Uint8Array): boolean {
   return compareBytes(key, handle.minKey) >= 0 && compareBytes(key, handle.maxKey) <= 0;
 }
@@ -288,6 +296,8 @@ export class LsmTree {
   }
 
   private async flushImmutables(): Promise<void> {
+    // Not in the tick of the commit that froze the memtable: that commit's caller runs first.
+    await yieldTurn();
     while (this.view.immutables.length > 0 && !this.closed) {
       const oldest = this.view.immutables.at(-1)!;
       const meta = await this.writeSst(0, oldest.table.iterate({}));
@@ -374,7 +384,14 @@ export class LsmTree {
   /** Writes the entries (internal order) as one SST; undefined when there are none. */
   private async writeSst(level: 0 | 1, entries: Iterable<Entry>): Promise<SstMeta | undefined> {
     const out = this.startSst(level);
-    for (const entry of entries) out.add(entry);
+    let sinceYield = 0;
+    for (const entry of entries) {
+      out.add(entry);
+      if (++sinceYield === flushEntriesPerTurn) {
+        sinceYield = 0;
+        await yieldTurn();
+      }
+    }
     return out.finish();
   }
 

@@ -8,6 +8,7 @@ import { type AsyncCursor, LimitCursor } from "../lsm/cursor.js";
 import type { KeyValue, ScanRange } from "../lsm/tree.js";
 import { compareBytes } from "../lsm/types.js";
 import { type Write, WriteKind } from "./commit-record.js";
+import { WriteBuffer } from "./write-buffer.js";
 
 /** The largest value one write may carry: half a log frame, so a write always fits a frame with its key. */
 export const VALUE_BYTES_MAX = 32 * 1024 * 1024;
@@ -53,9 +54,8 @@ function checkKey(key: Uint8Array): void {
 }
 
 export class Transaction {
-  private readonly writes = new Map<string, Write>();
+  private readonly writes = new WriteBuffer();
   private state: "open" | "committing" | "committed" | "aborted" = "open";
-  private sortedWrites: Write[] | undefined;
 
   constructor(
     private readonly host: TxnHost,
@@ -73,7 +73,7 @@ export class Transaction {
 
   /** @internal Whether this transaction writes `key` (for the engine's conflict check against queued commits). */
   hasWrite(key: Uint8Array): boolean {
-    return this.writes.has(keyString(key));
+    return this.writes.has(key);
   }
 
   private checkOpen(): void {
@@ -87,7 +87,7 @@ export class Transaction {
   async get(key: Uint8Array): Promise<Uint8Array | undefined> {
     this.checkOpen();
     checkKey(key);
-    const own = this.writes.get(keyString(key));
+    const own = this.writes.get(key);
     if (own) return own.kind === WriteKind.Put ? own.value : undefined;
     return this.host.get(key, this.snapshotLsn);
   }
@@ -103,28 +103,18 @@ export class Transaction {
     }
     // Copy key and value into one allocation: one ArrayBuffer per write instead of two, which is most of a small
     // row's memory in the memtable.
-    const both = new Uint8Array(key.length + value.length);
-    both.set(key);
-    both.set(value, key.length);
-    this.writes.set(keyString(key), {
-      key: both.subarray(0, key.length),
-      kind: WriteKind.Put,
-      value: both.subarray(key.length),
-    });
-    this.sortedWrites = undefined;
+    this.writes.put(key, value);
   }
 
   delete(key: Uint8Array): void {
     this.checkOpen();
     checkKey(key);
-    this.writes.set(keyString(key), { key: key.slice(), kind: WriteKind.Delete, value: new Uint8Array(0) });
-    this.sortedWrites = undefined;
+    this.writes.delete(key);
   }
 
-  /** Own writes in key order (cached until the next write). */
+  /** Own writes in key order, one per key (cached until the next write; do not modify). */
   ownWrites(): Write[] {
-    this.sortedWrites ??= [...this.writes.values()].sort((a, b) => compareBytes(a.key, b.key));
-    return this.sortedWrites;
+    return this.writes.sorted();
   }
 
   /** Visible pairs in range, merging the snapshot with this transaction's own writes. */

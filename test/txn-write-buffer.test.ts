@@ -1,0 +1,85 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { WriteKind } from "../src/engine/txn/commit-record.js";
+import { WriteBuffer } from "../src/engine/txn/write-buffer.js";
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+
+type Op =
+  | { op: "put"; key: number[]; value: number[] }
+  | { op: "delete"; key: number[] }
+  | { op: "get"; key: number[] }
+  | { op: "sorted" };
+
+const keyArb = fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 1, maxLength: 3 });
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({
+    op: fc.constant("put" as const),
+    key: keyArb,
+    value: fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 5 }),
+  }),
+  fc.record({ op: fc.constant("delete" as const), key: keyArb }),
+  fc.record({ op: fc.constant("get" as const), key: keyArb }),
+  fc.record({ op: fc.constant("sorted" as const) }),
+);
+
+describe("WriteBuffer", () => {
+  it("behaves like a map with the latest write per key, whatever the order of writes and lookups", () => {
+    fc.assert(
+      fc.property(fc.array(opArb, { maxLength: 60 }), (ops) => {
+        const buffer = new WriteBuffer();
+        const model = new Map<string, { kind: number; value: string }>();
+        for (const o of ops) {
+          if (o.op === "put") {
+            buffer.put(new Uint8Array(o.key), new Uint8Array(o.value));
+            model.set(hex(new Uint8Array(o.key)), {
+              kind: WriteKind.Put,
+              value: hex(new Uint8Array(o.value)),
+            });
+          } else if (o.op === "delete") {
+            buffer.delete(new Uint8Array(o.key));
+            model.set(hex(new Uint8Array(o.key)), { kind: WriteKind.Delete, value: "" });
+          } else if (o.op === "get") {
+            const w = buffer.get(new Uint8Array(o.key));
+            const m = model.get(hex(new Uint8Array(o.key)));
+            expect(w && { kind: w.kind, value: hex(w.value) }).toEqual(m);
+            expect(buffer.has(new Uint8Array(o.key))).toBe(m !== undefined);
+          } else {
+            const sorted = buffer.sorted().map((w) => [hex(w.key), w.kind, hex(w.value)]);
+            const want = [...model.entries()]
+              .sort(([a], [b]) => Buffer.compare(Buffer.from(a, "hex"), Buffer.from(b, "hex")))
+              .map(([k, m]) => [k, m.kind, m.value]);
+            expect(sorted).toEqual(want);
+          }
+          expect(buffer.size).toBe(model.size);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("keeps a load in key order as it came, and copies the caller's bytes", () => {
+    const buffer = new WriteBuffer();
+    const key = new Uint8Array(8);
+    const value = new Uint8Array(300);
+    for (let i = 0; i < 5000; i++) {
+      new DataView(key.buffer).setUint32(4, i);
+      value.fill(i & 0xff);
+      buffer.put(key, value);
+    }
+    key.fill(0xff);
+    value.fill(0);
+    const sorted = buffer.sorted();
+    expect(sorted.length).toBe(5000);
+    for (let i = 0; i < 5000; i++) {
+      const w = sorted[i]!;
+      expect(new DataView(w.key.buffer, w.key.byteOffset).getUint32(4)).toBe(i);
+      expect(w.value.length).toBe(300);
+      expect(w.value[299]).toBe(i & 0xff);
+    }
+    // A large value gets a buffer of its own rather than a chunk.
+    buffer.put(new Uint8Array([9]), new Uint8Array(100_000).fill(7));
+    expect(buffer.get(new Uint8Array([9]))!.value.byteLength).toBe(100_000);
+    expect(buffer.get(new Uint8Array([9]))!.value[99_999]).toBe(7);
+  });
+});
