@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { ErrorCodes, TwillError } from "../src/errors.js";
-import { FRAME_HEADER_BYTES } from "../src/storage/log-format.js";
+import { encodeFrames, FRAME_HEADER_BYTES } from "../src/storage/log-format.js";
 import { openStorage } from "../src/storage/open.js";
 import { frameEnd } from "./helpers/log-bytes.js";
 
@@ -113,6 +113,32 @@ describe("file:// log recovery", () => {
     expect(after.subarray(firstEnd).every((b) => b === 0)).toBe(true); // the torn frame was zeroed, not left behind
     await again.append([text("c")]);
     expect((await collect(again.read())).map((f) => new TextDecoder().decode(f.data))).toEqual(["a", "c"]);
+    await again.close();
+    await s.close();
+  });
+
+  it("writes a large append frame by frame with the bytes of one encoded buffer, and zeros only past it", async () => {
+    const dir = await tempDir();
+    const s = await openStorage(`file://${dir}`);
+    const log = await s.openLog("wal");
+    await log.append([text("small")]);
+    // 3 MiB in 3 frames: above the size written frame by frame, and above one preallocation step's room.
+    const frames = [0, 1, 2].map((k) => new Uint8Array(1024 * 1024).map((_, i) => (i * 31 + k) & 0xff));
+    expect((await log.append(frames)).firstLsn).toBe(2);
+    await log.append([text("after")]);
+    await log.close();
+    const bytes = await readFile(await onlySegment(dir, "wal"));
+    const expected = Buffer.concat([
+      encodeFrames(1, [text("small")]),
+      encodeFrames(2, frames),
+      encodeFrames(5, [text("after")]),
+    ]);
+    expect(Buffer.compare(bytes.subarray(0, expected.length), expected)).toBe(0);
+    expect(bytes.subarray(expected.length).every((b) => b === 0)).toBe(true);
+    const again = await s.openLog("wal");
+    const back = await collect(again.read());
+    expect(back.map((f) => f.lsn)).toEqual([1, 2, 3, 4, 5]);
+    expect(Buffer.compare(Buffer.from(back[3]!.data), Buffer.from(frames[2]!))).toBe(0);
     await again.close();
     await s.close();
   });

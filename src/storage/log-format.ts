@@ -48,6 +48,17 @@ export function encodedFrameBytes(frames: readonly Uint8Array[]): number {
   return total;
 }
 
+/** The 20-byte header of the frame holding `payload` at `lsn` (what `encodeFramesInto` puts before it). */
+export function encodeFrameHeader(lsn: number, payload: Uint8Array): Uint8Array {
+  const header = new Uint8Array(FRAME_HEADER_BYTES);
+  const view = new DataView(header.buffer);
+  view.setUint32(0, FRAME_MAGIC, true);
+  view.setUint32(4, payload.length, true);
+  writeLsn(view, 8, lsn);
+  view.setUint32(16, crc32c(payload, crc32c(header.subarray(4, 16))), true);
+  return header;
+}
+
 /** Encodes frames with LSNs firstLsn, firstLsn+1, … into `out` at `at`; returns the offset after them. */
 export function encodeFramesInto(
   out: Uint8Array,

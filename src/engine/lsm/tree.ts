@@ -624,6 +624,13 @@ export class LsmTree {
     return this.view.seq;
   }
 
+  /** Highest LSN held in memtables (0 when they are empty): a commit's check skips them when it is old. */
+  get memMaxLsn(): number {
+    let max = this.view.active.maxLsn;
+    for (const { table } of this.view.immutables) if (table.maxLsn > max) max = table.maxLsn;
+    return max;
+  }
+
   /** Highest LSN held in SSTs. */
   get sstMaxLsn(): number {
     let max = 0;
