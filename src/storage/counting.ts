@@ -54,6 +54,14 @@ export class CountingStorage implements Storage {
         return n;
       };
     }
+    const writeChunks = inner.writeChunks?.bind(inner);
+    if (writeChunks !== undefined) {
+      this.writeChunks = (key, chunks) => {
+        this.counters.writes++;
+        for (const c of chunks) this.counters.writeBytes += c.length;
+        return writeChunks(key, chunks);
+      };
+    }
   }
 
   get kind() {
@@ -72,6 +80,8 @@ export class CountingStorage implements Storage {
 
   /** Present when the wrapped store offers it, counted as a read. */
   readonly readIntoSync?: (key: string, offset: number, into: Uint8Array) => number;
+  /** Present when the wrapped store offers it, counted as a write. */
+  readonly writeChunks?: (key: string, chunks: readonly Uint8Array[]) => Promise<void>;
 
   async read(key: string, range?: ByteRange): Promise<Uint8Array> {
     this.counters.reads++;

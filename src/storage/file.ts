@@ -70,6 +70,8 @@ const PREALLOCATE_BYTES_MAX = 4 * 1024 * 1024;
 const ZEROS = new Uint8Array(1024 * 1024);
 /** Appends above this size are written frame by frame (header, then payload) instead of copied into one buffer. */
 const GATHER_BYTES_MIN = 1024 * 1024;
+/** Object writes from many parts are staged through a buffer of this size. */
+const STAGING_BYTES = 1024 * 1024;
 
 /** Writes all of `bytes` at `position`. */
 function writeAll(fd: number, bytes: Uint8Array, position: number): void {
@@ -263,14 +265,41 @@ class FileStorage implements Storage {
   }
 
   /** Writes `bytes` to a fresh durable temp file and returns its path. */
-  private async writeTemp(bytes: Uint8Array): Promise<string> {
+  private async writeTemp(parts: readonly Uint8Array[]): Promise<string> {
     const path = join(this.root, "tmp", randomBytes(12).toString("hex"));
     const handle = await open(path, "wx");
     try {
-      let done = 0;
-      while (done < bytes.length) {
-        const { bytesWritten } = await handle.write(bytes, done, bytes.length - done, done);
-        done += bytesWritten;
+      let position = 0;
+      const writeOut = async (bytes: Uint8Array) => {
+        let done = 0;
+        while (done < bytes.length) {
+          const { bytesWritten } = await handle.write(bytes, done, bytes.length - done, position + done);
+          done += bytesWritten;
+        }
+        position += bytes.length;
+      };
+      if (parts.length === 1) {
+        await writeOut(parts[0]!);
+      } else {
+        // Many small parts (an SST's blocks) go out through one reused staging buffer: one write per MiB,
+        // and no allocation the size of the object.
+        const staging = new Uint8Array(STAGING_BYTES);
+        let staged = 0;
+        for (const part of parts) {
+          if (part.length >= STAGING_BYTES) {
+            if (staged > 0) await writeOut(staging.subarray(0, staged));
+            staged = 0;
+            await writeOut(part);
+            continue;
+          }
+          if (staged + part.length > STAGING_BYTES) {
+            await writeOut(staging.subarray(0, staged));
+            staged = 0;
+          }
+          staging.set(part, staged);
+          staged += part.length;
+        }
+        if (staged > 0) await writeOut(staging.subarray(0, staged));
       }
       if (this.sync) await handle.sync();
     } finally {
@@ -296,13 +325,17 @@ class FileStorage implements Storage {
   }
 
   async write(key: string, bytes: Uint8Array): Promise<void> {
+    return this.writeChunks(key, [bytes]);
+  }
+
+  async writeChunks(key: string, chunks: readonly Uint8Array[]): Promise<void> {
     this.checkOpen();
     const path = this.objectPath(key);
     this.forgetDescriptor(key);
     let temp: string | undefined;
     try {
       await this.ensureParent(path);
-      temp = await this.writeTemp(bytes);
+      temp = await this.writeTemp(chunks);
       await rename(temp, path);
       temp = undefined;
       if (this.sync) await syncDirectory(dirname(path));
@@ -318,7 +351,7 @@ class FileStorage implements Storage {
     let temp: string | undefined;
     try {
       await this.ensureParent(path);
-      temp = await this.writeTemp(bytes);
+      temp = await this.writeTemp([bytes]);
       try {
         await link(temp, path);
       } catch (error) {

@@ -97,6 +97,20 @@ class MemoryStorage implements Storage {
     this.state.objects.set(key, Uint8Array.from(bytes));
   }
 
+  async writeChunks(key: string, chunks: readonly Uint8Array[]): Promise<void> {
+    this.checkOpen();
+    validateKey(key);
+    let total = 0;
+    for (const c of chunks) total += c.length;
+    const bytes = new Uint8Array(total);
+    let at = 0;
+    for (const c of chunks) {
+      bytes.set(c, at);
+      at += c.length;
+    }
+    this.state.objects.set(key, bytes);
+  }
+
   async writeIfAbsent(key: string, bytes: Uint8Array): Promise<boolean> {
     this.checkOpen();
     validateKey(key);

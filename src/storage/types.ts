@@ -46,6 +46,12 @@ export interface ObjectStore {
   /** Size in bytes of an object; NOT_FOUND when it is missing. */
   size(key: string): Promise<number>;
   write(key: string, bytes: Uint8Array): Promise<void>;
+  /**
+   * Optional: `write(key, concatenation of chunks)` without the caller building the concatenation, so that an
+   * object assembled from many parts (an SST's blocks) never exists twice in memory. Offered by file:// and
+   * memory://; where absent, callers concatenate and `write`.
+   */
+  writeChunks?(key: string, chunks: readonly Uint8Array[]): Promise<void>;
   writeIfAbsent(key: string, bytes: Uint8Array): Promise<boolean>;
   list(prefix: string): AsyncIterable<string>;
   delete(key: string): Promise<void>;

@@ -5,7 +5,8 @@
  *   - Input is asserted: every entry well-formed and strictly after the previous one in internal order; a breach
  *     is INTERNAL (a bug in the caller — flush or compaction), caught before any byte is written.
  *   - Memory is linear in the output: finished blocks (the output itself), 4 bytes of bloom hash per distinct
- *     key, the index, and one block under construction; `finish` adds one copy while concatenating.
+ *     key, the index, and one block under construction; `finish` adds one copy while concatenating, and
+ *     `finishParts` none.
  *   - Data blocks are cut once they reach `blockBytesTarget`, so a block exceeds it by at most one entry.
  */
 
@@ -19,7 +20,6 @@ import {
   encodeFooter,
   encodeIndexEntry,
   encodeProperties,
-  FOOTER_BYTES,
   SST_FORMAT_VERSION,
   type SstProperties,
 } from "./sst-format.js";
@@ -200,6 +200,23 @@ export class SstWriter {
 
   /** The whole SST object. The writer cannot be used afterwards. */
   finish(): Uint8Array {
+    const parts = this.finishParts();
+    let total = 0;
+    for (const p of parts) total += p.length;
+    const out = new Uint8Array(total);
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  }
+
+  /**
+   * The SST object as consecutive parts (its blocks, then the meta blocks and the footer), for a store that
+   * writes parts without concatenating them. The writer cannot be used afterwards.
+   */
+  finishParts(): Uint8Array[] {
     if (this.finished) throw internal("SstWriter.finish called twice");
     if (this.count === 0) throw internal("an SST needs at least one entry; skip writing an empty one");
     if (this.blockEntries > 0) this.cutBlock();
@@ -251,18 +268,9 @@ export class SstWriter {
       propertiesLength: propertiesBlock.length,
       formatVersion: this.formatVersion,
     });
-    const out = new Uint8Array(offset + FOOTER_BYTES);
-    let at = 0;
-    for (const chunk of this.chunks) {
-      out.set(chunk, at);
-      at += chunk.length;
-    }
-    this.chunks.length = 0;
-    for (const part of [indexBlock, bloomBlock, propertiesBlock, footer]) {
-      out.set(part, at);
-      at += part.length;
-    }
-    return out;
+    const parts = this.chunks.splice(0);
+    parts.push(indexBlock, bloomBlock, propertiesBlock, footer);
+    return parts;
   }
 }
 

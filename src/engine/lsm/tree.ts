@@ -362,15 +362,25 @@ export class LsmTree {
       },
       finish: async (): Promise<SstMeta | undefined> => {
         if (count === 0 || !minKey || !maxKey) return undefined;
-        const bytes = writer.finish();
+        const storage = this.storage;
         const id = this.allocateSstId();
         const key = `sst/${String(id).padStart(12, "0")}.sst`;
-        await this.storage.write(key, bytes);
+        let sizeBytes = 0;
+        if (storage.writeChunks !== undefined) {
+          // The blocks go out as they are: the SST never exists twice in memory.
+          const parts = writer.finishParts();
+          for (const p of parts) sizeBytes += p.length;
+          await storage.writeChunks(key, parts);
+        } else {
+          const bytes = writer.finish();
+          sizeBytes = bytes.length;
+          await storage.write(key, bytes);
+        }
         return {
           id,
           key,
           level,
-          sizeBytes: bytes.length,
+          sizeBytes,
           minKey: hex(minKey),
           maxKey: hex(maxKey),
           minLsn,
