@@ -101,9 +101,9 @@ function varintAt(bytes: Uint8Array, p: number): number {
 }
 
 /**
- * The newest version of `key` with lsn <= snapshotLsn in `block`, or undefined. The caller (the index search)
- * guarantees the block is the one that would hold it. No key is rebuilt: `m` tracks how many leading bytes of
- * the current key equal the target's, using the maximal-shared invariant.
+ * The newest version of `key` with lsn <= snapshotLsn in `block`, or undefined; the entry's key is `key` itself.
+ * The caller (the index search) guarantees the block is the one that would hold it. No key is rebuilt: `m`
+ * tracks how many leading bytes of the current key equal the target's, using the maximal-shared invariant.
  */
 export function getFromBlock(block: DataBlock, key: Uint8Array, snapshotLsn: number): Entry | undefined {
   const bytes = block.bytes;
@@ -178,7 +178,9 @@ export function getFromBlock(block: DataBlock, key: Uint8Array, snapshotLsn: num
         const lsn = varintAt(bytes, lsnAt);
         if (lsn <= snapshotLsn) {
           return {
-            key: key.slice(),
+            // The lookup key itself (the same bytes): point reads hand entries to callers that read only their
+            // lsn, kind and value, and a copy here was one allocation per read.
+            key,
             lsn,
             kind: valueTag === 0 ? EntryKind.Delete : EntryKind.Put,
             value:
