@@ -29,12 +29,8 @@ import { emptyManifest, installManifest, loadLatestManifest, type Manifest } fro
 import { type KeyValue, LsmTree, type ScanRange, type TreeStats } from "./lsm/tree.js";
 import { type Entry, EntryKind, NEEDS_IO, type NeedsIo } from "./lsm/types.js";
 import { decodeFrame, encodeCommit, encodeEpoch, FrameType, type Write } from "./txn/commit-record.js";
-import {
-  resolveRange,
-  Transaction,
-  type TxnHost,
-  type TxnScanOptions,
-} from "./txn/transaction.js";
+import { resolveRange, Transaction, type TxnHost, type TxnScanOptions } from "./txn/transaction.js";
+import { type BufferedWrite, stampEntries } from "./txn/write-buffer.js";
 
 export const engineOptionsSchema = z
   .object({
@@ -78,7 +74,7 @@ const OPEN_ATTEMPTS_MAX = 5;
 
 interface QueuedCommit {
   txn: Transaction;
-  writes: Write[];
+  writes: BufferedWrite[];
   frames: Uint8Array[];
   bytes: number;
   resolve: (lsn: number) => void;
@@ -388,7 +384,7 @@ export class Engine implements TxnHost {
       for (const q of group) {
         lsn += q.frames.length;
         const commitLsn = lsn - 1;
-        this.tree.apply(toEntries(q.writes, commitLsn));
+        this.tree.apply(stampEntries(q.writes, commitLsn));
         this.lastLsn = commitLsn;
         this.commits++;
         q.resolve(commitLsn);

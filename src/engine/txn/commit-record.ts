@@ -52,6 +52,14 @@ function putVarint(out: Uint8Array, at: number, n: number): number {
   return at;
 }
 
+/** Copies `src` into `out` at `at`; short arrays by a loop, which V8 runs faster than a `set` call. */
+function copyInto(out: Uint8Array, at: number, src: Uint8Array): number {
+  const n = src.length;
+  if (n <= 32) for (let i = 0; i < n; i++) out[at + i] = src[i]!;
+  else out.set(src, at);
+  return at + n;
+}
+
 function writeBytes(w: Write): number {
   const key = varintBytes(w.key.length) + w.key.length;
   return 1 + key + (w.kind === WriteKind.Put ? varintBytes(w.value.length) + w.value.length : 0);
@@ -71,12 +79,10 @@ function encodeFrame(
     const w = writes[i]!;
     out[at++] = w.kind;
     at = putVarint(out, at, w.key.length);
-    out.set(w.key, at);
-    at += w.key.length;
+    at = copyInto(out, at, w.key);
     if (w.kind === WriteKind.Put) {
       at = putVarint(out, at, w.value.length);
-      out.set(w.value, at);
-      at += w.value.length;
+      at = copyInto(out, at, w.value);
     }
   }
   return out;

@@ -8,7 +8,7 @@ import { type AsyncCursor, LimitCursor } from "../lsm/cursor.js";
 import type { KeyValue, ScanRange } from "../lsm/tree.js";
 import { compareBytes } from "../lsm/types.js";
 import { type Write, WriteKind } from "./commit-record.js";
-import { WriteBuffer } from "./write-buffer.js";
+import { type BufferedWrite, WriteBuffer } from "./write-buffer.js";
 
 /** The largest value one write may carry: half a log frame, so a write always fits a frame with its key. */
 export const VALUE_BYTES_MAX = 32 * 1024 * 1024;
@@ -113,7 +113,7 @@ export class Transaction {
   }
 
   /** Own writes in key order, one per key (cached until the next write; do not modify). */
-  ownWrites(): Write[] {
+  ownWrites(): BufferedWrite[] {
     return this.writes.sorted();
   }
 

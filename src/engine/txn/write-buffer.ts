@@ -14,10 +14,32 @@
  *
  * Invariants: `sorted()` is in strictly increasing key order with one write per key, the latest; `get`/`has`
  * see the latest write of a key; callers never see memory shared with the bytes they passed in.
+ *
+ * Each write is created in the shape of an LSM `Entry` (key, lsn, kind, value; write and entry kinds share their
+ * numbers) with lsn 0, so that a committed transaction's writes become its memtable entries by stamping the
+ * commit LSN on them (`stampEntries`) rather than by allocating a second object per row.
  */
 
-import { compareBytes } from "../lsm/types.js";
+import { compareBytes, type Entry, EntryKind } from "../lsm/types.js";
 import { type Write, WriteKind } from "./commit-record.js";
+
+/** A buffered write; its lsn is 0 until the commit stamps it. */
+export interface BufferedWrite extends Write {
+  lsn: number;
+}
+
+// The stamping below relies on it.
+const kindsAgree: boolean = EntryKind.Put === WriteKind.Put && EntryKind.Delete === WriteKind.Delete;
+
+/**
+ * The writes of a durable commit as memtable entries: the same objects, stamped with the commit LSN. The
+ * transaction is finished with them (it accepts no more writes once it commits).
+ */
+export function stampEntries(writes: readonly BufferedWrite[], lsn: number): Entry[] {
+  if (!kindsAgree) throw new Error("write and entry kinds differ");
+  for (let i = 0; i < writes.length; i++) writes[i]!.lsn = lsn;
+  return writes as readonly Entry[] as Entry[];
+}
 
 const EMPTY = new Uint8Array(0);
 const chunkBytesFirst = 256;
@@ -28,17 +50,17 @@ function keyString(key: Uint8Array): string {
   return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
 }
 
-function byKey(a: Write, b: Write): number {
+function byKey(a: BufferedWrite, b: BufferedWrite): number {
   return compareBytes(a.key, b.key);
 }
 
 export class WriteBuffer {
-  private list: Write[] = [];
+  private list: BufferedWrite[] = [];
   /** Key → position in `list`; undefined until the first lookup needs it. When present, `list` has no duplicates. */
   private index: Map<string, number> | undefined;
   /** Every key so far greater than the previous one: `list` is sorted and has no duplicates. */
   private ascending = true;
-  private sortedCache: Write[] | undefined;
+  private sortedCache: BufferedWrite[] | undefined;
   private chunk: Uint8Array = EMPTY;
   private chunkUsed = 0;
   private nextChunkBytes = chunkBytesFirst;
@@ -50,15 +72,21 @@ export class WriteBuffer {
 
   put(key: Uint8Array, value: Uint8Array): void {
     const both = this.copyIn(key, value);
-    this.add({ key: both.subarray(0, key.length), kind: WriteKind.Put, value: both.subarray(key.length) });
+    // Property order as in an Entry literal, so both share one hidden class in the memtable.
+    this.add({
+      key: both.subarray(0, key.length),
+      lsn: 0,
+      kind: WriteKind.Put,
+      value: both.subarray(key.length),
+    });
   }
 
   delete(key: Uint8Array): void {
-    this.add({ key: this.copyIn(key, EMPTY), kind: WriteKind.Delete, value: EMPTY });
+    this.add({ key: this.copyIn(key, EMPTY), lsn: 0, kind: WriteKind.Delete, value: EMPTY });
   }
 
   /** The latest write of `key`, if any. */
-  get(key: Uint8Array): Write | undefined {
+  get(key: Uint8Array): BufferedWrite | undefined {
     const at = this.indexed().get(keyString(key));
     return at === undefined ? undefined : this.list[at];
   }
@@ -71,7 +99,7 @@ export class WriteBuffer {
    * The writes in key order, one per key (cached until the next write). The array is shared: callers must not
    * change it, and it is only valid until the next write.
    */
-  sorted(): Write[] {
+  sorted(): BufferedWrite[] {
     if (this.sortedCache !== undefined) return this.sortedCache;
     if (this.ascending) {
       this.sortedCache = this.list;
@@ -80,7 +108,7 @@ export class WriteBuffer {
     } else {
       // Stable, so the writes of one key stay in the order they were made and the last one is the latest.
       const all = this.list.slice().sort(byKey);
-      const unique: Write[] = [];
+      const unique: BufferedWrite[] = [];
       for (let i = 0; i < all.length; i++) {
         const next = all[i + 1];
         if (next === undefined || compareBytes(next.key, all[i]!.key) !== 0) unique.push(all[i]!);
@@ -99,7 +127,7 @@ export class WriteBuffer {
     this.chunkUsed = 0;
   }
 
-  private add(w: Write): void {
+  private add(w: BufferedWrite): void {
     this.sortedCache = undefined;
     const list = this.list;
     if (this.index !== undefined) {
@@ -124,7 +152,7 @@ export class WriteBuffer {
     const list = this.list;
     for (let i = 0; i < list.length; i++) index.set(keyString(list[i]!.key), i);
     if (index.size < list.length) {
-      const kept: Write[] = [];
+      const kept: BufferedWrite[] = [];
       for (let i = 0; i < list.length; i++) {
         const k = keyString(list[i]!.key);
         if (index.get(k) === i) {
@@ -153,8 +181,11 @@ export class WriteBuffer {
       out = this.chunk.subarray(this.chunkUsed, this.chunkUsed + total);
       this.chunkUsed += total;
     }
-    out.set(key);
-    if (value.length > 0) out.set(value, key.length);
+    const k = key.length;
+    // Keys are short: a loop beats a `set` call.
+    if (k <= 32) for (let i = 0; i < k; i++) out[i] = key[i]!;
+    else out.set(key);
+    if (value.length > 0) out.set(value, k);
     return out;
   }
 }
