@@ -1,7 +1,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { EntryKind } from "../src/engine/lsm/types.js";
 import { WriteKind } from "../src/engine/txn/commit-record.js";
-import { WriteBuffer } from "../src/engine/txn/write-buffer.js";
+import { stampEntries, WriteBuffer } from "../src/engine/txn/write-buffer.js";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 
@@ -81,5 +82,18 @@ describe("WriteBuffer", () => {
     buffer.put(new Uint8Array([9]), new Uint8Array(100_000).fill(7));
     expect(buffer.get(new Uint8Array([9]))!.value.byteLength).toBe(100_000);
     expect(buffer.get(new Uint8Array([9]))!.value[99_999]).toBe(7);
+  });
+
+  it("turns the writes of a commit into memtable entries carrying the commit LSN", () => {
+    const buffer = new WriteBuffer();
+    buffer.put(new Uint8Array([2]), new Uint8Array([20]));
+    buffer.delete(new Uint8Array([1]));
+    buffer.put(new Uint8Array([3]), new Uint8Array(0));
+    const entries = stampEntries(buffer.sorted(), 42);
+    expect(entries.map((e) => [[...e.key], e.lsn, e.kind, [...e.value]])).toEqual([
+      [[1], 42, EntryKind.Delete, []],
+      [[2], 42, EntryKind.Put, [20]],
+      [[3], 42, EntryKind.Put, []],
+    ]);
   });
 });
