@@ -7,7 +7,8 @@
  * Rows: 16-byte keys (8-byte big-endian row number, then 8 fixed bytes) and 184-byte incompressible values. The
  * bulk load inserts in key order (the order SQLite's B-tree likes best). Random keys come from a seeded PRNG, so
  * both systems get the same sequence. The durable-commit measures alternate the two systems over several rounds
- * (the VM's fsync latency drifts), and report the pooled samples.
+ * (the VM's fsync latency drifts), and report the pooled samples; so do the point gets and range scans, with both
+ * databases loaded and open.
  *
  * Run: npx tsx bench/engine/engine.bench.ts [--quick]    (--quick: 100k rows and fewer operations)
  */
@@ -203,11 +204,15 @@ const engine = await Engine.open(twillStorage);
   );
 }
 
-// ---- SQLite: bulk load, gets, scans -----------------------------------------------------------------------------
+// ---- bulk loads, then gets and scans in interleaved rounds --------------------------------------------------------
+//
+// Both databases are loaded first and stay open, and the read measures alternate between the systems in ROUNDS
+// rounds, as the durable commits do: the machine is shared, and a run that measured one system's reads in a busy
+// minute and the other's in a quiet one would compare the load, not the engines.
 
+const select = db.prepare("SELECT v FROM kv WHERE k = ?").pluck();
+const range = db.prepare("SELECT k, v FROM kv WHERE k >= ? ORDER BY k LIMIT ?").raw();
 {
-  const select = db.prepare("SELECT v FROM kv WHERE k = ?").pluck();
-  const range = db.prepare("SELECT k, v FROM kv WHERE k >= ? ORDER BY k LIMIT ?").raw();
   collect();
   const loadAll = db.transaction(() => {
     for (let i = 0; i < ROWS; i++) insert.run(bulkKeys[i], rowValue(i));
@@ -216,43 +221,17 @@ const engine = await Engine.open(twillStorage);
   loadAll();
   const loadMs = performance.now() - t0;
   add("sqlite", M.bulk, bulkSummary(loadMs), "ops = rows; one transaction of prepared inserts");
-
   db.pragma("wal_checkpoint(TRUNCATE)");
-  // Warm-up, then measure.
-  for (let i = 0; i < Math.min(GETS, 10_000); i++) select.get(getKeys[i]);
-  add(
-    "sqlite",
-    M.getSst,
-    await measure(GETS, (i) => select.get(getKeys[i]!)),
-    "SELECT v FROM kv WHERE k = ?",
-  );
-  add(
-    "sqlite",
-    M.scanSst,
-    await measure(SCANS, (i) => {
-      const got = range.all(scanKeys[i]!, SCAN_ROWS);
-      if (got.length === 0) throw new Error("empty scan");
-    }),
-    "SELECT k, v ... WHERE k >= ? ORDER BY k LIMIT 1000",
-  );
-  db.close();
 }
 
-// ---- Twill ------------------------------------------------------------------------------------------------------
-
-async function twillGets(engine: Engine): Promise<LatencySummary> {
-  for (let i = 0; i < Math.min(GETS, 10_000); i++) await engine.read(getKeys[i]!);
-  return measure(GETS, async (i) => {
-    if ((await engine.read(getKeys[i]!)) === undefined) throw new Error("missing key");
-  });
+async function twillGet(engine: Engine, i: number): Promise<void> {
+  if ((await engine.read(getKeys[i]!)) === undefined) throw new Error("missing key");
 }
 
-async function twillScans(engine: Engine): Promise<LatencySummary> {
-  return measure(SCANS, async (i) => {
-    let n = 0;
-    for await (const _ of engine.readRange({ start: scanKeys[i]!, limit: SCAN_ROWS })) n++;
-    if (n === 0) throw new Error("empty scan");
-  });
+async function twillScan(engine: Engine, i: number): Promise<void> {
+  let n = 0;
+  for await (const _ of engine.readRange({ start: scanKeys[i]!, limit: SCAN_ROWS })) n++;
+  if (n === 0) throw new Error("empty scan");
 }
 
 async function bulkLoad(engine: Engine): Promise<number> {
@@ -276,9 +255,29 @@ let twillStats: Record<string, unknown> = {};
   console.log(`  twill  flush+compact after the load: ${fmt(settleMs)} ms`);
   const afterCompact = engine.stats();
 
-  add("twill", M.getSst, await twillGets(engine), "engine.read(key)");
-  add("twill", M.scanSst, await twillScans(engine), "engine.readRange({ start, limit: 1000 })");
+  // Warm-up of both, then the rounds.
+  for (let i = 0; i < Math.min(GETS, 10_000); i++) select.get(getKeys[i]);
+  for (let i = 0; i < Math.min(GETS, 10_000); i++) await twillGet(engine, i);
+  const sg = new Samples();
+  const tg = new Samples();
+  const ss = new Samples();
+  const ts = new Samples();
+  const getsPerRound = GETS / ROUNDS;
+  const scansPerRound = SCANS / ROUNDS;
+  for (let r = 0; r < ROUNDS; r++) {
+    await runLoops(sg, 1, getsPerRound, (_, i) => select.get(getKeys[r * getsPerRound + i]!));
+    await runLoops(tg, 1, getsPerRound, (_, i) => twillGet(engine, r * getsPerRound + i));
+    await runLoops(ss, 1, scansPerRound, (_, i) => {
+      if (range.all(scanKeys[r * scansPerRound + i]!, SCAN_ROWS).length === 0) throw new Error("empty scan");
+    });
+    await runLoops(ts, 1, scansPerRound, (_, i) => twillScan(engine, r * scansPerRound + i));
+  }
+  add("sqlite", M.getSst, sg.summary(), "SELECT v FROM kv WHERE k = ?");
+  add("twill", M.getSst, tg.summary(), "engine.read(key)");
+  add("sqlite", M.scanSst, ss.summary(), "SELECT k, v ... WHERE k >= ? ORDER BY k LIMIT 1000");
+  add("twill", M.scanSst, ts.summary(), "engine.readRange({ start, limit: 1000 })");
   twillStats = { afterCompact, afterReads: engine.stats(), flushAndCompactMs: settleMs };
+  db.close();
   await engine.close();
   await twillStorage.close();
 }
@@ -289,8 +288,19 @@ let twillStats: Record<string, unknown> = {};
   const storage = await openStorage(`file://${join(tempDir, "twill-mem")}`);
   const engine = await Engine.open(storage, options);
   await bulkLoad(engine);
-  add("twill", M.getMem, await twillGets(engine), "memtableBytesMax 1 GiB, autoMaintenance off");
-  add("twill", M.scanMem, await twillScans(engine), "memtableBytesMax 1 GiB, autoMaintenance off");
+  for (let i = 0; i < Math.min(GETS, 10_000); i++) await twillGet(engine, i);
+  add(
+    "twill",
+    M.getMem,
+    await measure(GETS, (i) => twillGet(engine, i)),
+    "memtableBytesMax 1 GiB, autoMaintenance off",
+  );
+  add(
+    "twill",
+    M.scanMem,
+    await measure(SCANS, (i) => twillScan(engine, i)),
+    "memtableBytesMax 1 GiB, autoMaintenance off",
+  );
   await engine.close();
   await storage.close();
 }
