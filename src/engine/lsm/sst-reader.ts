@@ -351,6 +351,17 @@ export class SstReader {
 
   /** @internal Fetches and verifies block `i`; with `fillCache`, through the cache (deduplicated). */
   loadBlock(i: number, fillCache: boolean): Promise<DataBlock> {
+    if (fillCache && this.store.readIntoSync !== undefined) {
+      // A local store: read into a recycled buffer now, as point reads do, so that a scan turns the blocks it
+      // evicts into the buffers of the blocks it loads instead of into garbage.
+      const cached = this.cachedBlock(i);
+      if (cached !== undefined) return Promise.resolve(cached);
+      try {
+        return Promise.resolve(this.loadBlockSync(i));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
     if (fillCache) {
       return this.cache.load(this.objectKey, this.offsets[i]!, async () => {
         const block = await this.readBlock(i);
