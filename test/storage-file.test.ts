@@ -143,6 +143,32 @@ describe("file:// log recovery", () => {
     await s.close();
   });
 
+  it("takes over a lock file a writer killed mid-lock left without a holder record", async () => {
+    // What a writer killed between creating its lock file and writing into it left behind (seen in the SIGKILL
+    // crash test): an empty file, or a torn one. It must not lock the database for good.
+    for (const leftover of ["", '{"pid":12', "not json"]) {
+      const dir = await tempDir();
+      const s = await openStorage(`file://${dir}`);
+      const first = await s.openLog("wal");
+      await first.append([text("before")]);
+      await first.close();
+      await writeFile(join(dir, "log", "wal", "LOCK"), leftover);
+      const log = await s.openLog("wal");
+      await log.append([text("after")]);
+      const holder = JSON.parse(await readFile(join(dir, "log", "wal", "LOCK"), "utf8")) as { pid: number };
+      expect(holder.pid).toBe(process.pid);
+      // A live holder's lock is still respected.
+      await expect(s.openLog("wal")).rejects.toMatchObject({ code: ErrorCodes.Locked });
+      expect((await collect(log.read())).map((f) => new TextDecoder().decode(f.data))).toEqual([
+        "before",
+        "after",
+      ]);
+      await log.close();
+      expect((await readdir(join(dir, "log", "wal"))).filter((n) => n.includes("LOCK"))).toEqual([]);
+      await s.close();
+    }
+  });
+
   it("reports corruption in the middle of the log with its position", async () => {
     const dir = await tempDir();
     const s = await openStorage(`file://${dir}`);

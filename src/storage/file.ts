@@ -466,21 +466,31 @@ function processAlive(pid: number): boolean {
 }
 
 /**
- * Takes the log's writer lock: a file created with O_EXCL holding our pid, host and a random token. A lock left by
- * a dead process on this host is taken over; after taking it we read it back, so that of two processes racing to
- * take over the same stale lock at most one believes it won.
+ * Takes the log's writer lock: a file holding our pid, host and a random token, created complete in one step (a
+ * fsynced temp file hard-linked to the lock's name; `link` fails with EEXIST atomically). A process killed while
+ * taking the lock therefore leaves either no lock or a whole one, never an empty file that no one could ever take
+ * over (O_EXCL create and then write left that window open: a writer killed in it locked the database for good).
+ * A lock left by a dead process on this host is taken over, and so is a lock file with no complete holder record
+ * (no live writer can leave one); after taking it we read it back, so that of two processes racing to take over
+ * the same stale lock at most one believes it won.
  */
 async function acquireLock(path: string, logName: string): Promise<HeldLock> {
   const token = randomBytes(8).toString("hex");
   const content = JSON.stringify({ pid: process.pid, host: hostname(), token });
   for (let attempt = 0; attempt < 5; attempt++) {
+    const temp = `${path}.${token}.tmp`;
     try {
-      const handle = await open(path, "wx");
+      const handle = await open(temp, "wx");
       try {
         await handle.writeFile(content);
         await handle.sync();
       } finally {
         await handle.close();
+      }
+      try {
+        await link(temp, path);
+      } finally {
+        await rm(temp, { force: true });
       }
       await syncDirectory(dirname(path));
       const readBack = await readFile(path, "utf8").catch(() => "");
@@ -494,15 +504,16 @@ async function acquireLock(path: string, logName: string): Promise<HeldLock> {
     } catch (error) {
       if (errnoCode(error) !== "EEXIST") throw ioError("lock", `log ${JSON.stringify(logName)}`, error);
     }
+    const seen = await readFile(path, "utf8").catch(() => undefined);
+    if (seen === undefined) continue; // released meanwhile: try again
     let holder: { pid?: unknown; host?: unknown } = {};
     try {
-      holder = JSON.parse(await readFile(path, "utf8")) as typeof holder;
+      holder = JSON.parse(seen) as typeof holder;
     } catch {
-      // A lock file still being written by its owner, or garbage: treat as held, retry briefly.
-      await new Promise((r) => setTimeout(r, 20));
-      continue;
+      // Not a complete holder record: left by a crash (of a build that created locks in two steps) or damage.
     }
-    const stale = holder.host === hostname() && typeof holder.pid === "number" && !processAlive(holder.pid);
+    const complete = typeof holder.pid === "number" && typeof holder.host === "string";
+    const stale = !complete || (holder.host === hostname() && !processAlive(holder.pid as number));
     if (!stale) {
       throw new TwillError(
         ErrorCodes.Locked,
@@ -510,7 +521,8 @@ async function acquireLock(path: string, logName: string): Promise<HeldLock> {
         { hint: "one writer per database: close the other process, or open read-only" },
       );
     }
-    await rm(path, { force: true });
+    // Only the stale lock we looked at: not one another process took over meanwhile.
+    if ((await readFile(path, "utf8").catch(() => undefined)) === seen) await rm(path, { force: true });
   }
   throw new TwillError(
     ErrorCodes.Locked,
