@@ -365,7 +365,7 @@ export async function createBranch(
 
 /** Drops `name` (with `cascade`, its descendants first); returns the names dropped, in order. */
 export async function dropBranch(
-  engine: Engine,
+  storage: Storage,
   nameInput: unknown,
   options: DropBranchOptions | undefined,
 ): Promise<string[]> {
@@ -376,7 +376,6 @@ export async function dropBranch(
   }
   const name = checkBranchName(nameInput);
   const opts = parse(dropBranchOptionsSchema, options ?? {}, "drop options");
-  const storage = engine.storage;
   const manifests = await allManifests(storage);
   const target = manifests.get(name);
   if (!target || target.parent === undefined) {

@@ -637,7 +637,17 @@ export class Engine implements TxnHost {
 
   /** Drops branch `name` (and with `cascade`, its descendants). */
   dropBranch(name: string, options?: DropBranchOptions): Promise<string[]> {
-    return dropBranch(this, name, options);
+    this.checkOpen();
+    return dropBranch(this.storage, name, options);
+  }
+
+  /** Drops branch `name` of the database in `storage` without opening any branch of it. */
+  static dropBranchOn(storage: Storage, name: string, options?: DropBranchOptions): Promise<string[]> {
+    return dropBranch(storage, name, options);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   /** Applies this branch's own changes since its fork onto its parent in one transaction. */
