@@ -177,6 +177,26 @@ for (const backend of backends) {
       await alone.close();
     });
 
+    it("a branch's compaction keeps its deletes of inherited keys", async () => {
+      const storage = await openStorage();
+      const main = await Engine.open(storage, { ...small, autoMaintenance: false });
+      await put(main, [
+        ["x", "1"],
+        ["y", "1"],
+      ]);
+      await main.flush();
+      const child = await main.branch("child");
+      await put(child, [["x", null]]);
+      await child.flush();
+      await put(child, [["y", "2"]]);
+      await child.flush();
+      await child.compact();
+      expect(child.stats().l1Ssts).toBe(1);
+      expect(await all(child)).toEqual({ y: "2" });
+      expect(dec(await child.read(enc("x")))).toBeUndefined();
+      await main.close();
+    });
+
     it("forks in the past while retained, and refuses positions compaction merged away", async () => {
       const storage = await openStorage();
       const main = await Engine.open(storage, { ...small, autoMaintenance: false });

@@ -556,6 +556,15 @@ export class MergeConflictError extends TwillError {
   }
 }
 
+function sameValue(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
+  return a === undefined || b === undefined ? a === b : bytesEqual(a, b);
+}
+
+async function valueAt(engine: Engine, key: Uint8Array, lsn: number): Promise<Uint8Array | undefined> {
+  const e = await engine.view.getVersion(key, lsn);
+  return e?.kind === EntryKind.Put ? e.value : undefined;
+}
+
 /** The branch's own changes: per key, its newest version in the branch's own tree. */
 async function ownChanges(child: Engine): Promise<BranchChange[]> {
   const { entries, release } = child.ownTree.scanEntries({}, child.lastCommittedLsn);
@@ -622,11 +631,15 @@ export async function mergeBranch(
       for (const c of changes) {
         const pv = await p.view.getVersion(c.key, txn.snapshotLsn);
         let value = c.value;
-        if (pv !== undefined && pv.lsn > info.forkLsn) {
-          const theirs = pv.kind === EntryKind.Put ? pv.value : undefined;
-          const same =
-            theirs === undefined || value === undefined ? theirs === value : bytesEqual(theirs, value);
-          if (same) continue;
+        const theirs = pv?.kind === EntryKind.Put ? pv.value : undefined;
+        // Changed = a newer version whose value differs from the one at the fork (compaction may drop a put and
+        // delete pair made after the fork, but always keeps the version at the fork: it is a live snapshot).
+        if (
+          pv !== undefined &&
+          pv.lsn > info.forkLsn &&
+          !sameValue(theirs, await valueAt(p, c.key, info.forkLsn))
+        ) {
+          if (sameValue(theirs, value)) continue;
           const resolved = hooks?.reconcile?.(c.key, value, theirs);
           if (resolved !== undefined) {
             value = resolved ?? undefined;

@@ -223,6 +223,7 @@ export class Engine implements TxnHost {
         branchCtx.sstPrefix,
       );
       branchCtx.attach(tree);
+      tree.hasLayersBelow = manifest.parent !== undefined;
       const lastLsn = await Engine.replay(log, tree, manifest.flushedLsn, base);
       let epoch: number;
       let lastApplied = lastLsn;

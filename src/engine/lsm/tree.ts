@@ -398,7 +398,7 @@ export class LsmTree {
 
   /**
    * Merges all current L0 SSTs with the L1 SSTs they overlap into new, non-overlapping L1 SSTs. Versions no live
-   * snapshot can see are dropped, and so are deletes (L1 is the bottom level).
+   * snapshot can see are dropped, and so are deletes (L1 is the bottom level; not on a branch, see hasLayersBelow).
    */
   private async compactL0(): Promise<void> {
     const view = this.view;
@@ -423,7 +423,10 @@ export class LsmTree {
       const sources: EntrySource[] = inputsL0.map((h) => this.sstCursor([h], {}, { compaction: true }));
       if (inputsL1.length > 0) sources.push(this.sstCursor(inputsL1, {}, { compaction: true }));
       const merged = mergeIterators(sources, { reverse: false });
-      const kept = compactEntries(merged, { retainLsns: this.liveSnapshots(), dropTombstones: true });
+      const kept = compactEntries(merged, {
+        retainLsns: this.liveSnapshots(),
+        dropTombstones: !this.hasLayersBelow,
+      });
       // Stream into SSTs of ~sstBytesTarget, cut only at key boundaries so no key's versions straddle two L1 SSTs.
       let out = this.startSst(1);
       for await (const entry of kept) {
@@ -487,6 +490,12 @@ export class LsmTree {
       this.deletedObjects++;
     }
   }
+
+  /**
+   * Set for a branch: its L1 is not the bottom, since the parent's versions lie beneath, so a delete must survive
+   * compaction to keep hiding them.
+   */
+  hasLayersBelow = false;
 
   /**
    * Snapshots below this LSN may have lost versions to compaction; a branch can only be forked at or above it.
