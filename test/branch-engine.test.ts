@@ -299,6 +299,30 @@ for (const backend of backends) {
       await main.close();
     });
 
+    it("fences the creator of a fresh branch when another writer opens it (no EPOCH frame was written)", async () => {
+      const url = await backend.freshUrl();
+      const storage = await openStorage(url);
+      const main = await Engine.open(storage, small);
+      await put(main, [["a", "1"]]);
+      const fresh = await main.branch("fresh");
+      const other = await openStorage(url);
+      let second: Engine | undefined;
+      try {
+        second = await Engine.open(other, { ...small, branch: "fresh" });
+      } catch (error) {
+        // file:// and memory:// refuse the second writer at once.
+        expect(backend.name).not.toBe("s3");
+        expect(isTwillError(error, ErrorCodes.Locked)).toBe(true);
+      }
+      if (second) {
+        expect(backend.name).toBe("s3");
+        await put(second, [["a", "second"]]);
+        await rejects(put(fresh, [["a", "stale"]]), ErrorCodes.Fenced);
+        await second.close();
+      }
+      await main.close();
+    });
+
     it("rejects bad input with typed errors", async () => {
       const storage = await openStorage();
       const main = await Engine.open(storage, small);
