@@ -197,6 +197,41 @@ for (const backend of backends) {
       await main.close();
     });
 
+    it("a branch opened alone keeps reading while another handle compacts its parent away under it", async () => {
+      const url = await backend.freshUrl();
+      const storage = await openStorage(url);
+      const opts: EngineOptions = { ...small, autoMaintenance: false };
+      const main = await Engine.open(storage, opts);
+      const rows: [string, string][] = [];
+      for (let i = 0; i < 400; i++) rows.push([`r${String(i).padStart(4, "0")}`, `v${i}`]);
+      await put(main, rows);
+      await main.flush();
+      await (await main.branch("side")).close();
+      // Another handle on the same database (as another process would be) opens the branch alone.
+      const other = await openStorage(url);
+      const alone = await Engine.open(other, { ...opts, blockCacheBytesMax: 64 * 1024, branch: "side" });
+      const scan = alone.readRange({})[Symbol.asyncIterator]();
+      const first = await scan.next();
+      expect(dec(first.value?.key)).toBe("r0000");
+      // The parent rewrites everything and compaction deletes the SST the branch's picture of it names.
+      await put(
+        main,
+        rows.map(([k]) => [k, "new"] as [string, string]),
+      );
+      await main.flush();
+      await main.compact();
+      expect(main.stats().deletedObjects).toBeGreaterThan(0);
+      let n = 1;
+      for (let r = await scan.next(); !r.done; r = await scan.next()) {
+        expect(dec(r.value.value)).toBe(`v${n}`);
+        n++;
+      }
+      expect(n).toBe(rows.length);
+      expect(dec(await alone.read(enc("r0399")))).toBe("v399");
+      await alone.close();
+      await main.close();
+    });
+
     it("forks in the past while retained, and refuses positions compaction merged away", async () => {
       const storage = await openStorage();
       const main = await Engine.open(storage, { ...small, autoMaintenance: false });

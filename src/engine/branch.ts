@@ -208,7 +208,22 @@ export async function openBranchContext(
     parent,
     view: undefined,
     attach(tree) {
-      ctx.view = new BranchView([{ tree, cut: lsnMax }, ...below]);
+      // Read-only ancestors can be reopened when another handle's compaction deleted an SST they name.
+      const parentView = parent?.view;
+      const reload = parent
+        ? parentView instanceof BranchView
+          ? async () => {
+              await parentView.reload();
+              return parentView.layersBelow(forkLsn);
+            }
+          : undefined
+        : async () => {
+            const fresh = await openAncestors(storage, manifest.parent!, forkLsn, opts, replay);
+            // The old trees hold no resources beyond memory; reads still running on them finish or retry.
+            owned = fresh.trees;
+            return fresh.layers;
+          };
+      ctx.view = new BranchView([{ tree, cut: lsnMax }, ...below], reload);
     },
     async close() {
       for (const t of owned) await t.close();

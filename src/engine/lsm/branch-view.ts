@@ -12,8 +12,13 @@
  *     internal order (key ascending, LSN descending) orders every layer's versions correctly for a scan.
  *   - A view never writes: layers below the first belong to the parent engine (live, in this process) or are
  *     read-only trees opened from the ancestors' manifests and logs.
+ *   - Read-only ancestor trees are a picture of each ancestor's manifest at open. When another handle compacts
+ *     that ancestor and deletes an SST the picture names, a read meets NOT_FOUND: the view then reopens the
+ *     ancestors from their newest manifests (which keep every version at the fork, a live snapshot of theirs) and
+ *     retries; a scan resumes after the last key it returned.
  */
 
+import { ErrorCodes, isTwillError } from "../../errors.js";
 import { bloomHash } from "./bloom.js";
 import { AsyncCursor, type Cursor, toCursor } from "./cursor.js";
 import { mergeIterators, visibleEntries } from "./merge.js";
@@ -34,8 +39,44 @@ export interface Layer {
   cut: number;
 }
 
+const RELOADS_MAX = 3;
+
 export class BranchView implements VersionReader {
-  constructor(readonly layers: readonly Layer[]) {}
+  private current: readonly Layer[];
+  private reloading: Promise<void> | undefined;
+
+  constructor(
+    layers: readonly Layer[],
+    /** Reopens the layers below the own tree from the ancestors' newest manifests; absent for live parents. */
+    private readonly reloadBelow?: () => Promise<Layer[]>,
+  ) {
+    this.current = layers;
+  }
+
+  get layers(): readonly Layer[] {
+    return this.current;
+  }
+
+  /** @internal Whether a NOT_FOUND from `error` may be cured by reopening the ancestors. */
+  canRetry(error: unknown, attempt: number): boolean {
+    return (
+      this.reloadBelow !== undefined && attempt < RELOADS_MAX && isTwillError(error, ErrorCodes.NotFound)
+    );
+  }
+
+  /** @internal Reopens the ancestors (one reload at a time; concurrent callers share it). */
+  reload(): Promise<void> {
+    const reloadBelow = this.reloadBelow;
+    if (!reloadBelow) return Promise.resolve();
+    this.reloading ??= reloadBelow()
+      .then((below) => {
+        this.current = [this.current[0]!, ...below];
+      })
+      .finally(() => {
+        this.reloading = undefined;
+      });
+    return this.reloading;
+  }
 
   /** The layers a child forked at `forkLsn` reads below its own tree. */
   layersBelow(forkLsn: number): Layer[] {
@@ -58,11 +99,18 @@ export class BranchView implements VersionReader {
     const keyHash = bloomHash(key);
     const fast = this.getVersionSync(key, snapshotLsn, keyHash);
     if (fast !== NEEDS_IO) return fast;
-    for (const { tree, cut } of this.layers) {
-      const e = await tree.getVersion(key, Math.min(snapshotLsn, cut));
-      if (e) return e;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        for (const { tree, cut } of this.layers) {
+          const e = await tree.getVersion(key, Math.min(snapshotLsn, cut));
+          if (e) return e;
+        }
+        return undefined;
+      } catch (error) {
+        if (!this.canRetry(error, attempt)) throw error;
+        await this.reload();
+      }
     }
-    return undefined;
   }
 
   async get(key: Uint8Array, snapshotLsn: number): Promise<Uint8Array | undefined> {
@@ -71,6 +119,11 @@ export class BranchView implements VersionReader {
   }
 
   scan(range: ScanRange, snapshotLsn: number): AsyncCursor<KeyValue> {
+    return new ViewCursor(this, range, snapshotLsn);
+  }
+
+  /** @internal One attempt at a scan over the current layers. */
+  openScan(range: ScanRange, snapshotLsn: number): LayeredCursor {
     const releases: (() => void)[] = [];
     try {
       const sources = this.layers.map(({ tree, cut }) => {
@@ -116,6 +169,62 @@ class CeilingCursor extends AsyncCursor<Entry> {
 
   override close(): void {
     (this.inner as { close?: () => void }).close?.();
+  }
+}
+
+/** The smallest key after `key`. */
+function successor(key: Uint8Array): Uint8Array {
+  const out = new Uint8Array(key.length + 1);
+  out.set(key);
+  return out;
+}
+
+/** A scan that, when an ancestor's SST vanished under it, reopens the ancestors and resumes after its last key. */
+class ViewCursor extends AsyncCursor<KeyValue> {
+  private inner: LayeredCursor;
+  private lastKey: Uint8Array | undefined;
+  private attempts = 0;
+  private ended = false;
+
+  constructor(
+    private readonly view: BranchView,
+    private readonly range: ScanRange,
+    private readonly snapshotLsn: number,
+  ) {
+    super();
+    this.inner = view.openScan(range, snapshotLsn);
+  }
+
+  nextSync(): KeyValue | undefined | NeedsIo {
+    if (this.ended) return undefined;
+    const e = this.inner.nextSync();
+    if (e === undefined) this.ended = true;
+    else if (e !== NEEDS_IO) this.lastKey = e.key;
+    return e;
+  }
+
+  async fill(): Promise<void> {
+    try {
+      await this.inner.fill();
+    } catch (error) {
+      if (!this.view.canRetry(error, this.attempts++)) {
+        this.close();
+        throw error;
+      }
+      this.inner.close();
+      await this.view.reload();
+      const rest: ScanRange = { ...this.range };
+      if (this.lastKey) {
+        if (this.range.reverse) rest.end = this.lastKey;
+        else rest.start = successor(this.lastKey);
+      }
+      this.inner = this.view.openScan(rest, this.snapshotLsn);
+    }
+  }
+
+  override close(): void {
+    this.ended = true;
+    this.inner.close();
   }
 }
 
