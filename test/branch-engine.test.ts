@@ -177,6 +177,31 @@ for (const backend of backends) {
       await alone.close();
     });
 
+    it("dropping a child releases its fork point: the parent's next compaction reclaims the old versions", async () => {
+      const storage = await openStorage();
+      const main = await Engine.open(storage, { ...small, autoMaintenance: false });
+      const rows: [string, string][] = [];
+      for (let i = 0; i < 300; i++)
+        rows.push([`r${String(i).padStart(4, "0")}`, `old-${i}-${"x".repeat(100)}`]);
+      await put(main, rows);
+      await main.flush();
+      const child = await main.branch("child");
+      await child.close();
+      await put(
+        main,
+        rows.map(([k]) => [k, "new"] as [string, string]),
+      );
+      await main.flush();
+      await main.compact();
+      const retained = main.stats().sstBytes;
+      await main.dropBranch("child");
+      await put(main, [["r0000", "newer"]]);
+      await main.flush();
+      await main.compact();
+      expect(main.stats().sstBytes).toBeLessThan(retained / 2);
+      await main.close();
+    });
+
     it("a branch's compaction keeps its deletes of inherited keys", async () => {
       const storage = await openStorage();
       const main = await Engine.open(storage, { ...small, autoMaintenance: false });
