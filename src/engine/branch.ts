@@ -146,8 +146,11 @@ function openEngine(storage: Storage, name: string): Engine | undefined {
 
 // ---- open ----------------------------------------------------------------------------------------------------
 
+/** Root of every branch's SST namespace: apart from main's `sst/`, so main's orphan sweep never lists them. */
+const BRANCH_SST_ROOT = "bsst/";
+
 export function sstPrefixOf(m: Manifest): string {
-  return m.parent === undefined ? "sst/" : `sst/${m.log}/`;
+  return m.parent === undefined ? "sst/" : `${BRANCH_SST_ROOT}${m.log}/`;
 }
 
 export interface BranchOpenContext {
@@ -193,6 +196,12 @@ export async function openBranchContext(
   }
   const forkLsn = manifest.forkLsn;
   const parent = liveParent ?? undefined;
+  if (parent && parent.branchName !== manifest.parent) {
+    throw new TwillError(
+      ErrorCodes.Internal,
+      `branch ${manifest.log} has parent ${manifest.parent}, not ${parent.branchName}`,
+    );
+  }
   let below: Layer[];
   let owned: LsmTree[] = [];
   if (parent) {
@@ -458,7 +467,7 @@ async function dropOne(storage: Storage, name: string, m: Manifest): Promise<voi
 }
 
 /**
- * Deletes SST namespaces (`sst/<log>/`) that no branch's manifest names: what a drop that crashed half way left.
+ * Deletes SST namespaces (`bsst/<log>/`) that no branch's manifest names: what a drop that crashed half way left.
  * Manifests are listed again after the SSTs, so a branch created meanwhile (its manifest precedes its SSTs) is
  * never mistaken for a dropped one.
  */
@@ -466,8 +475,8 @@ export async function sweepDroppedBranches(storage: Storage): Promise<number> {
   const liveLogs = async () => new Set([...(await allManifests(storage)).values()].map((m) => m.log));
   const before = await liveLogs();
   const candidates = new Map<string, string[]>();
-  for await (const key of storage.list("sst/")) {
-    const rest = key.slice("sst/".length);
+  for await (const key of storage.list(BRANCH_SST_ROOT)) {
+    const rest = key.slice(BRANCH_SST_ROOT.length);
     const slash = rest.indexOf("/");
     if (slash < 0) continue;
     const ns = rest.slice(0, slash);

@@ -247,8 +247,12 @@ export class Engine implements TxnHost {
       const engine = new Engine(storage, log, tree, epoch, snapshots, branchCtx, opts);
       engine.lastLsn = lastApplied;
       tree.onFlushed = (flushedLsn) => engine.truncateLog(flushedLsn);
-      for (const child of await listBranches(storage)) {
-        if (child.parent === opts.branch) engine.registerChild(child.name, child.forkLsn);
+      // A branch just created has no children yet: skipping the listing keeps a fork's cost independent of how
+      // many branches exist.
+      if (!fresh) {
+        for (const child of await listBranches(storage)) {
+          if (child.parent === opts.branch) engine.registerChild(child.name, child.forkLsn);
+        }
       }
       if (opts.autoMaintenance) {
         await tree.deleteOrphans();
@@ -270,6 +274,7 @@ export class Engine implements TxnHost {
    * seen. Frames are numbered by the log from 1; `base` turns them into engine LSNs. With `upTo`, stops after
    * that LSN (a read-only ancestor replays only up to a child's fork point).
    */
+  /** @internal Also used by branch.ts to replay a read-only ancestor up to a fork point. */
   static async replay(
     log: Log,
     tree: LsmTree,

@@ -139,7 +139,7 @@ export class LsmTree {
     private readonly options: TreeOptions,
     /** Live snapshot LSNs (ascending) that compaction must keep versions for (child branches' fork LSNs too). */
     private readonly liveSnapshots: () => number[],
-    /** This branch's SST namespace: `sst/` for main, `sst/<log>/` for a branch (docs/BRANCHES.md). */
+    /** This branch's SST namespace: `sst/` for main, `bsst/<log>/` for a branch (docs/BRANCHES.md). */
     private readonly sstPrefix = "sst/",
   ) {
     this.manifest = manifest;
