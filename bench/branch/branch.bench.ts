@@ -10,8 +10,8 @@
  *      falls through to the base's data) versus the same reads on the base. Target <= 1.3x the base.
  *
  * A fork here is `engine.branch(name)`: the manifest write plus opening the branch as a writer (its log, the
- * listing of existing branches), measured from call to resolved; the branch is then closed and dropped (not
- * timed), so every fork sees the same number of existing branches.
+ * branch's own SST namespace), measured from call to resolved; the branch is then closed and dropped (not timed).
+ * Forks of the two sizes alternate, after untimed warm-up forks.
  *
  * Rows: 16-byte keys, 184-byte incompressible values, loaded in key order (as bench/engine does).
  * Run: npx tsx bench/branch/branch.bench.ts [--quick]
@@ -94,7 +94,8 @@ interface ForkResult {
   sqliteCopyBytes: number;
 }
 
-async function forkOnFile(rows: number, dir: string): Promise<ForkResult> {
+/** A loaded database on file:// behind a CountingStorage, with the SQLite file of the same rows beside it. */
+async function prepare(rows: number, dir: string) {
   const counting = new CountingStorage(await openStorage(`file://${join(dir, `twill-${rows}`)}`));
   const engine = await Engine.open(counting, OPTIONS);
   await loadTwill(engine, rows);
@@ -103,46 +104,63 @@ async function forkOnFile(rows: number, dir: string): Promise<ForkResult> {
   const tail = engine.begin();
   for (let i = 0; i < 100; i++) tail.put(rowKey(rows + i), rowValue(i));
   await tail.commit();
-  const times: number[] = [];
-  let bytes = 0;
-  let writes = 0;
-  let appends = 0;
-  for (let f = 0; f < FORKS; f++) {
-    counting.reset();
-    const t = performance.now();
-    const branch = await engine.branch(`fork${f}`);
-    times.push(performance.now() - t);
-    const c = counting.reset();
-    bytes = Math.max(bytes, c.writeBytes + c.appendBytes);
-    writes = Math.max(writes, c.writes + c.conditionalWrites);
-    appends = Math.max(appends, c.appends);
-    await branch.close();
-    await engine.dropBranch(`fork${f}`);
-  }
-  await engine.close();
-  await counting.close();
-
   const sqlitePath = join(dir, `sqlite-${rows}.db`);
   loadSqlite(sqlitePath, rows);
+  return { rows, counting, engine, sqlitePath, times: [] as number[], bytes: 0, writes: 0, appends: 0 };
+}
+type Prepared = Awaited<ReturnType<typeof prepare>>;
+
+async function forkOnce(p: Prepared, name: string, record: boolean): Promise<void> {
+  p.counting.reset();
+  const t = performance.now();
+  const branch = await p.engine.branch(name);
+  const ms = performance.now() - t;
+  const c = p.counting.reset();
+  if (record) {
+    p.times.push(ms);
+    p.bytes = Math.max(p.bytes, c.writeBytes + c.appendBytes);
+    p.writes = Math.max(p.writes, c.writes + c.conditionalWrites);
+    p.appends = Math.max(p.appends, c.appends);
+  }
+  await branch.close();
+  await p.engine.dropBranch(name);
+}
+
+async function finish(p: Prepared): Promise<ForkResult> {
+  await p.engine.close();
+  await p.counting.close();
   const copies: number[] = [];
   for (let i = 0; i < 3; i++) {
     const t = performance.now();
-    copyFileSync(sqlitePath, `${sqlitePath}.branch${i}`);
+    copyFileSync(p.sqlitePath, `${p.sqlitePath}.branch${i}`);
     copies.push(performance.now() - t);
   }
+  const sorted = [...p.times].sort((a, b) => a - b);
   return {
-    rows,
-    forkMsMedian: median(times),
-    forkMsP90: percentile(
-      [...times].sort((a, b) => a - b),
-      90,
-    ),
-    bytesWritten: bytes,
-    objectWrites: writes,
-    logAppends: appends,
+    rows: p.rows,
+    forkMsMedian: percentile(sorted, 50),
+    forkMsP90: percentile(sorted, 90),
+    bytesWritten: p.bytes,
+    objectWrites: p.writes,
+    logAppends: p.appends,
     sqliteCopyMs: median(copies),
-    sqliteCopyBytes: statSync(sqlitePath).size,
+    sqliteCopyBytes: statSync(p.sqlitePath).size,
   };
+}
+
+/** Forks of the two sizes alternate (the shared VM's load drifts), after untimed warm-up forks of each. */
+async function forksOnFile(dir: string): Promise<[ForkResult, ForkResult]> {
+  const small = await prepare(SMALL, dir);
+  const large = await prepare(LARGE, dir);
+  for (let w = 0; w < 3; w++) {
+    await forkOnce(small, `warm${w}`, false);
+    await forkOnce(large, `warm${w}`, false);
+  }
+  for (let f = 0; f < FORKS; f++) {
+    await forkOnce(f % 2 === 0 ? small : large, `fork${f}a`, true);
+    await forkOnce(f % 2 === 0 ? large : small, `fork${f}b`, true);
+  }
+  return [await finish(small), await finish(large)];
 }
 
 async function forkOnS3(): Promise<
@@ -217,8 +235,7 @@ async function pointReads(
 const dir = await mkdtemp(join(tmpdir(), "twill-bench-branch-"));
 try {
   console.log(`bench/branch${quick ? " --quick" : ""}: forks of ${SMALL} and ${LARGE} rows on file://`);
-  const small = await forkOnFile(SMALL, dir);
-  const large = await forkOnFile(LARGE, dir);
+  const [small, large] = await forksOnFile(dir);
   const s3 = await forkOnS3();
   const reads = await pointReads(dir);
 

@@ -272,9 +272,8 @@ export class Engine implements TxnHost {
   /**
    * Replays committed transactions after `flushedLsn` (an engine LSN) into the memtable; returns the last LSN
    * seen. Frames are numbered by the log from 1; `base` turns them into engine LSNs. With `upTo`, stops after
-   * that LSN (a read-only ancestor replays only up to a child's fork point).
+   * that LSN (a read-only ancestor replays only up to a child's fork point). @internal: also used by branch.ts.
    */
-  /** @internal Also used by branch.ts to replay a read-only ancestor up to a fork point. */
   static async replay(
     log: Log,
     tree: LsmTree,
@@ -592,11 +591,6 @@ export class Engine implements TxnHost {
   /** @internal branch.ts: this engine's own tree (versions above its LSN base only). */
   get ownTree(): LsmTree {
     return this.tree;
-  }
-
-  /** @internal branch.ts: children opened from this engine in this process. */
-  get liveChildren(): ReadonlySet<Engine> {
-    return this.openChildren;
   }
 
   /** Oldest LSN a branch can still be forked at. */
