@@ -100,6 +100,56 @@ describe("branches through open()", () => {
     await expectSqlState(b2.merge({ onConflict: "nope" } as never), "22023");
   });
 
+  it("keeps secondary and unique indexes consistent with the rows whichever side wins", async () => {
+    for (const policy of ["ours", "theirs"] as const) {
+      await using db = await open("memory://");
+      await db.exec(`CREATE TABLE t (id INT PRIMARY KEY, tag TEXT, note TEXT)`);
+      await db.exec(`CREATE INDEX t_tag ON t (tag)`);
+      await db.exec(`INSERT INTO t VALUES (1, 'fork', 'x'), (2, 'fork', 'x'), (3, 'fork', 'x')`);
+      const b = await db.branch(`idx-${policy}`);
+      await b.exec(
+        `UPDATE t SET tag = 'branch' WHERE id = 1; DELETE FROM t WHERE id = 2; UPDATE t SET tag = 'branch' WHERE id = 3`,
+      );
+      await db.exec(
+        `UPDATE t SET tag = 'parent' WHERE id = 1; UPDATE t SET tag = 'parent' WHERE id = 2; UPDATE t SET note = 'y' WHERE id = 3`,
+      );
+      const r = await b.merge({ onConflict: policy });
+      expect(r.conflicts.map((c) => c.primaryKey)).toEqual([[1], [2], [3]]);
+      const rows = await db.query<{ id: number; tag: string }>("SELECT id, tag FROM t ORDER BY id");
+      expect(rows).toEqual(
+        policy === "ours"
+          ? [
+              { id: 1, tag: "branch" },
+              { id: 3, tag: "branch" },
+            ]
+          : [
+              { id: 1, tag: "parent" },
+              { id: 2, tag: "parent" },
+              { id: 3, tag: "fork" },
+            ],
+      );
+      // What the index finds (tag = $1) must match what a scan finds (tag || '' = $1) for every tag.
+      for (const tag of ["fork", "branch", "parent"]) {
+        const viaIndex = await db.query("SELECT id FROM t WHERE tag = $1 ORDER BY id", [tag]);
+        const viaScan = await db.query("SELECT id FROM t WHERE tag || '' = $1 ORDER BY id", [tag]);
+        expect(viaIndex, `${policy}: tag ${tag}`).toEqual(viaScan);
+      }
+    }
+  });
+
+  it("refuses a merge that would give two rows one unique value", async () => {
+    await using db = await open("memory://");
+    await db.exec(`CREATE TABLE users (id INT PRIMARY KEY, email TEXT UNIQUE)`);
+    const b = await db.branch("u");
+    await b.exec(`INSERT INTO users VALUES (1, 'a@x')`);
+    await db.exec(`INSERT INTO users VALUES (2, 'a@x')`);
+    const e = await expectSqlState(b.merge(), "40001");
+    expect((e as MergeConflictError).conflicts).toMatchObject([{ table: "users", index: "users_email_key" }]);
+    await expectSqlState(b.merge({ onConflict: "ours" }), "23505", /unique index "users_email_key"/);
+    await expectSqlState(b.merge({ onConflict: "theirs" }), "23505");
+    expect(await db.query("SELECT id, email FROM users")).toEqual([{ id: 2, email: "a@x" }]);
+  });
+
   it("merges DDL into the parent's catalog and cached plans, and refuses DDL on both sides", async () => {
     await using db = await open("memory://");
     await db.exec(`CREATE TABLE t (id INT PRIMARY KEY)`);

@@ -540,8 +540,31 @@ export interface MergeHooks {
     parent: Uint8Array | undefined,
   ): Uint8Array | null | undefined;
   describe?(key: Uint8Array): Omit<MergeConflict, "key">;
+  /**
+   * With "ours" or "theirs": sees every conflict with both values, and may add writes (`set`, undefined = delete)
+   * so that what depends on the winner stays consistent (the SQL layer: index entries of a row), or refuse by
+   * throwing (the SQL layer: a unique value both sides used for different rows).
+   */
+  resolveConflicts?(resolution: ConflictResolution): void;
   /** Runs after the merge committed. */
   afterMerge?(ctx: MergeContext, result: MergeResult): Promise<void>;
+}
+
+/** A key both sides changed, with the branch's and the parent's newest values (undefined = deleted). */
+export interface BothChanged {
+  key: Uint8Array;
+  branch: Uint8Array | undefined;
+  parent: Uint8Array | undefined;
+}
+
+export interface ConflictResolution {
+  conflicts: readonly BothChanged[];
+  onConflict: "ours" | "theirs";
+  set(key: Uint8Array, value: Uint8Array | undefined): void;
+}
+
+function planKey(key: Uint8Array): string {
+  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
 }
 
 export interface MergeResult {
@@ -650,7 +673,9 @@ export async function mergeBranch(
     await hooks?.beforeMerge?.(ctx);
     const txn = p.begin();
     const conflicts: MergeConflict[] = [];
-    let applied = 0;
+    const both: BothChanged[] = [];
+    /** What the merge writes, by key: undefined value = delete. */
+    const plan = new Map<string, { key: Uint8Array; value: Uint8Array | undefined }>();
     try {
       for (const c of changes) {
         const pv = await p.view.getVersion(c.key, txn.snapshotLsn);
@@ -669,16 +694,27 @@ export async function mergeBranch(
             value = resolved ?? undefined;
           } else {
             conflicts.push({ key: c.key, ...hooks?.describe?.(c.key) });
+            both.push({ key: c.key, branch: value, parent: theirs });
             if (opts.onConflict !== "ours") continue;
           }
         }
-        if (value === undefined) txn.delete(c.key);
-        else txn.put(c.key, value);
-        applied++;
+        plan.set(planKey(c.key), { key: c.key, value });
       }
       if (opts.onConflict === "fail" && conflicts.length > 0) {
         throw new MergeConflictError(conflicts, child.branchName, p.branchName);
       }
+      if (both.length > 0) {
+        hooks?.resolveConflicts?.({
+          conflicts: both,
+          onConflict: opts.onConflict as "ours" | "theirs",
+          set: (key, value) => plan.set(planKey(key), { key, value }),
+        });
+      }
+      for (const w of plan.values()) {
+        if (w.value === undefined) txn.delete(w.key);
+        else txn.put(w.key, w.value);
+      }
+      const applied = plan.size;
       const commitLsn = await txn.commit();
       const result: MergeResult = { commitLsn, applied, conflicts, onConflict: opts.onConflict };
       await hooks?.afterMerge?.(ctx, result);

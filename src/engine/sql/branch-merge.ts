@@ -9,6 +9,10 @@
  *   - Schema (catalog) changes made only on the branch merge with the rows. Changes on both sides are refused
  *     (0A000) whatever the policy: both sides may have allocated the same table id, which no key-level policy
  *     can untangle. Rows the branch wrote for a table the parent dropped or replaced are refused the same way.
+ *   - Index entries follow rows. When "ours" or "theirs" resolves a conflicting row of a table with indexes, the
+ *     winner's index entries are written and the loser's (and the branch's own, when the parent wins) deleted, so
+ *     the parent's indexes match its rows. A unique-index entry both sides set for different rows would leave two
+ *     rows with one value: refused (23505) whatever the policy.
  */
 
 import type { MergeHooks } from "../branch.js";
@@ -23,8 +27,10 @@ import {
   TableInfo,
   tablesRange,
 } from "./catalog.js";
-import { unsupported } from "./errors.js";
+import { SqlState, sqlError, unsupported } from "./errors.js";
+import { decodeRow } from "./row-codec.js";
 import type { SqlEngine } from "./session.js";
+import { indexEntry, pkSuffix, runtimeOf } from "./table-runtime.js";
 
 function firstPart(key: Uint8Array): unknown {
   try {
@@ -39,6 +45,27 @@ async function readTables(engine: Engine): Promise<TableInfo[]> {
   for await (const kv of engine.readRange(tablesRange()))
     tables.push(new TableInfo(deserializeTable(kv.value)));
   return tables;
+}
+
+function tableById(tables: readonly TableInfo[], id: number): TableInfo | undefined {
+  return tables.find((t) => t.def.id === id);
+}
+
+/** Index entries (key → value) of one row of `table`; none for a deleted row. */
+function entriesOf(
+  table: TableInfo,
+  rowBytes: Uint8Array | undefined,
+): Map<string, { key: Uint8Array; pk: Uint8Array }> {
+  const out = new Map<string, { key: Uint8Array; pk: Uint8Array }>();
+  if (!rowBytes) return out;
+  const row = decodeRow(table.types, rowBytes);
+  const pk = pkSuffix(table, row);
+  const rt = runtimeOf(table);
+  for (let i = 0; i < table.def.indexes.length; i++) {
+    const { key } = indexEntry(table, rt, i, row, pk);
+    out.set(Buffer.from(key).toString("latin1"), { key, pk });
+  }
+  return out;
 }
 
 /** Table (and index) of a relation id among `tables`. */
@@ -104,6 +131,39 @@ export function sqlMergeHooks(branchSql: SqlEngine, parentSql: SqlEngine | undef
             `merging rows of table ${then?.table ?? `#${id}`}, which the parent dropped or replaced after the fork`,
           );
         }
+      }
+    },
+
+    resolveConflicts({ conflicts, onConflict, set }) {
+      const tables = [...(parentSql ? parentSql.catalog.allTables() : []), ...branchSql.catalog.allTables()];
+      for (const c of conflicts) {
+        const id = firstPart(c.key);
+        if (typeof id !== "number" || id < FIRST_USER_ID) continue;
+        const table = tableById(tables, id);
+        if (!table) {
+          const rel = owner(tables, id);
+          const ix = rel?.index
+            ? tables.find((t) => t.name === rel.table)?.def.indexes.find((i) => i.name === rel.index)
+            : undefined;
+          if (ix?.unique) {
+            throw sqlError(
+              SqlState.UniqueViolation,
+              `merge would leave two rows of table "${rel!.table}" with one value in unique index "${ix.name}"`,
+              {
+                hint: "both the branch and its parent used that value for different rows since the fork; resolve it on one side first",
+              },
+            );
+          }
+          continue;
+        }
+        if (table.def.indexes.length === 0) continue;
+        // The winner's row stands; its index entries must be there and every other version's must not.
+        const winner = onConflict === "ours" ? c.branch : c.parent;
+        const keep = entriesOf(table, winner);
+        for (const version of [c.branch, c.parent]) {
+          for (const [k, e] of entriesOf(table, version)) if (!keep.has(k)) set(e.key, undefined);
+        }
+        for (const e of keep.values()) set(e.key, e.pk);
       }
     },
 
