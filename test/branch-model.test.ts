@@ -344,11 +344,8 @@ describe("branch model", () => {
       await fc.assert(
         fc.asyncProperty(fc.array(opArb, { minLength: 5, maxLength: 40 }), async (ops) => {
           const id = `branch-model-${process.pid}-${n++}`;
-          let dir: string | undefined;
-          const url =
-            backend === "memory"
-              ? `memory://${id}`
-              : `file://${(dir = await mkdtemp(join(tmpdir(), "twill-bmodel-")))}`;
+          const dir = backend === "file" ? await mkdtemp(join(tmpdir(), "twill-bmodel-")) : undefined;
+          const url = dir ? `file://${dir}` : `memory://${id}`;
           if (dir) dirs.push(dir);
           try {
             await runSequence(ops, () => openStorage(url), coverage);
