@@ -147,7 +147,9 @@ export class Engine implements TxnHost {
 
   private constructor(
     readonly storage: Storage,
-    private readonly log: Log,
+    /** Undefined until the first commit of a branch this process just created. */
+    private log: Log | undefined,
+    private readonly logName: string,
     private readonly tree: LsmTree,
     private readonly epoch: number,
     /** Live snapshot LSNs with how many transactions (or child forks) hold each; shared with compaction. */
@@ -198,15 +200,17 @@ export class Engine implements TxnHost {
     const manifest: Manifest = loaded ?? emptyManifest(opts.branch);
     const base = manifest.lsnBase ?? 0;
     const branchCtx = await openBranchContext(storage, manifest, opts, internal?.parent, Engine.replay);
-    let log: Log;
+    // A branch this process just created has an empty log: it is opened (and its writer lock taken) at the first
+    // commit, so a fork costs one object write and nothing else.
+    let log: Log | undefined;
     try {
-      log = await storage.openLog(manifest.log);
+      if (!fresh) log = await storage.openLog(manifest.log);
     } catch (error) {
       await branchCtx.close();
       throw error;
     }
     try {
-      if (log.nextLsn() <= manifest.flushedLsn - base && manifest.flushedLsn > base) {
+      if (log && log.nextLsn() <= manifest.flushedLsn - base && manifest.flushedLsn > base) {
         throw new TwillError(
           ErrorCodes.Corruption,
           `log ${manifest.log} ends at lsn ${log.nextLsn() - 1} but the manifest says lsn ${manifest.flushedLsn} was flushed`,
@@ -224,10 +228,10 @@ export class Engine implements TxnHost {
       );
       branchCtx.attach(tree);
       tree.hasLayersBelow = manifest.parent !== undefined;
-      const lastLsn = await Engine.replay(log, tree, manifest.flushedLsn, base);
+      const lastLsn = log ? await Engine.replay(log, tree, manifest.flushedLsn, base) : manifest.flushedLsn;
       let epoch: number;
       let lastApplied = lastLsn;
-      if (fresh) {
+      if (!log) {
         // Just created by this process: there is no older writer to fence (docs/BRANCHES.md, creation step 5).
         epoch = manifest.epoch;
       } else {
@@ -244,7 +248,7 @@ export class Engine implements TxnHost {
         // The tree was built from the previous manifest object; it must now extend the installed one.
         tree.adoptManifest(next);
       }
-      const engine = new Engine(storage, log, tree, epoch, snapshots, branchCtx, opts);
+      const engine = new Engine(storage, log, manifest.log, tree, epoch, snapshots, branchCtx, opts);
       engine.lastLsn = lastApplied;
       tree.onFlushed = (flushedLsn) => engine.truncateLog(flushedLsn);
       // A branch just created has no children yet: skipping the listing keeps a fork's cost independent of how
@@ -254,7 +258,7 @@ export class Engine implements TxnHost {
           if (child.parent === opts.branch) engine.registerChild(child.name, child.forkLsn);
         }
       }
-      if (opts.autoMaintenance) {
+      if (opts.autoMaintenance && !fresh) {
         await tree.deleteOrphans();
         if (opts.branch === "main") await sweepDroppedBranches(storage);
       }
@@ -263,7 +267,7 @@ export class Engine implements TxnHost {
       tree.startMaintenance();
       return engine;
     } catch (error) {
-      await log.close();
+      await log?.close();
       await branchCtx.close();
       throw error;
     }
@@ -480,7 +484,8 @@ export class Engine implements TxnHost {
       this.checkWritable();
       const frames = group.length === 1 ? group[0]!.frames : group.flatMap((q) => q.frames);
       this.appends++;
-      const firstLsn = (await this.log.append(frames)).firstLsn + this.branchCtx.lsnBase;
+      const log = this.log ?? (await this.openLogForFirstCommit());
+      const firstLsn = (await log.append(frames)).firstLsn + this.branchCtx.lsnBase;
       // Durable: apply every commit of the group before yielding, so readers see the group at once.
       let lsn = firstLsn;
       for (const q of group) {
@@ -512,9 +517,41 @@ export class Engine implements TxnHost {
     }
   }
 
+  /**
+   * Opens the log of a freshly created branch at its first commit. Another process that opened the branch since
+   * holds it now (file:// and memory:// refuse the lock; on s3:// its EPOCH frame makes this append collide), so a
+   * refusal fences this handle like any displaced writer.
+   */
+  private async openLogForFirstCommit(): Promise<Log> {
+    let log: Log;
+    try {
+      log = await this.storage.openLog(this.logName);
+    } catch (error) {
+      if (isTwillError(error, ErrorCodes.Locked)) {
+        throw new TwillError(ErrorCodes.Fenced, "branch is locked by another writer", { cause: error });
+      }
+      throw error;
+    }
+    // With the log open, make sure nobody else took the branch before: another writer's EPOCH frame is in the
+    // log (s3:// has no lock, and a fresh handle appends at the current end, so this check is the fence there),
+    // its epoch in the manifest, and a drop leaves no manifest (a drop takes the same lock on file://).
+    const current = await loadLatestManifest(this.storage, this.options.branch).catch(() => undefined);
+    if (log.nextLsn() !== 1 || current?.log !== this.logName || current.epoch !== this.epoch) {
+      await log.close();
+      throw new TwillError(
+        ErrorCodes.Fenced,
+        current?.log === this.logName
+          ? `branch ${this.options.branch} was opened by another writer`
+          : `branch ${this.options.branch} was dropped by another handle`,
+      );
+    }
+    this.log = log;
+    return log;
+  }
+
   private truncateLog(flushedLsn: number): void {
     this.truncating = this.truncating
-      .then(() => this.log.truncate(flushedLsn - this.branchCtx.lsnBase + 1))
+      .then(() => this.log?.truncate(flushedLsn - this.branchCtx.lsnBase + 1))
       .catch(() => undefined); // a failed truncation only keeps log bytes around longer
   }
 
@@ -555,7 +592,7 @@ export class Engine implements TxnHost {
     this.closed = true;
     await this.tree.close();
     await this.truncating;
-    await this.log.close();
+    await this.log?.close();
     await this.branchCtx.close();
     this.branchCtx.parent?.openChildren.delete(this);
     untrackOpen(this);
