@@ -350,7 +350,7 @@ export class Database extends Scope {
     } catch (error) {
       throw asTwillError(error);
     }
-    await this.close({ keepStorage: true });
+    await this.shutdown(true);
     try {
       // Any engine of the same storage can drop it: the parent's when it is open here, else a throwaway handle.
       if (dropper && !dropper.isClosed) await dropper.dropBranch(name, options);
@@ -417,7 +417,11 @@ export class Database extends Scope {
    * open for a branch forked in this process: its parent owns it). Branches forked from this database close
    * first. Idempotent.
    */
-  async close(internal?: { keepStorage?: boolean }): Promise<void> {
+  close(): Promise<void> {
+    return this.shutdown(false);
+  }
+
+  private async shutdown(keepStorage: boolean): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     for (const child of [...this.children]) await child.close();
@@ -428,7 +432,7 @@ export class Database extends Scope {
     try {
       await this.engine.close();
     } finally {
-      if (!this.parentDb && !internal?.keepStorage) await this.storage.close();
+      if (!this.parentDb && !keepStorage) await this.storage.close();
     }
   }
 
