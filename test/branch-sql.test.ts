@@ -63,6 +63,14 @@ describe("branches through open()", () => {
     await expectSqlState(open(`${url}?branch=nope`), "58P01");
     await expectSqlState(open(`${url}?branch=bad%20name`), "22023");
     await expectSqlState(open(`${url}?branch=a`, { branch: "b" }), "22023");
+    // Discarding a branch opened alone drops it and closes its storage.
+    const last = await open(`${url}?branch=preview`);
+    await last.discard();
+    expect(() => last.prepare("SELECT 1")).toThrow(/closed/);
+    const base = await open(url);
+    expect(await base.branches()).toEqual([]);
+    expect(await base.query("SELECT count(*)::int AS n FROM notes")).toEqual([{ n: 51 }]);
+    await base.close();
   });
 
   it("merges rows with each policy and names conflicts as (table, primary key)", async () => {
