@@ -1,18 +1,19 @@
 /**
- * The long version of the crash and model tests: runs test/engine-crash.test.ts, test/engine-model.test.ts and
- * test/crash-sim.test.ts under vitest with larger parameters (passed through the environment the tests read) and
+ * The long version of the crash and model tests: runs test/engine-crash.test.ts (crash-kill on main and on a
+ * branch), test/engine-model.test.ts, test/branch-model.test.ts and test/crash-sim.test.ts under vitest with larger parameters (passed through the environment the tests read) and
  * no per-test timeout.
  *
  *   npx tsx scripts/stress.ts [--rounds N] [--workloads N] [--ways N] [--runs N] [--commands N] [--seed N]
- *                             [--only kill,sim,model,unit] [--repeat N]
+ *                             [--only kill,sim,model,branch,unit] [--repeat N]
  *
  *   --rounds N     crash-kill rounds (SIGKILL a committing child, recover, continue)        default 200
  *   --workloads N  crash-sim workloads (each: every crash point of a small workload)         default 12
  *   --ways N       keep/drop/tear choice seeds per crash point                               default 6
  *   --runs N       fast-check command sequences per backend in the model test              default 3000
+ *                  (the branch model test runs a third as many: each of its sequences forks and reopens)
  *   --commands N   longest command sequence                                                  default 120
  *   --seed N       base seed (default: random; printed so that a failure can be replayed)
- *   --only LIST    which parts to run (default all): kill, sim, model, unit
+ *   --only LIST    which parts to run (default all): kill, sim, model, branch, unit
  *   --repeat N     run everything N times with seeds seed, seed+1, …                         default 1
  *
  * Exit status: 0 when every run passed.
@@ -39,7 +40,7 @@ function parseArgs(argv: string[]): Args {
     runs: 3000,
     commands: 120,
     seed: Math.floor(Math.random() * 1_000_000) + 1,
-    only: new Set(["kill", "sim", "model", "unit"]),
+    only: new Set(["kill", "sim", "model", "branch", "unit"]),
     repeat: 1,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -81,7 +82,7 @@ function parseArgs(argv: string[]): Args {
       case "--help":
       case "-h":
         console.log("usage: npx tsx scripts/stress.ts [--rounds N] [--workloads N] [--ways N] [--runs N]");
-        console.log("       [--commands N] [--seed N] [--only kill,sim,model,unit] [--repeat N]");
+        console.log("       [--commands N] [--seed N] [--only kill,sim,model,branch,unit] [--repeat N]");
         process.exit(0);
         break;
       default:
@@ -89,7 +90,8 @@ function parseArgs(argv: string[]): Args {
     }
   }
   for (const part of args.only) {
-    if (!["kill", "sim", "model", "unit"].includes(part)) throw new Error(`--only: unknown part ${part}`);
+    if (!["kill", "sim", "model", "branch", "unit"].includes(part))
+      throw new Error(`--only: unknown part ${part}`);
   }
   return args;
 }
@@ -145,6 +147,14 @@ for (let r = 0; r < args.repeat; r++) {
     };
     if (!run("engine model", ["test/engine-model.test.ts"], "agrees with the model", env))
       failures.push(`model (seed ${seed})`);
+  }
+  if (args.only.has("branch")) {
+    const env = {
+      TWILL_BRANCH_MODEL_RUNS: String(Math.max(1, Math.ceil(args.runs / 3))),
+      TWILL_MODEL_SEED: String(seed),
+    };
+    if (!run("branch model", ["test/branch-model.test.ts"], undefined, env))
+      failures.push(`branch (seed ${seed})`);
   }
 }
 if (failures.length > 0) {

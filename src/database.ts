@@ -9,12 +9,25 @@
  *   const row = await stmt.get([1]);
  *   await db.transaction(async (tx) => { await tx.query(…); }); // COMMIT, or ROLLBACK when the callback throws
  *
+ * Branches (docs/BRANCHES.md): `db.branch(name)` forks in O(1) and returns a Database on the branch;
+ * `open("file://./db?branch=name")` reopens one alone; `branch.merge({ onConflict })`, `branch.discard()`,
+ * `db.branches()`, `db.dropBranch(name, { cascade })`. Closing a database closes the branches opened from it.
+ *
  * Every error is a TwillError with a PostgreSQL `sqlstate`. Statements outside a transaction autocommit one by
  * one; a serialization failure (40001) is returned to the caller, never retried silently.
  */
 
 import { z } from "zod";
+import {
+  type BranchInfo,
+  type CreateBranchOptions,
+  checkBranchName,
+  type DropBranchOptions,
+  type MergeOptions,
+  type MergeResult,
+} from "./engine/branch.js";
 import { Engine, engineOptionsSchema } from "./engine/engine.js";
+import { sqlMergeHooks } from "./engine/sql/branch-merge.js";
 import { SqlState, sqlError } from "./engine/sql/errors.js";
 import {
   asTwillError,
@@ -39,8 +52,12 @@ export const openOptionsSchema = z
     storage: storageOptionsSchema.optional(),
     /** Options of the engine (memtable size, block cache, …). */
     engine: engineOptionsSchema.optional(),
+    /** The branch to open (default main); the URL may say `?branch=name` instead. */
+    branch: z.string().optional(),
   })
   .strict();
+
+export type { BranchInfo, CreateBranchOptions, DropBranchOptions, MergeOptions, MergeResult };
 
 export type OpenOptions = z.input<typeof openOptionsSchema>;
 export type Row = Record<string, unknown>;
@@ -228,6 +245,7 @@ export class Database extends Scope {
   private closed = false;
   protected readonly session: Session;
   private readonly scopes = new Set<Session>();
+  private readonly children = new Set<Database>();
 
   /** @internal */
   constructor(
@@ -236,9 +254,112 @@ export class Database extends Scope {
     private readonly storage: Storage,
     /** The URL the database was opened with, credentials removed. */
     readonly url: string,
+    /** The database this branch was forked from in this process; it owns the storage then. */
+    private readonly parentDb?: Database,
   ) {
     super();
     this.session = new Session(sqlEngine);
+  }
+
+  /** The branch this database is on ("main" for the base). */
+  get branchName(): string {
+    return this.engine.branchName;
+  }
+
+  /** The LSN of the newest commit: a position `branch(name, { at })` can fork at while it is retained. */
+  get lsn(): number {
+    return this.engine.lastCommittedLsn;
+  }
+
+  /**
+   * Forks branch `name` off this one at its newest commit (or `at`, an earlier retained LSN) and opens it. Costs
+   * one small object write, whatever the size of the database. The branch sees everything committed here up to
+   * the fork point and nothing later; its writes stay on it until `merge`.
+   */
+  async branch(name: string, options?: CreateBranchOptions): Promise<Database> {
+    this.checkOpen();
+    try {
+      const engine = await this.engine.branch(name, options);
+      try {
+        const sql = await SqlEngine.open(engine, this.sqlEngine.options);
+        const child = new Database(sql, engine, this.storage, this.url, this);
+        this.children.add(child);
+        return child;
+      } catch (error) {
+        await engine.close().catch(() => undefined);
+        throw error;
+      }
+    } catch (error) {
+      throw asTwillError(error);
+    }
+  }
+
+  /** Every branch of the database (main excluded): name, parent, fork LSN and creation time. */
+  async branches(): Promise<BranchInfo[]> {
+    this.checkOpen();
+    try {
+      return await this.engine.branches();
+    } catch (error) {
+      throw asTwillError(error);
+    }
+  }
+
+  /** Drops branch `name`; one with child branches only with `cascade`. Returns the names dropped. */
+  async dropBranch(name: string, options?: DropBranchOptions): Promise<string[]> {
+    this.checkOpen();
+    try {
+      return await this.engine.dropBranch(name, options);
+    } catch (error) {
+      throw asTwillError(error);
+    }
+  }
+
+  /**
+   * Applies this branch's own changes since the fork onto its parent in one transaction. Conflicts are rows both
+   * changed since the fork: "fail" (default) aborts listing them as (table, primary key), "ours" lets this
+   * branch's version win, "theirs" keeps the parent's. Schema changes on the branch merge too.
+   */
+  async merge(options?: MergeOptions): Promise<MergeResult> {
+    this.checkOpen();
+    try {
+      return await this.engine.merge(options, sqlMergeHooks(this.sqlEngine, this.parentDb?.sqlEngine));
+    } catch (error) {
+      throw asTwillError(error);
+    }
+  }
+
+  /** Closes this branch and drops it (with `cascade`, its child branches too). */
+  async discard(options?: DropBranchOptions): Promise<void> {
+    this.checkOpen();
+    if (this.engine.branchName === "main") {
+      throw new TwillError(ErrorCodes.InvalidArgument, "the main branch cannot be discarded", {
+        hint: "discard() is for branches; close() the database instead",
+      });
+    }
+    const name = this.engine.branchName;
+    const dropper = this.parentDb?.engine;
+    try {
+      const children = (await this.engine.branches()).filter((b) => b.parent === name);
+      if (children.length > 0 && !options?.cascade) {
+        throw new TwillError(
+          ErrorCodes.InvalidArgument,
+          `branch ${JSON.stringify(name)} has child branches: ${children.map((c) => c.name).join(", ")}`,
+          { sqlstate: "2BP01", hint: "discard them first, or pass { cascade: true }" },
+        );
+      }
+    } catch (error) {
+      throw asTwillError(error);
+    }
+    await this.shutdown(true);
+    try {
+      // Any engine of the same storage can drop it: the parent's when it is open here, else a throwaway handle.
+      if (dropper && !dropper.isClosed) await dropper.dropBranch(name, options);
+      else await Engine.dropBranchOn(this.storage, name, options);
+    } catch (error) {
+      throw asTwillError(error);
+    } finally {
+      if (!this.parentDb) await this.storage.close();
+    }
   }
 
   /** @internal */
@@ -291,23 +412,68 @@ export class Database extends Scope {
     return this.session.inTransaction;
   }
 
-  /** Rolls back open transactions, waits for pending commits, and closes the engine and storage. Idempotent. */
-  async close(): Promise<void> {
+  /**
+   * Rolls back open transactions, waits for pending commits, and closes the engine and storage (the storage stays
+   * open for a branch forked in this process: its parent owns it). Branches forked from this database close
+   * first. Idempotent.
+   */
+  close(): Promise<void> {
+    return this.shutdown(false);
+  }
+
+  private async shutdown(keepStorage: boolean): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const child of [...this.children]) await child.close();
+    this.parentDb?.children.delete(this);
     this.session.abandon();
     for (const s of this.scopes) s.abandon();
     this.scopes.clear();
     try {
       await this.engine.close();
     } finally {
-      await this.storage.close();
+      if (!this.parentDb && !keepStorage) await this.storage.close();
     }
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/**
+ * Takes `branch=name` out of the URL's query (the storage backends reject parameters they do not know); a branch
+ * named both there and in the options must be the same.
+ */
+function branchFromUrl(
+  url: string,
+  optionBranch: string | undefined,
+): { storageUrl: string; branch?: string } {
+  const q = typeof url === "string" ? url.indexOf("?") : -1;
+  let branch: string | undefined;
+  let storageUrl = url;
+  if (q >= 0) {
+    const params = new URLSearchParams(url.slice(q + 1));
+    const fromUrl = params.getAll("branch");
+    if (fromUrl.length > 1) {
+      throw new TwillError(ErrorCodes.InvalidUrl, "the URL names more than one branch");
+    }
+    if (fromUrl.length === 1) {
+      branch = fromUrl[0];
+      params.delete("branch");
+      const rest = params.toString();
+      storageUrl = rest ? `${url.slice(0, q)}?${rest}` : url.slice(0, q);
+    }
+  }
+  if (branch !== undefined && optionBranch !== undefined && branch !== optionBranch) {
+    throw new TwillError(
+      ErrorCodes.InvalidArgument,
+      `the URL says branch ${JSON.stringify(branch)} but the options say ${JSON.stringify(optionBranch)}`,
+    );
+  }
+  branch ??= optionBranch;
+  if (branch !== undefined && branch !== "main") checkBranchName(branch);
+  return branch === undefined ? { storageUrl } : { storageUrl, branch };
 }
 
 function invalidOptions(error: z.ZodError): TwillError {
@@ -324,10 +490,11 @@ export async function open(url: string, options?: OpenOptions): Promise<Database
   const parsed = openOptionsSchema.safeParse(options ?? {});
   if (!parsed.success) throw invalidOptions(parsed.error);
   const opts = parsed.data;
-  const storage = await openStorage(url, opts.storage);
+  const { storageUrl, branch } = branchFromUrl(url, opts.branch ?? opts.engine?.branch);
+  const storage = await openStorage(storageUrl, opts.storage);
   let engine: Engine | undefined;
   try {
-    engine = await Engine.open(storage, opts.engine);
+    engine = await Engine.open(storage, { ...opts.engine, ...(branch ? { branch } : {}) });
     const sql = await SqlEngine.open(engine, {
       int8: opts.int8,
       statementCacheSize: opts.statementCacheSize,

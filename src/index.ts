@@ -1,10 +1,25 @@
 /**
  * twilldb — the embedded database: `open(url)` for PostgreSQL-dialect SQL, the transactional key-value `Engine`
- * beneath it (MVCC, group commit, LSM over any storage URL), and the storage seam. Branches and vectors come next.
+ * beneath it (MVCC, group commit, LSM over any storage URL), copy-on-write branches (`db.branch(name)`), and the
+ * storage seam. Vectors come next.
  */
 
-export type { OpenOptions, Params, Queryable, QueryResult, ResultColumn, Row } from "./database.js";
+export type {
+  BranchInfo,
+  CreateBranchOptions,
+  DropBranchOptions,
+  MergeOptions,
+  MergeResult,
+  OpenOptions,
+  Params,
+  Queryable,
+  QueryResult,
+  ResultColumn,
+  Row,
+} from "./database.js";
 export { Database, open, openOptionsSchema, Statement, TransactionScope } from "./database.js";
+export type { MergeConflict } from "./engine/branch.js";
+export { MergeConflictError } from "./engine/branch.js";
 export type { EngineOptions, EngineStats } from "./engine/engine.js";
 export { Engine, engineOptionsSchema } from "./engine/engine.js";
 export type { KeyPart } from "./engine/lsm/keycodec.js";

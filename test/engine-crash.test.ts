@@ -15,6 +15,9 @@
  * commits writing one key cannot be in flight together — first committer wins — so the later one began after the
  * earlier one was applied, and was acknowledged, and its acknowledgement was seen.)
  *
+ * The crash-kill run is repeated on a branch (its parent's rows inherited, overwritten and deleted by the child): a
+ * branch reopened after a kill replays its own log above its LSN base and reads its parent read-only.
+ *
  * Scale with the environment (scripts/stress.ts sets these): TWILL_CRASH_ROUNDS (default 20), TWILL_CRASH_SEED,
  * TWILL_SIM_WORKLOADS (default 2), TWILL_SIM_SEEDS (default 3).
  */
@@ -153,11 +156,12 @@ function runChild(
   keys: number,
   killAfterMs: number,
   killDuringOpen: boolean,
+  branch: string | undefined,
 ): Promise<RoundResult> {
   return new Promise((resolve, reject) => {
     const child: ChildProcess = spawn(
       process.execPath,
-      ["--import", "tsx", CHILD, url, String(seed), String(keys)],
+      ["--import", "tsx", CHILD, url, String(seed), String(keys), ...(branch ? [branch] : [])],
       {
         stdio: ["ignore", "pipe", "pipe"],
       },
@@ -237,71 +241,101 @@ describe("crash-kill: SIGKILL a committing process, recover, continue", () => {
     for (const dir of dirs) await rm(dir, { recursive: true, force: true });
   });
 
-  it(
-    `keeps every acknowledged commit and each in-flight one whole, over ${ROUNDS} rounds`,
-    async () => {
-      const dir = await mkdtemp(join(tmpdir(), "twill-crash-"));
-      const url = `file://${dir}`;
-      const random = prng(BASE_SEED);
-      let state: State = new Map();
-      let totalAcked = 0;
-      let lastLsn = 0;
-      let killsDuringRecovery = 0;
-      let totalInFlight = 0;
-      let totalPresent = 0;
-      const ssts = { l0: 0, l1: 0 };
-      for (let round = 0; round < ROUNDS; round++) {
-        const seed = BASE_SEED * 100_000 + round;
-        const killDuringOpen = round % 5 === 4;
-        const killAfterMs = killDuringOpen ? Math.floor(random() * 30) : 50 + Math.floor(random() * 1450);
-        // Mostly few keys (overwrites, conflicts); every third round many, so that L1 splits into several SSTs.
-        const keys = round % 3 === 2 ? 3000 : 64;
-        const result = await runChild(url, seed, keys, killAfterMs, killDuringOpen);
-        if (result.phase === "recovery") killsDuringRecovery++;
-        const context = `round ${round} (child seed ${seed}, ${keys} keys, killed ${killAfterMs} ms after ${killDuringOpen ? "start" : "open"}; database ${dir})`;
-        if (result.openedLsn !== undefined) {
-          expect(result.openedLsn, `${context}: the reopened log went backwards`).toBeGreaterThanOrEqual(
-            lastLsn,
-          );
-        }
-        for (const c of result.commits) {
-          if (c.status === "acked")
-            expect(c.lsn!, `${context}: commit ${c.id}`).toBeGreaterThan(result.openedLsn ?? 0);
-        }
-        const storage = await openStorage(url);
-        let actual: State;
-        try {
-          const engine = await Engine.open(storage, KILL_OPTIONS);
-          actual = await readState(engine);
-          lastLsn = engine.lastCommittedLsn;
-          const stats = engine.stats();
-          ssts.l0 = Math.max(ssts.l0, stats.l0Ssts);
-          ssts.l1 = Math.max(ssts.l1, stats.l1Ssts);
-          await engine.close();
-        } catch (error) {
-          throw new Error(`${context}: reopening failed: ${(error as Error).stack}`, { cause: error });
-        } finally {
+  for (const branch of [undefined, "crash-branch"]) {
+    const rounds = branch ? Math.max(1, Math.ceil(ROUNDS / 2)) : ROUNDS;
+    it(
+      `keeps every acknowledged commit and each in-flight one whole, over ${rounds} rounds${branch ? " on a branch" : ""}`,
+      async () => {
+        const ROUNDS = rounds;
+        const dir = await mkdtemp(join(tmpdir(), "twill-crash-"));
+        const url = `file://${dir}`;
+        const random = prng(BASE_SEED);
+        let state: State = new Map();
+        let parentState: State | undefined;
+        if (branch) {
+          // The parent's rows, part flushed and part only in its log, become the branch's starting state.
+          const storage = await openStorage(url);
+          const main = await Engine.open(storage, KILL_OPTIONS);
+          for (let part = 0; part < 2; part++) {
+            const txn = main.begin();
+            for (let i = part; i < 64; i += 2)
+              txn.put(enc(`k${String(i).padStart(3, "0")}`), enc(`parent/${i}`));
+            await txn.commit();
+            if (part === 0) await main.flush();
+          }
+          await (await main.branch(branch)).close();
+          parentState = await readState(main);
+          state = new Map(parentState);
+          await main.close();
           await storage.close();
         }
-        // (On failure the database directory is kept for a post-mortem.)
-        const { problem, present } = checkRecovered(state, result.commits, actual);
-        if (problem) throw new Error(`${context}:\n${problem}`);
-        totalAcked += result.commits.filter((c) => c.status === "acked").length;
-        totalInFlight += result.commits.filter((c) => c.status === "unknown").length;
-        totalPresent += present;
-        state = actual;
-      }
-      dirs.push(dir);
-      console.log(
-        `crash-kill: ${ROUNDS} rounds (${killsDuringRecovery} killed in recovery), ${totalAcked} acknowledged commits, ` +
-          `${totalInFlight} in flight at the kill of which ${totalPresent} survived; at most ${ssts.l0} L0 and ${ssts.l1} L1 SSTs`,
-      );
-      // The kills must have landed while commits were flowing, not only before the first one.
-      expect(totalAcked).toBeGreaterThan(ROUNDS * 5);
-      expect(killsDuringRecovery).toBeLessThanOrEqual(ROUNDS);
-    },
-    60_000 + ROUNDS * 5_000,
-  );
+        let totalAcked = 0;
+        let lastLsn = 0;
+        let killsDuringRecovery = 0;
+        let totalInFlight = 0;
+        let totalPresent = 0;
+        const ssts = { l0: 0, l1: 0 };
+        for (let round = 0; round < ROUNDS; round++) {
+          const seed = BASE_SEED * 100_000 + round;
+          const killDuringOpen = round % 5 === 4;
+          const killAfterMs = killDuringOpen ? Math.floor(random() * 30) : 50 + Math.floor(random() * 1450);
+          // Mostly few keys (overwrites, conflicts); every third round many, so that L1 splits into several SSTs.
+          const keys = round % 3 === 2 ? 3000 : 64;
+          const result = await runChild(url, seed, keys, killAfterMs, killDuringOpen, branch);
+          if (result.phase === "recovery") killsDuringRecovery++;
+          const context = `round ${round} (child seed ${seed}, ${keys} keys, killed ${killAfterMs} ms after ${killDuringOpen ? "start" : "open"}; database ${dir})`;
+          if (result.openedLsn !== undefined) {
+            expect(result.openedLsn, `${context}: the reopened log went backwards`).toBeGreaterThanOrEqual(
+              lastLsn,
+            );
+          }
+          for (const c of result.commits) {
+            if (c.status === "acked")
+              expect(c.lsn!, `${context}: commit ${c.id}`).toBeGreaterThan(result.openedLsn ?? 0);
+          }
+          const storage = await openStorage(url);
+          let actual: State;
+          try {
+            const engine = await Engine.open(storage, { ...KILL_OPTIONS, ...(branch ? { branch } : {}) });
+            actual = await readState(engine);
+            lastLsn = engine.lastCommittedLsn;
+            const stats = engine.stats();
+            ssts.l0 = Math.max(ssts.l0, stats.l0Ssts);
+            ssts.l1 = Math.max(ssts.l1, stats.l1Ssts);
+            await engine.close();
+          } catch (error) {
+            throw new Error(`${context}: reopening failed: ${(error as Error).stack}`, { cause: error });
+          } finally {
+            await storage.close();
+          }
+          // (On failure the database directory is kept for a post-mortem.)
+          const { problem, present } = checkRecovered(state, result.commits, actual);
+          if (problem) throw new Error(`${context}:\n${problem}`);
+          totalAcked += result.commits.filter((c) => c.status === "acked").length;
+          totalInFlight += result.commits.filter((c) => c.status === "unknown").length;
+          totalPresent += present;
+          state = actual;
+        }
+        dirs.push(dir);
+        console.log(
+          `crash-kill: ${ROUNDS} rounds (${killsDuringRecovery} killed in recovery), ${totalAcked} acknowledged commits, ` +
+            `${totalInFlight} in flight at the kill of which ${totalPresent} survived; at most ${ssts.l0} L0 and ${ssts.l1} L1 SSTs`,
+        );
+        // The kills must have landed while commits were flowing, not only before the first one.
+        expect(totalAcked).toBeGreaterThan(ROUNDS * 5);
+        expect(killsDuringRecovery).toBeLessThanOrEqual(ROUNDS);
+        if (parentState) {
+          // Nothing the killed branch writer did reached its parent.
+          const storage = await openStorage(url);
+          const main = await Engine.open(storage, KILL_OPTIONS);
+          expect(await readState(main)).toEqual(parentState);
+          await main.close();
+          await storage.close();
+        }
+      },
+      60_000 + rounds * 5_000,
+    );
+  }
 });
 
 // ---- 2. crash-sim sweep -------------------------------------------------------------------------------------------

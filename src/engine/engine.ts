@@ -14,8 +14,14 @@
  * Open: load the newest manifest; open the log (the writer lock); replay frames after the manifest's flushed LSN;
  * append an EPOCH frame and install a manifest with the next epoch, which fences any older writer.
  *
+ * Branches (docs/BRANCHES.md; the logic lives in branch.ts): a branch's manifest carries an LSN base B, and engine
+ * LSN = B + log LSN, so its own commits are all above its fork LSN. Reads go through a BranchView (own tree, then
+ * the ancestors' as of each fork LSN); commits and conflict checks only ever involve the branch's own tree.
+ *
  * Invariants:
  *   - `lastLsn` is the LSN of the newest frame applied; snapshots are taken there.
+ *   - Engine LSN = lsnBase + log LSN everywhere; only the log calls speak log LSNs.
+ *   - Every child branch's fork LSN is a live snapshot here, so compaction keeps what children read.
  *   - A failed log append leaves the outcome of its commits unknown, so the engine stops accepting commits
  *     (reads continue) until it is reopened and recovery decides from the log — the PostgreSQL answer to a
  *     failed fsync.
@@ -24,6 +30,24 @@
 import { z } from "zod";
 import { ErrorCodes, isTwillError, TwillError } from "../errors.js";
 import type { Log, Storage } from "../storage/types.js";
+import {
+  type BranchInfo,
+  type BranchOpenContext,
+  type CreateBranchOptions,
+  createBranch,
+  type DropBranchOptions,
+  dropBranch,
+  listBranches,
+  type MergeHooks,
+  type MergeOptions,
+  type MergeResult,
+  mergeBranch,
+  openBranchContext,
+  sweepDroppedBranches,
+  trackOpen,
+  untrackOpen,
+} from "./branch.js";
+import type { VersionReader } from "./lsm/branch-view.js";
 import { type AsyncCursor, LimitCursor } from "./lsm/cursor.js";
 import { emptyManifest, installManifest, loadLatestManifest, type Manifest } from "./lsm/manifest.js";
 import { type KeyValue, LsmTree, type ScanRange, type TreeStats } from "./lsm/tree.js";
@@ -117,21 +141,43 @@ export class Engine implements TxnHost {
   private conflicts = 0;
   private openTxns = 0;
   private truncating: Promise<void> = Promise.resolve();
+  /** Child branches' fork LSNs by name (each also counted in `snapshots`). */
+  private readonly childForks = new Map<string, number>();
+  /** Child engines opened from this one in this process; closed before it. */
+  private readonly openChildren = new Set<Engine>();
 
   private constructor(
     readonly storage: Storage,
-    private readonly log: Log,
+    /** Undefined until the first commit of a branch this process just created. */
+    private log: Log | undefined,
+    private readonly logName: string,
     private readonly tree: LsmTree,
     private readonly epoch: number,
-    /** Live snapshot LSNs with how many transactions hold each; shared with the tree's compaction. */
+    /** Live snapshot LSNs with how many transactions (or child forks) hold each; shared with compaction. */
     private readonly snapshots: Map<number, number>,
-  ) {}
+    /** Where this branch sits: name, LSN base, parent, and what it reads through. */
+    private readonly branchCtx: BranchOpenContext,
+    readonly options: Readonly<ReturnType<typeof parseOptions>>,
+  ) {
+    this.reader = branchCtx.view ?? tree;
+  }
 
-  static async open(storage: Storage, options?: EngineOptions): Promise<Engine> {
+  /** The tree for main, a BranchView over this tree and the ancestors' for a branch. */
+  private readonly reader: VersionReader;
+
+  /**
+   * Opens branch `options.branch` (default main). A branch other than main must exist (see `createBranch`).
+   * `internal` is for branch.ts: the live parent engine and the manifest just created.
+   */
+  static async open(
+    storage: Storage,
+    options?: EngineOptions,
+    internal?: EngineOpenInternal,
+  ): Promise<Engine> {
     const opts = parseOptions(options);
     for (let attempt = 1; ; attempt++) {
       try {
-        return await Engine.openOnce(storage, opts);
+        return await Engine.openOnce(storage, opts, internal);
       } catch (error) {
         // Another writer moved the log or manifest while we replayed: start over from its newer state.
         if (attempt < OPEN_ATTEMPTS_MAX && isTwillError(error, ErrorCodes.Fenced)) continue;
@@ -140,11 +186,32 @@ export class Engine implements TxnHost {
     }
   }
 
-  private static async openOnce(storage: Storage, opts: ReturnType<typeof parseOptions>): Promise<Engine> {
-    const manifest: Manifest = (await loadLatestManifest(storage, opts.branch)) ?? emptyManifest(opts.branch);
-    const log = await storage.openLog(manifest.log);
+  private static async openOnce(
+    storage: Storage,
+    opts: ReturnType<typeof parseOptions>,
+    internal: EngineOpenInternal | undefined,
+  ): Promise<Engine> {
+    const fresh = internal?.fresh;
+    const loaded = fresh ?? (await loadLatestManifest(storage, opts.branch));
+    if (!loaded && opts.branch !== "main") {
+      throw new TwillError(ErrorCodes.NotFound, `branch ${JSON.stringify(opts.branch)} does not exist`, {
+        hint: "create it with db.branch(name) or `twill branch create`; list them with db.branches()",
+      });
+    }
+    const manifest: Manifest = loaded ?? emptyManifest(opts.branch);
+    const base = manifest.lsnBase ?? 0;
+    const branchCtx = await openBranchContext(storage, manifest, opts, internal?.parent, Engine.replay);
+    // A branch this process just created has an empty log: it is opened (and its writer lock taken) at the first
+    // commit, so a fork costs one object write and nothing else.
+    let log: Log | undefined;
     try {
-      if (log.nextLsn() <= manifest.flushedLsn && manifest.flushedLsn > 0) {
+      if (!fresh) log = await storage.openLog(manifest.log);
+    } catch (error) {
+      await branchCtx.close();
+      throw error;
+    }
+    try {
+      if (log && log.nextLsn() <= manifest.flushedLsn - base && manifest.flushedLsn > base) {
         throw new TwillError(
           ErrorCodes.Corruption,
           `log ${manifest.log} ends at lsn ${log.nextLsn() - 1} but the manifest says lsn ${manifest.flushedLsn} was flushed`,
@@ -152,47 +219,88 @@ export class Engine implements TxnHost {
         );
       }
       const snapshots = new Map<number, number>();
-      const tree = new LsmTree(storage, opts.branch, manifest, opts, () =>
-        [...snapshots.keys()].sort((a, b) => a - b),
+      const tree = new LsmTree(
+        storage,
+        opts.branch,
+        manifest,
+        opts,
+        () => [...snapshots.keys()].sort((a, b) => a - b),
+        branchCtx.sstPrefix,
       );
-      const lastLsn = await Engine.replay(log, tree, manifest.flushedLsn);
-      const epoch = manifest.epoch + 1;
-      const { firstLsn } = await log.append([encodeEpoch(epoch)]);
-      const next: Manifest = {
-        ...manifest,
-        version: manifest.version + 1,
-        epoch,
-        createdAt: new Date().toISOString(),
-      };
-      await installManifest(storage, opts.branch, next);
-      // The tree was built from the previous manifest object; it must now extend the installed one.
-      tree.adoptManifest(next);
-      const engine = new Engine(storage, log, tree, epoch, snapshots);
-      engine.lastLsn = Math.max(lastLsn, firstLsn);
+      branchCtx.attach(tree);
+      tree.hasLayersBelow = manifest.parent !== undefined;
+      const lastLsn = log ? await Engine.replay(log, tree, manifest.flushedLsn, base) : manifest.flushedLsn;
+      let epoch: number;
+      let lastApplied = lastLsn;
+      if (!log) {
+        // Just created by this process: there is no older writer to fence (docs/BRANCHES.md, creation step 5).
+        epoch = manifest.epoch;
+      } else {
+        epoch = manifest.epoch + 1;
+        const { firstLsn } = await log.append([encodeEpoch(epoch)]);
+        lastApplied = Math.max(lastLsn, base + firstLsn);
+        const next: Manifest = {
+          ...manifest,
+          version: manifest.version + 1,
+          epoch,
+          createdAt: new Date().toISOString(),
+        };
+        await installManifest(storage, opts.branch, next);
+        // The tree was built from the previous manifest object; it must now extend the installed one.
+        tree.adoptManifest(next);
+      }
+      const engine = new Engine(storage, log, manifest.log, tree, epoch, snapshots, branchCtx, opts);
+      engine.lastLsn = lastApplied;
       tree.onFlushed = (flushedLsn) => engine.truncateLog(flushedLsn);
-      if (opts.autoMaintenance) await tree.deleteOrphans();
+      // A branch just created has no children yet: skipping the listing keeps a fork's cost independent of how
+      // many branches exist.
+      if (!fresh) {
+        for (const child of await listBranches(storage)) {
+          if (child.parent === opts.branch) engine.registerChild(child.name, child.forkLsn);
+        }
+      }
+      if (opts.autoMaintenance && !fresh) {
+        await tree.deleteOrphans();
+        if (opts.branch === "main") await sweepDroppedBranches(storage);
+      }
+      internal?.parent?.openChildren.add(engine);
+      trackOpen(engine);
       tree.startMaintenance();
       return engine;
     } catch (error) {
-      await log.close();
+      await log?.close();
+      await branchCtx.close();
       throw error;
     }
   }
 
-  /** Replays committed transactions after `flushedLsn` into the memtable; returns the last LSN seen. */
-  private static async replay(log: Log, tree: LsmTree, flushedLsn: number): Promise<number> {
+  /**
+   * Replays committed transactions after `flushedLsn` (an engine LSN) into the memtable; returns the last LSN
+   * seen. Frames are numbered by the log from 1; `base` turns them into engine LSNs. With `upTo`, stops after
+   * that LSN (a read-only ancestor replays only up to a child's fork point). @internal: also used by branch.ts.
+   */
+  static async replay(
+    log: Log,
+    tree: LsmTree,
+    flushedLsn: number,
+    base = 0,
+    upTo = Number.POSITIVE_INFINITY,
+  ): Promise<number> {
     let last = flushedLsn;
     let parts: Write[] = [];
     const gap = (found: number) =>
       new TwillError(
         ErrorCodes.Corruption,
-        `log ${log.name} continues at lsn ${found}, but the manifest needs every frame from lsn ${flushedLsn + 1}`,
+        `log ${log.name} continues at lsn ${found - base}, but the manifest needs every frame from lsn ${flushedLsn - base + 1}`,
         {
           hint: "the manifest is missing or older than the log (frames were truncated after a newer flush); restore the manifest objects",
         },
       );
-    for await (const frame of log.read(flushedLsn + 1)) {
+    if (last >= upTo) return last;
+    for await (const logFrame of log.read(flushedLsn - base + 1)) {
+      const frame = { lsn: logFrame.lsn + base, data: logFrame.data };
       if (frame.lsn !== last + 1) throw gap(frame.lsn);
+      if (frame.lsn > upTo) return last;
       const decoded = decodeFrame(frame.data, frame.lsn);
       last = frame.lsn;
       if (decoded.type === FrameType.Epoch) {
@@ -207,8 +315,10 @@ export class Engine implements TxnHost {
       parts = [];
       tree.apply(toEntries(writes, frame.lsn));
       tree.maybeFreeze(frame.lsn, false);
+      if (frame.lsn === upTo) return last;
     }
-    if (log.nextLsn() !== last + 1) throw gap(log.nextLsn());
+    if (upTo === Number.POSITIVE_INFINITY && log.nextLsn() + base !== last + 1)
+      throw gap(log.nextLsn() + base);
     return last;
   }
 
@@ -241,12 +351,12 @@ export class Engine implements TxnHost {
 
   /** @internal TxnHost */
   get(key: Uint8Array, snapshotLsn: number = this.lastLsn): Promise<Uint8Array | undefined> {
-    return this.tree.get(key, snapshotLsn);
+    return this.reader.get(key, snapshotLsn);
   }
 
   /** @internal TxnHost */
   scan(range: ScanRange, snapshotLsn: number = this.lastLsn): AsyncCursor<KeyValue> {
-    return this.tree.scan(range, snapshotLsn);
+    return this.reader.scan(range, snapshotLsn);
   }
 
   /**
@@ -254,14 +364,14 @@ export class Engine implements TxnHost {
    * read (then call `read`). Lets hot point reads, such as a prepared primary-key SELECT, skip a promise.
    */
   readSync(key: Uint8Array): Uint8Array | undefined | NeedsIo {
-    const e = this.tree.getVersionSync(key, this.lastLsn);
+    const e = this.reader.getVersionSync(key, this.lastLsn);
     if (e === NEEDS_IO) return e;
     return e && e.kind === EntryKind.Put ? e.value : undefined;
   }
 
   /** Reads the latest committed value of one key, outside any transaction. */
   read(key: Uint8Array): Promise<Uint8Array | undefined> {
-    return this.tree.get(key, this.lastLsn);
+    return this.reader.get(key, this.lastLsn);
   }
 
   /**
@@ -270,7 +380,7 @@ export class Engine implements TxnHost {
    */
   readRange(options: TxnScanOptions = {}): AsyncCursor<KeyValue> {
     const range = resolveRange(options);
-    const cursor = this.tree.scan(
+    const cursor = this.reader.scan(
       range ? { ...range, reverse: options.reverse ?? false } : EMPTY_RANGE,
       this.lastLsn,
     );
@@ -378,7 +488,8 @@ export class Engine implements TxnHost {
       this.checkWritable();
       const frames = group.length === 1 ? group[0]!.frames : group.flatMap((q) => q.frames);
       this.appends++;
-      const { firstLsn } = await this.log.append(frames);
+      const log = this.log ?? (await this.openLogForFirstCommit());
+      const firstLsn = (await log.append(frames)).firstLsn + this.branchCtx.lsnBase;
       // Durable: apply every commit of the group before yielding, so readers see the group at once.
       let lsn = firstLsn;
       for (const q of group) {
@@ -410,8 +521,42 @@ export class Engine implements TxnHost {
     }
   }
 
+  /**
+   * Opens the log of a freshly created branch at its first commit. Another process that opened the branch since
+   * holds it now (file:// and memory:// refuse the lock; on s3:// its EPOCH frame makes this append collide), so a
+   * refusal fences this handle like any displaced writer.
+   */
+  private async openLogForFirstCommit(): Promise<Log> {
+    let log: Log;
+    try {
+      log = await this.storage.openLog(this.logName);
+    } catch (error) {
+      if (isTwillError(error, ErrorCodes.Locked)) {
+        throw new TwillError(ErrorCodes.Fenced, "branch is locked by another writer", { cause: error });
+      }
+      throw error;
+    }
+    // With the log open, make sure nobody else took the branch before: another writer's EPOCH frame is in the
+    // log (s3:// has no lock, and a fresh handle appends at the current end, so this check is the fence there),
+    // its epoch in the manifest, and a drop leaves no manifest (a drop takes the same lock on file://).
+    const current = await loadLatestManifest(this.storage, this.options.branch).catch(() => undefined);
+    if (log.nextLsn() !== 1 || current?.log !== this.logName || current.epoch !== this.epoch) {
+      await log.close();
+      throw new TwillError(
+        ErrorCodes.Fenced,
+        current?.log === this.logName
+          ? `branch ${this.options.branch} was opened by another writer`
+          : `branch ${this.options.branch} was dropped by another handle`,
+      );
+    }
+    this.log = log;
+    return log;
+  }
+
   private truncateLog(flushedLsn: number): void {
-    this.truncating = this.truncating.then(() => this.log.truncate(flushedLsn + 1)).catch(() => undefined); // a failed truncation only keeps log bytes around longer
+    this.truncating = this.truncating
+      .then(() => this.log?.truncate(flushedLsn - this.branchCtx.lsnBase + 1))
+      .catch(() => undefined); // a failed truncation only keeps log bytes around longer
   }
 
   /** Flushes the memtable to an SST now. */
@@ -440,20 +585,132 @@ export class Engine implements TxnHost {
     };
   }
 
-  /** Waits for queued commits and background work, then releases the log. The storage stays open. */
+  /**
+   * Waits for queued commits and background work, then releases the log. The storage stays open. Child branches
+   * opened from this engine read through its tree, so they are closed first.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
+    for (const child of [...this.openChildren]) await child.close();
     while (this.appending || this.queue.length > 0) await new Promise((r) => setTimeout(r, 1));
     this.closed = true;
     await this.tree.close();
     await this.truncating;
-    await this.log.close();
+    await this.log?.close();
+    await this.branchCtx.close();
+    this.branchCtx.parent?.openChildren.delete(this);
+    untrackOpen(this);
+  }
+
+  // ---- branches (docs/BRANCHES.md; the protocol is in branch.ts) ------------------------------------------------
+
+  /** This branch's name ("main" for the base). */
+  get branchName(): string {
+    return this.options.branch;
+  }
+
+  /** The parent branch and fork LSN; undefined for main. */
+  get parentBranch(): { name: string; forkLsn: number } | undefined {
+    return this.branchCtx.parentInfo;
+  }
+
+  /** @internal The LSN base of this branch (engine LSN = base + log LSN). */
+  get lsnBase(): number {
+    return this.branchCtx.lsnBase;
+  }
+
+  /** @internal branch.ts: the live parent engine, when this branch was opened from it. */
+  get liveParent(): Engine | undefined {
+    return this.branchCtx.parent;
+  }
+
+  /** @internal branch.ts */
+  get view(): VersionReader {
+    return this.reader;
+  }
+
+  /** @internal branch.ts: this engine's own tree (versions above its LSN base only). */
+  get ownTree(): LsmTree {
+    return this.tree;
+  }
+
+  /** Oldest LSN a branch can still be forked at. */
+  get oldestForkableLsn(): number {
+    return Math.max(this.branchCtx.lsnBase, this.tree.compactionHorizon);
+  }
+
+  /** @internal branch.ts: keeps every version visible at `forkLsn` through compaction. */
+  registerChild(name: string, forkLsn: number): boolean {
+    if (this.childForks.has(name)) return false;
+    this.childForks.set(name, forkLsn);
+    this.snapshots.set(forkLsn, (this.snapshots.get(forkLsn) ?? 0) + 1);
+    return true;
+  }
+
+  /** @internal branch.ts: the child was dropped. */
+  unregisterChild(name: string): void {
+    const forkLsn = this.childForks.get(name);
+    if (forkLsn === undefined) return;
+    this.childForks.delete(name);
+    const n = (this.snapshots.get(forkLsn) ?? 1) - 1;
+    if (n <= 0) this.snapshots.delete(forkLsn);
+    else this.snapshots.set(forkLsn, n);
+  }
+
+  /** @internal */
+  checkOpen(): void {
+    if (this.closed) throw new TwillError(ErrorCodes.Closed, "the database is closed");
+  }
+
+  /**
+   * Forks branch `name` off this one at `at` (default: the newest commit) and opens it. Writes one object.
+   */
+  async branch(name: string, options?: CreateBranchOptions): Promise<Engine> {
+    this.checkWritable();
+    const fresh = await createBranch(this, name, options);
+    return Engine.open(this.storage, { ...this.options, branch: name }, { parent: this, fresh });
+  }
+
+  /** Every branch of this database (main excluded), with parent, fork LSN and creation time. */
+  branches(): Promise<BranchInfo[]> {
+    return listBranches(this.storage);
+  }
+
+  /** Drops branch `name` (and with `cascade`, its descendants). */
+  dropBranch(name: string, options?: DropBranchOptions): Promise<string[]> {
+    this.checkOpen();
+    return dropBranch(this.storage, name, options);
+  }
+
+  /** Drops branch `name` of the database in `storage` without opening any branch of it. */
+  static dropBranchOn(storage: Storage, name: string, options?: DropBranchOptions): Promise<string[]> {
+    return dropBranch(storage, name, options);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Applies this branch's own changes since its fork onto its parent in one transaction. */
+  merge(options?: MergeOptions, hooks?: MergeHooks): Promise<MergeResult> {
+    this.checkWritable();
+    return mergeBranch(this, options, hooks, (parent) =>
+      Engine.open(this.storage, { ...this.options, branch: parent }),
+    );
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
 }
+
+/** @internal What branch.ts passes to `Engine.open`. */
+export interface EngineOpenInternal {
+  parent?: Engine;
+  fresh?: Manifest;
+}
+
+export type ParsedEngineOptions = ReturnType<typeof parseOptions>;
 
 /** An empty range: start == end. */
 const EMPTY_RANGE: ScanRange = { start: new Uint8Array([0]), end: new Uint8Array([0]) };

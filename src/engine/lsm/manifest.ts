@@ -12,6 +12,10 @@
  *   - Versions are consecutive from 1; the newest is the one with the highest number.
  *   - Every commit with lsn <= flushedLsn is in the listed SSTs; replay starts at flushedLsn + 1.
  *   - SST ids are unique and below nextSstId; L1 SSTs do not overlap and are sorted by key.
+ *   - Branch fields (docs/BRANCHES.md) are optional, so manifests written before branches load unchanged: a
+ *     branch has `parent`, `forkLsn` = `lsnBase` (engine LSN = lsnBase + log LSN, so its own commits are all
+ *     > forkLsn) and `branchCreatedAt`. `gcHorizonLsn`: the highest LSN any compaction merged; snapshots below it
+ *     may have lost versions, so no branch may be forked there.
  */
 
 import { ErrorCodes, TwillError } from "../../errors.js";
@@ -47,7 +51,18 @@ export interface Manifest {
   /** L0 newest first, then L1 in key order. */
   ssts: SstMeta[];
   createdAt: string;
+  /** Branch this one was forked from; absent for main. */
+  parent?: string;
+  /** The parent's LSN the branch was forked at. */
+  forkLsn?: number;
+  /** Engine LSN = lsnBase + log LSN. Absent = 0. */
+  lsnBase?: number;
+  branchCreatedAt?: string;
+  /** Highest LSN merged by a compaction of this branch (absent = 0). */
+  gcHorizonLsn?: number;
 }
+
+export const MANIFEST_ROOT = "manifest/";
 
 export function emptyManifest(log: string): Manifest {
   return {
@@ -63,7 +78,17 @@ export function emptyManifest(log: string): Manifest {
 }
 
 export function manifestPrefix(branch: string): string {
-  return `manifest/${branch}/`;
+  return `${MANIFEST_ROOT}${branch}/`;
+}
+
+/** Names of every branch that has a manifest (main included), in key order. */
+export async function listBranchNames(storage: Storage): Promise<string[]> {
+  const names: string[] = [];
+  for await (const key of storage.list(MANIFEST_ROOT)) {
+    const name = key.slice(MANIFEST_ROOT.length, key.indexOf("/", MANIFEST_ROOT.length));
+    if (name.length > 0 && names.at(-1) !== name) names.push(name);
+  }
+  return names;
 }
 
 export function manifestKey(branch: string, version: number): string {

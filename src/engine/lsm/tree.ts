@@ -145,10 +145,13 @@ export class LsmTree {
     private readonly branch: string,
     manifest: Manifest,
     private readonly options: TreeOptions,
-    /** Live snapshot LSNs (ascending) that compaction must keep versions for. */
+    /** Live snapshot LSNs (ascending) that compaction must keep versions for (child branches' fork LSNs too). */
     private readonly liveSnapshots: () => number[],
+    /** This branch's SST namespace: `sst/` for main, `bsst/<log>/` for a branch (docs/BRANCHES.md). */
+    private readonly sstPrefix = "sst/",
   ) {
     this.manifest = manifest;
+    this.gcHorizon = manifest.gcHorizonLsn ?? 0;
     this.cache = new BlockCache(options.blockCacheBytesMax);
     const handles = manifest.ssts.map((meta) => this.handleFor(meta));
     this.view = {
@@ -364,7 +367,7 @@ export class LsmTree {
         if (count === 0 || !minKey || !maxKey) return undefined;
         const storage = this.storage;
         const id = this.allocateSstId();
-        const key = `sst/${String(id).padStart(12, "0")}.sst`;
+        const key = `${this.sstPrefix}${String(id).padStart(12, "0")}.sst`;
         let sizeBytes = 0;
         if (storage.writeChunks !== undefined) {
           // The blocks go out as they are: the SST never exists twice in memory.
@@ -422,7 +425,7 @@ export class LsmTree {
 
   /**
    * Merges all current L0 SSTs with the L1 SSTs they overlap into new, non-overlapping L1 SSTs. Versions no live
-   * snapshot can see are dropped, and so are deletes (L1 is the bottom level).
+   * snapshot can see are dropped, and so are deletes (L1 is the bottom level; not on a branch, see hasLayersBelow).
    */
   private async compactL0(): Promise<void> {
     const view = this.view;
@@ -437,13 +440,20 @@ export class LsmTree {
     const inputsL1 = view.l1.filter(
       (h) => compareBytes(h.maxKey, lo) >= 0 && compareBytes(h.minKey, hi) <= 0,
     );
+    // Raised before the live snapshots are read (synchronously): a fork either is in that list or is checked
+    // against this horizon, so no fork can land on a snapshot this compaction does not keep.
+    for (const h of [...inputsL0, ...inputsL1])
+      if (h.meta.maxLsn > this.gcHorizon) this.gcHorizon = h.meta.maxLsn;
     const seq = this.beginRead();
     const outputs: SstMeta[] = [];
     try {
       const sources: EntrySource[] = inputsL0.map((h) => this.sstCursor([h], {}, { compaction: true }));
       if (inputsL1.length > 0) sources.push(this.sstCursor(inputsL1, {}, { compaction: true }));
       const merged = mergeIterators(sources, { reverse: false });
-      const kept = compactEntries(merged, { retainLsns: this.liveSnapshots(), dropTombstones: true });
+      const kept = compactEntries(merged, {
+        retainLsns: this.liveSnapshots(),
+        dropTombstones: !this.hasLayersBelow,
+      });
       // Stream into SSTs of ~sstBytesTarget, cut only at key boundaries so no key's versions straddle two L1 SSTs.
       let out = this.startSst(1);
       for await (const entry of kept) {
@@ -475,6 +485,7 @@ export class LsmTree {
         version: this.manifest.version + 1,
         nextSstId: Math.max(this.manifest.nextSstId, this.nextSstId),
         ssts: [...l0, ...l1],
+        gcHorizonLsn: Math.max(this.manifest.gcHorizonLsn ?? 0, this.gcHorizon),
         createdAt: new Date().toISOString(),
       };
       await installManifest(this.storage, this.branch, next);
@@ -507,12 +518,29 @@ export class LsmTree {
     }
   }
 
-  /** Deletes SST objects no manifest references (left by a flush or compaction that crashed). */
+  /**
+   * Set for a branch: its L1 is not the bottom, since the parent's versions lie beneath, so a delete must survive
+   * compaction to keep hiding them.
+   */
+  hasLayersBelow = false;
+
+  /**
+   * Snapshots below this LSN may have lost versions to compaction; a branch can only be forked at or above it.
+   */
+  get compactionHorizon(): number {
+    return this.gcHorizon;
+  }
+  private gcHorizon: number;
+
+  /**
+   * Deletes SST objects of this branch's namespace that its manifest does not reference (left by a flush or
+   * compaction that crashed). Nested namespaces belong to other branches and are never touched here.
+   */
   async deleteOrphans(): Promise<number> {
     const live = new Set(this.manifest.ssts.map((m) => m.key));
     let deleted = 0;
-    for await (const key of this.storage.list("sst/")) {
-      if (!live.has(key)) {
+    for await (const key of this.storage.list(this.sstPrefix)) {
+      if (!live.has(key) && !key.slice(this.sstPrefix.length).includes("/")) {
         await this.storage.delete(key);
         deleted++;
       }
@@ -673,6 +701,17 @@ export class LsmTree {
    * a cursor: synchronous while blocks are cached, and an async iterator for everyone else.
    */
   scan(range: ScanRange, snapshotLsn: number): AsyncCursor<KeyValue> {
+    const { entries, release } = this.scanEntries(range, snapshotLsn);
+    const visible = visibleEntries(entries, snapshotLsn, { reverse: range.reverse ?? false });
+    return new ReleasingCursor(visible, release);
+  }
+
+  /**
+   * Every version in [start, end) from the layers that may hold one <= snapshot, merged in internal order (or
+   * reversed), not yet collapsed: versions newer than the snapshot may appear. `release` must be called once when
+   * done (branch views merge several trees' streams before collapsing them once).
+   */
+  scanEntries(range: ScanRange, snapshotLsn: number): { entries: AsyncCursor<Entry>; release: () => void } {
     this.checkUsable();
     const seq = this.beginRead();
     const view = this.view;
@@ -685,8 +724,15 @@ export class LsmTree {
     }
     const l1 = view.l1.filter((h) => h.meta.minLsn <= snapshotLsn && overlaps(h, range.start, range.end));
     if (l1.length > 0) sources.push(this.sstCursor(l1, range));
-    const visible = visibleEntries(mergeIterators(sources, { reverse }), snapshotLsn, { reverse });
-    return new ReleasingCursor(visible, () => this.endRead(seq));
+    let released = false;
+    return {
+      entries: mergeIterators(sources, { reverse }),
+      release: () => {
+        if (released) return;
+        released = true;
+        this.endRead(seq);
+      },
+    };
   }
 
   stats(): TreeStats {
