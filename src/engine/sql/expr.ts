@@ -41,6 +41,9 @@ export type EvalFn = (row: Value[], env: Env) => Value;
 
 export type CmpOp = "=" | "<>" | "<" | "<=" | ">" | ">=";
 
+/** pgvector's distance operators: L2, cosine distance, negative inner product. */
+export type VectorOp = "<->" | "<=>" | "<#>";
+
 export interface Expr {
   readonly type: SqlType;
   readonly eval: EvalFn;
@@ -63,6 +66,8 @@ export interface Expr {
   readonly inList?: { left: Expr; items: Expr[]; type: SqlType };
   /** Conjuncts of an AND, for the planner. */
   readonly conjuncts?: Expr[];
+  /** `column <op> query` with a vector distance operator and a row-independent query, for HNSW matching. */
+  readonly vectorDistance?: { op: VectorOp; column: number; query: Expr };
   /** Depends on something besides row, params and subplans (random(), clock_timestamp()). */
   readonly volatile?: boolean;
   /** Reads a subplan result (so it cannot be evaluated before the subplans ran). */
