@@ -35,6 +35,8 @@ export interface Env {
   sub: unknown[];
   /** The outer query's current row, read by a correlated subquery's references to it. */
   outer?: Value[];
+  /** The session's `hnsw.ef_search` (undefined: pgvector's default, 40). */
+  efSearch?: number;
 }
 
 export type EvalFn = (row: Value[], env: Env) => Value;

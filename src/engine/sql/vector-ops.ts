@@ -15,7 +15,8 @@ import { asSql } from "./vector-type.js";
 
 type VecFn = (a: Float32Array, b: Float32Array) => number;
 
-const DISTANCES: Record<VectorOp, VecFn> = {
+/** The SQL distance of each operator (what ORDER BY sorts by). */
+export const DISTANCES: Record<VectorOp, VecFn> = {
   "<->": l2Distance,
   "<=>": cosineDistance,
   "<#>": (a, b) => -innerProduct(a, b),
