@@ -9,8 +9,10 @@
  *   search with ef_construction, the neighbour-selection heuristic (Algorithm 4: keep a candidate only if it is
  *   closer to the new node than to every neighbour already kept), and bidirectional links; a neighbour whose list
  *   overflows (M above level 0, 2M at level 0) is pruned with the same heuristic.
- * - Delete marks the node deleted: it still routes searches (the graph stays connected) but is never returned.
- *   Re-inserting an id overwrites its vector and links (an update is delete + insert of the same id).
+ * - Delete marks the node deleted: it still routes searches (the graph stays connected) but is never returned,
+ *   and pruning treats it like a live node. Re-inserting an id (an update: delete + insert of the same id)
+ *   writes its new vector and links, keeping its old links while the list has room, so nodes that were reachable
+ *   through it stay reachable. Nothing reclaims deleted nodes yet (pgvector's VACUUM repair is not built).
  * - Nodes handed out by the store are treated as immutable: a change writes a new node object through `put`,
  *   so a store may share decoded nodes between readers (a cache) without a writer changing what they see.
  *
@@ -270,12 +272,23 @@ export class Hnsw {
     for (let l = meta.maxLevel; l > level; l--) ep = await this.greedy(vector, ep, l);
     let entries: Candidate[] = [ep];
     const linked: Candidate[][] = [];
+    let previous = store.get(id);
+    if (previous instanceof Promise) previous = await previous;
     for (let l = Math.min(level, meta.maxLevel); l >= 0; l--) {
       // Deleted nodes may become links (as in hnswlib): they still route, and a new node among deleted ones must
-      // be reachable. Pruning drops them first, which slowly repairs the graph around deletions.
+      // be reachable.
       const w = await this.searchLayer(vector, entries, this.params.efConstruction, l, false, id);
       const chosen = this.selectNeighbors(w, this.params.m);
-      neighbors[l] = chosen.map((c) => c.node.id);
+      const mine = chosen.map((c) => c.node.id);
+      neighbors[l] = mine;
+      // Re-insert (an update): keep the old links while there is room. Nodes near the old position may be
+      // reachable only through this node; dropping its links would cut them off the graph.
+      const old = previous?.neighbors[l];
+      if (old) {
+        const room = this.maxLinks(l) - mine.length;
+        const kept = old.filter((x) => x !== id && !mine.includes(x)).slice(0, Math.max(0, room));
+        mine.push(...kept);
+      }
       linked[l] = chosen;
       if (w.length > 0) entries = w;
     }
@@ -304,7 +317,9 @@ export class Hnsw {
       for (const id of current) {
         let n = this.store.get(id);
         if (n instanceof Promise) n = await n;
-        if (n !== undefined && !n.deleted) cands.push({ d: this.dist(from.vector, n.vector), node: n });
+        // Deleted nodes compete like live ones: they still route, and dropping them could strand the nodes
+        // that are reachable only through them (there is no vacuum that repairs the graph yet).
+        if (n !== undefined) cands.push({ d: this.dist(from.vector, n.vector), node: n });
       }
       cands.sort((a, b) => a.d - b.d);
       next = this.selectNeighbors(cands, this.maxLinks(level)).map((c) => c.node.id);
