@@ -112,3 +112,23 @@ describe("distance kernels (pgvector's results)", () => {
     expect(cosineDistance(a, vectorFromArray([-1, -2, -3]))).toBe(2);
   });
 });
+
+describe("WASM SIMD kernels", () => {
+  it("agree with the TypeScript kernels for every dimension count and when dimensions change", async () => {
+    const { graphDistance, simdAvailable } = await import("../src/vector/simd.js");
+    const { indexDistance } = await import("../src/vector/distance.js");
+    expect(simdAvailable()).toBe(true);
+    for (const metric of ["l2", "cosine", "ip"] as const) {
+      const fast = graphDistance(metric);
+      const slow = indexDistance(metric);
+      for (const n of [1, 3, 7, 8, 9, 16, 31, 384, 1536, 16000, 5]) {
+        const a = Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.7) / 3);
+        for (let j = 0; j < 3; j++) {
+          const b = Float32Array.from({ length: n }, (_, i) => Math.cos(i * 1.3 + j) / 3);
+          expect(fast(a, b)).toBeCloseTo(slow(a, b), 3);
+          expect(fast(b, a)).toBeCloseTo(slow(b, a), 3);
+        }
+      }
+    }
+  });
+});

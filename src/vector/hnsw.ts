@@ -20,7 +20,8 @@
  * when it gets a promise, so a search over cached nodes costs one promise in all.
  */
 
-import { indexDistance, type Metric } from "./distance.js";
+import type { Metric } from "./distance.js";
+import { graphDistance } from "./simd.js";
 
 export interface HnswNode {
   readonly id: string;
@@ -154,7 +155,7 @@ export class Hnsw {
     readonly params: HnswParams,
     readonly store: NodeStore,
   ) {
-    this.dist = indexDistance(params.metric);
+    this.dist = graphDistance(params.metric);
   }
 
   private async node(id: string): Promise<HnswNode | undefined> {

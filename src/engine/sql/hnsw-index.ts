@@ -12,8 +12,9 @@
  *   - it only holds committed nodes, decoded from what a transaction read;
  *   - a transaction's own writes live in its own overlay and are read from there first;
  *   - a commit that wrote nodes of an index marks the index in flight before it starts (nobody reads or fills
- *     the cache meanwhile), then evicts exactly the nodes it wrote (the whole index after TRUNCATE) and records
- *     its commit LSN as the index's `lastWriteLsn`;
+ *     the cache meanwhile); once durable it installs the nodes it wrote (exactly the versions committed at its
+ *     LSN; a failed commit, or one settling after a newer one, evicts them instead; TRUNCATE empties the index's
+ *     cache) and records its commit LSN as the index's `lastWriteLsn`;
  *   - a reader uses the cache only when its snapshot is at or after `lastWriteLsn` (it sees every committed write
  *     of the index, so the cached version is the one it would read), and fills it only if that still holds when
  *     its read returns. Older snapshots read the engine directly. An abort just drops the overlay.
@@ -266,8 +267,14 @@ export class VectorIndexes {
           for (const n of c.nodes.keys()) this.drop(c, n);
           c.meta = undefined;
         }
-        for (const n of w.nodes.get(id)?.keys() ?? []) this.drop(c, n);
-        if (w.metas.has(id) || w.emptied.has(id)) c.meta = undefined;
+        // The committed versions are the newest as of `lsn`: install them for readers at or after it, unless a
+        // newer commit of this index already settled (then its versions, or the engine, must answer).
+        const install = lsn !== undefined && lsn >= c.lastWriteLsn && !w.emptied.has(id);
+        for (const [nid, node] of w.nodes.get(id) ?? []) {
+          this.drop(c, nid);
+          if (install) this.add(c, node);
+        }
+        if (w.metas.has(id) || w.emptied.has(id)) c.meta = install ? w.metas.get(id) : undefined;
         if (lsn !== undefined) c.lastWriteLsn = Math.max(c.lastWriteLsn, lsn);
       }
     };
