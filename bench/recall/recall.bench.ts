@@ -154,7 +154,7 @@ function groundTruth(ds: Dataset, n = ds.n): Int32Array[] {
   });
   mkdirSync(DATA_DIR, { recursive: true });
   const all = new Int32Array(ds.queries.length * K);
-  out.forEach((ids, i) => all.set(ids, i * K));
+  for (let i = 0; i < out.length; i++) all.set(out[i]!, i * K);
   writeFileSync(file, all);
   console.log(`  ground truth for ${ds.name} (${n}): ${fmt((performance.now() - t) / 1000, 1)} s, cached`);
   return out;

@@ -42,85 +42,31 @@ const F32X4_MUL = 230;
 /** One kernel body: params (nb), locals i: i32, acc0, acc1: v128. `l2` selects (a−b)² over a·b. */
 function body(l2: boolean): number[] {
   const zero = [...simd(V128_CONST), ...new Array<number>(16).fill(0)];
+  const GET = 0x20;
+  const SET = 0x21;
+  const TEE = 0x22;
+  const combine = l2 ? [...simd(F32X4_SUB), TEE, 4, GET, 4, ...simd(F32X4_MUL)] : simd(F32X4_MUL);
+  // acc += f(A[i + offset], B[i + offset]) over one f32x4 lane group
   const term = (offset: number, acc: number) => [
-    0x20,
-    acc, // local.get acc
-    0x20,
-    1,
-    ...simd(V128_LOAD),
-    4,
-    offset, // A[i + offset]
-    0x20,
-    1,
-    0x20,
-    0,
-    0x6a,
-    ...simd(V128_LOAD),
-    4,
-    offset, // B[i + offset]
-    ...(l2 ? [...simd(F32X4_SUB), 0x22, 4, 0x20, 4, ...simd(F32X4_MUL)] : simd(F32X4_MUL)),
+    ...[GET, acc],
+    ...[GET, 1, ...simd(V128_LOAD), 4, offset],
+    ...[GET, 1, GET, 0, 0x6a, ...simd(V128_LOAD), 4, offset],
+    ...combine,
     ...simd(F32X4_ADD),
-    0x21,
-    acc, // local.set acc
+    ...[SET, acc],
   ];
+  const lane = (n: number) => [GET, 2, ...simd(F32X4_EXTRACT_LANE), n];
   const code = [
-    // locals: 1 × i32 (i), 3 × v128 (acc0, acc1, scratch)
-    0x02,
-    0x01,
-    0x7f,
-    0x03,
-    0x7b,
-    ...zero,
-    0x21,
-    2,
-    ...zero,
-    0x21,
-    3,
-    0x41,
-    0,
-    0x21,
-    1,
-    0x03,
-    0x40, // loop
+    ...[0x02, 0x01, 0x7f, 0x03, 0x7b], // locals: 1 × i32 (i), 3 × v128 (acc0, acc1, scratch)
+    ...[...zero, SET, 2, ...zero, SET, 3, 0x41, 0, SET, 1], // acc0 = acc1 = 0; i = 0
+    ...[0x03, 0x40], // loop
     ...term(0, 2),
     ...term(16, 3),
-    0x20,
-    1,
-    0x41,
-    32,
-    0x6a,
-    0x22,
-    1, // i += 32 (tee: i stays on the stack)
-    0x20,
-    0,
-    0x49,
-    0x0d,
-    0, // br_if (i < nb)
+    ...[GET, 1, 0x41, 32, 0x6a, TEE, 1], // i += 32 (tee: i stays on the stack)
+    ...[GET, 0, 0x49, 0x0d, 0], // br_if (i < nb)
     0x0b, // end loop
-    0x20,
-    2,
-    0x20,
-    3,
-    ...simd(F32X4_ADD),
-    0x22,
-    2,
-    ...simd(F32X4_EXTRACT_LANE),
-    0,
-    0x20,
-    2,
-    ...simd(F32X4_EXTRACT_LANE),
-    1,
-    0x92,
-    0x20,
-    2,
-    ...simd(F32X4_EXTRACT_LANE),
-    2,
-    0x92,
-    0x20,
-    2,
-    ...simd(F32X4_EXTRACT_LANE),
-    3,
-    0x92,
+    ...[GET, 2, GET, 3, ...simd(F32X4_ADD), SET, 2], // acc0 += acc1
+    ...[...lane(0), ...lane(1), 0x92, ...lane(2), 0x92, ...lane(3), 0x92], // horizontal sum
     0x0b,
   ];
   return [...leb(code.length), ...code];
@@ -132,19 +78,13 @@ function section(id: number, bytes: number[]): number[] {
 
 function moduleBytes(): Uint8Array {
   const name = (s: string) => [s.length, ...Array.from(s, (c) => c.charCodeAt(0))];
+  const exports = [3, ...name("mem"), 2, 0, ...name("dot"), 0, 0, ...name("l2sq"), 0, 1];
   return new Uint8Array([
-    0x00,
-    0x61,
-    0x73,
-    0x6d,
-    1,
-    0,
-    0,
-    0,
+    ...[0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0], // magic, version 1
     ...section(1, [1, 0x60, 1, 0x7f, 1, 0x7d]), // type 0: (i32) → f32
     ...section(3, [2, 0, 0]), // two functions of type 0
     ...section(5, [1, 0, 1]), // one memory, min 1 page
-    ...section(7, [3, ...name("mem"), 2, 0, ...name("dot"), 0, 0, ...name("l2sq"), 0, 1]),
+    ...section(7, exports),
     ...section(10, [2, ...body(false), ...body(true)]),
   ]);
 }
