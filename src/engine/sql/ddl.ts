@@ -450,7 +450,10 @@ export function planDrop(stmt: DropStmt, _pc: PlanCx): StatementPlan {
           throw sqlError(SqlState.UndefinedTable, `table "${name}" does not exist`);
         }
         await deleteRange(ctx, table.range);
-        for (const ix of table.def.indexes) await deleteRange(ctx, tuplePrefixRange([ix.id]));
+        for (const ix of table.def.indexes) {
+          await deleteRange(ctx, tuplePrefixRange([ix.id]));
+          if (ix.hnsw) ctx.services.vectors?.emptied(ctx.txn!, ix.id);
+        }
         for (const c of table.def.columns)
           if (c.default?.kind === "sequence") ctx.txn!.delete(sequenceKey(c.default.sequence));
         ctx.txn!.delete(tableKey(name));
