@@ -616,7 +616,7 @@ export function castFunction(from: SqlType, to: SqlType, mode: CastMode): CastFn
   const f = from.kind;
   const k = to.kind;
   if (f === "unknown") {
-    if (explicit && to.length >= 0) return (v) => applyLength(to, String(v), true);
+    if (explicit && to.length >= 0 && k !== "vector") return (v) => applyLength(to, String(v), true);
     return (v, now) => inputText(to, String(v), now);
   }
   if (f === k) {
