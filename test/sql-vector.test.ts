@@ -50,6 +50,9 @@ describe("SQL vector(n): type, operators and functions (pgvector's)", () => {
       "22P02",
       'invalid input syntax for type vector: "[1,2"',
     );
+    // an explicit cast checks the dimensions (it once truncated the text like varchar(n))
+    await expectSqlState(db.query("SELECT '[1,2]'::vector(3)"), "22000", "expected 3 dimensions, not 2");
+    expect(await db.query("SELECT '[1,2,3]'::vector(3)::text AS v")).toEqual([{ v: "[1,2,3]" }]);
     await expectSqlState(db.query("SELECT '[NaN]'::vector"), "22000", "NaN not allowed in vector");
     await expectSqlState(
       db.query("SELECT '[1,Infinity]'::vector"),
