@@ -119,6 +119,39 @@ describe("HNSW through SQL", () => {
     await expectSqlState(db.query("SELECT id FROM t ORDER BY emb <-> '[1,1,1]' LIMIT 2"), "22000");
   });
 
+  it("text keys, two operator classes on one column, LIMIT $n, DROP INDEX back to exact", async () => {
+    await using db = await memoryDb();
+    await db.exec("CREATE TABLE notes (key text PRIMARY KEY, emb vector(2))");
+    await db.exec("CREATE INDEX notes_l2 ON notes USING hnsw (emb vector_l2_ops)");
+    await db.exec("CREATE INDEX notes_ip ON notes USING hnsw (emb vector_ip_ops)");
+    await db.query("INSERT INTO notes VALUES ('a', '[1,0]'), ('b', '[0,2]'), ('ü-long key', '[3,3]')");
+    await db.query("UPDATE notes SET emb = '[5,5]' WHERE key = 'a'");
+    const keys = async (sql: string, params: unknown[]) =>
+      (await db.query<{ key: string }>(sql, params)).map((r) => r.key);
+    expect(await keys("SELECT key FROM notes ORDER BY emb <-> $1 LIMIT $2", ["[0,1.9]", 2])).toEqual([
+      "b",
+      "ü-long key",
+    ]);
+    expect(await keys("SELECT key FROM notes ORDER BY emb <#> $1 LIMIT $2", ["[1,1]", 3])).toEqual([
+      "a",
+      "ü-long key",
+      "b",
+    ]);
+    expect(await keys("SELECT key FROM notes ORDER BY emb <-> $1 LIMIT 0", ["[0,0]"])).toEqual([]);
+    const plan = async () =>
+      (await db.query("EXPLAIN SELECT key FROM notes ORDER BY emb <#> '[1,1]' LIMIT 1"))
+        .map((r) => Object.values(r)[0])
+        .join("\n");
+    expect(await plan()).toContain("notes_ip");
+    await db.exec("DROP INDEX notes_ip");
+    expect(await plan()).toContain("Sort");
+    expect(await keys("SELECT key FROM notes ORDER BY emb <#> $1 LIMIT 3", ["[1,1]"])).toEqual([
+      "a",
+      "ü-long key",
+      "b",
+    ]);
+  });
+
   it("zero vectors are not indexed under cosine; bad CREATE INDEX and SET are refused", async () => {
     await using db = await memoryDb();
     await db.exec("CREATE TABLE t (id int PRIMARY KEY, n int, emb vector(2), raw vector)");
