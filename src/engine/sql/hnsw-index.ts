@@ -10,7 +10,8 @@
  *
  * Decoded-node cache (per index, shared by all sessions of one SqlEngine). Correctness never depends on it:
  *   - it only holds committed nodes, decoded from what a transaction read;
- *   - a transaction's own writes live in its own overlay and are read from there first;
+ *   - a transaction's own writes live in its own overlay and are read from there first; they are encoded into
+ *     the transaction once each, just before it commits (TRUNCATE and DROP drop the overlay of the index);
  *   - a commit that wrote nodes of an index marks the index in flight before it starts (nobody reads or fills
  *     the cache meanwhile); once durable it installs the nodes it wrote (exactly the versions committed at its
  *     LSN; a failed commit, or one settling after a newer one, evicts them instead; TRUNCATE empties the index's
@@ -257,6 +258,10 @@ export class VectorIndexes {
     const w = this.txns.get(txn);
     if (!w) return undefined;
     this.txns.delete(txn);
+    // The overlay's nodes become the transaction's records now (put defers them), so the commit carries them.
+    for (const [indexId, nodes] of w.nodes) {
+      for (const [id, node] of nodes) txn.put(nodeKey(indexId, id), encodeNode(node));
+    }
     const touched = w.touched();
     for (const id of touched) this.cache(id).inFlight++;
     return (lsn) => {
@@ -337,10 +342,14 @@ export class KvNodeStore implements NodeStore {
     return node;
   }
 
+  /**
+   * Records a node in the transaction's overlay only; `beginCommit` encodes each changed node once into the
+   * transaction. A bulk load relinks the same neighbours many times per transaction, and encoding every version
+   * cost more than the rest of the SQL layer's share of a build.
+   */
   put(node: HnswNode): void {
     const txn = this.txn;
     if (!txn) throw new Error("HNSW write outside a transaction");
-    txn.put(nodeKey(this.indexId, node.id), encodeNode(node));
     const w = this.owner.writes(txn, true);
     let m = w.nodes.get(this.indexId);
     if (!m) {
