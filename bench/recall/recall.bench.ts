@@ -422,7 +422,7 @@ function svgChart(results: SystemResult[]): string {
       );
     });
   });
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W * groups.length}" height="${H}" font-family="sans-serif">\n<rect width="100%" height="100%" fill="white"/>\n${parts.join("\n")}\n</svg>\n`;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W * groups.length}" height="${H}" font-family="sans-serif">\n<title>bench/recall: recall@10 against queries per second</title>\n<rect width="100%" height="100%" fill="white"/>\n${parts.join("\n")}\n</svg>\n`;
 }
 
 // ---- main -----------------------------------------------------------------------------------------------------------
