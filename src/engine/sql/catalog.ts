@@ -9,6 +9,7 @@
  *   [tableId, ...pk]       → row (see row-codec.ts)
  *   [indexId, ...values]   → primary key suffix of the row (unique index, no NULL among the values)
  *   [indexId, ...values, ...pk] → primary key suffix (non-unique index, or a unique index entry holding a NULL)
+ *   [indexId, 0] / [indexId, 1, pk] → HNSW index: entry point / graph node of a row (hnsw-index.ts)
  * User ids start at 16. An id is never reused, so rows of a dropped table can never resurface in a new one.
  *
  * Index entries carry the row's encoded primary key as their value, so a lookup fetches the row without decoding
@@ -23,6 +24,7 @@
 
 import type { Node } from "libpg-query";
 import { encodeKey, tuplePrefixRange } from "../lsm/keycodec.js";
+import type { HnswSpec } from "./hnsw-index.js";
 import { type KeyPart, keyPartFn, type SqlType, type TypeSpec, typeFromSpec, type Value } from "./types.js";
 
 export const CATALOG_FORMAT = 1;
@@ -53,6 +55,8 @@ export interface IndexDef {
   unique: boolean;
   /** Set when the index enforces a UNIQUE constraint of the table (dropped with the constraint only). */
   constraint?: boolean;
+  /** An HNSW index (USING hnsw): its operator class and build parameters; absent for btree. */
+  hnsw?: HnswSpec;
 }
 
 export interface CheckDef {

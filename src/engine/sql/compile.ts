@@ -60,7 +60,10 @@ import {
   typeName,
   type Value,
   varcharType,
+  vectorType,
 } from "./types.js";
+import { vectorOpExpr } from "./vector-ops.js";
+import { vectorTypmod } from "./vector-type.js";
 
 // ---- scopes ---------------------------------------------------------------------------------------------------------
 
@@ -274,8 +277,10 @@ export function resolveTypeName(tn: TypeName): {
     case "xml":
     case "bit":
     case "varbit":
-    case "vector":
       throw unsupported(`type ${name}`);
+    case "vector":
+      if (mods.length > 1) throw sqlError(SqlState.InvalidParameterValue, "invalid type modifier");
+      return { type: mods.length === 0 ? T.vector : vectorType(vectorTypmod(mods[0]!)) };
     default:
       throw sqlError(SqlState.UndefinedObject, `type "${name}" does not exist`);
   }
@@ -812,6 +817,10 @@ function binaryOp(op: string, l: Expr, r: Expr, cx: CompileCx): Expr {
       return arithmeticExpr(op, l, r, cx.params);
     case "||":
       return concatExpr(l, r, cx.params);
+    case "<->":
+    case "<=>":
+    case "<#>":
+      return vectorOpExpr(op, l, r, cx.params);
     case "->":
     case "->>":
     case "@>":

@@ -21,6 +21,7 @@ import {
 import { type CompileCx, compileExpr, resolveTypeName, Scope } from "./compile.js";
 import { SqlState, sqlError, unsupported } from "./errors.js";
 import { coerce, ParamTypes } from "./expr.js";
+import { checkHnswColumn, hnswBackfill, hnswSpecOf } from "./hnsw-index.js";
 import type { ExecCtx, ExecResult, StatementPlan } from "./plan.js";
 import { decodeRow } from "./row-codec.js";
 import type { PlanCx } from "./select.js";
@@ -353,8 +354,9 @@ function validateDefinition(def: TableDef, pc: PlanCx): void {
 
 export function planCreateIndex(stmt: IndexStmt, pc: PlanCx): StatementPlan {
   const method = (stmt.accessMethod ?? "btree").toLowerCase();
-  if (method !== "btree" && method !== "hash")
-    throw unsupported(`index access method "${method}"`, "btree indexes are supported");
+  if (method !== "btree" && method !== "hash" && method !== "hnsw")
+    throw unsupported(`index access method "${method}"`, "btree and hnsw indexes are supported");
+  const hnsw = method === "hnsw" ? hnswSpecOf(stmt) : undefined;
   if (stmt.whereClause) throw unsupported("partial indexes (CREATE INDEX … WHERE)");
   if (stmt.indexIncludingParams && stmt.indexIncludingParams.length > 0) throw unsupported("INCLUDE columns");
   if (stmt.concurrent) throw unsupported("CREATE INDEX CONCURRENTLY");
@@ -364,7 +366,7 @@ export function planCreateIndex(stmt: IndexStmt, pc: PlanCx): StatementPlan {
       .IndexElem;
     if (!el.name) throw unsupported("indexes on expressions");
     if (el.collation && el.collation.length > 0) throw unsupported("COLLATE in an index");
-    if (el.opclass && el.opclass.length > 0) throw unsupported("operator classes in an index");
+    if (el.opclass && el.opclass.length > 0 && !hnsw) throw unsupported("operator classes in a btree index");
     return el.name;
   });
   const rel = stmt.relation!;
@@ -384,9 +386,16 @@ export function planCreateIndex(stmt: IndexStmt, pc: PlanCx): StatementPlan {
     }
     name ??= uniqueName(ctx, `${table.name}_${colNames.join("_")}_idx`, new Set());
     const id = await allocateIds(ctx, 1);
-    const ix: IndexDef = { id, name, columns: cols, unique: stmt.unique ?? false };
+    if (hnsw) checkHnswColumn(hnsw, table.types[cols[0]!]!);
+    const ix: IndexDef = { id, name, columns: cols, unique: stmt.unique ?? false, ...(hnsw ? { hnsw } : {}) };
     const def: TableDef = { ...table.def, indexes: [...table.def.indexes, ix] };
     const info = new TableInfo(def);
+    if (hnsw) {
+      await hnswBackfill(ctx, info, ix);
+      ctx.txn!.put(tableKey(table.name), serializeTable(def));
+      host.change(table.name, def);
+      return;
+    }
     const rt = runtimeOf(info, pc.position);
     const pos = def.indexes.length - 1;
     const txn = ctx.txn!;
@@ -441,7 +450,10 @@ export function planDrop(stmt: DropStmt, _pc: PlanCx): StatementPlan {
           throw sqlError(SqlState.UndefinedTable, `table "${name}" does not exist`);
         }
         await deleteRange(ctx, table.range);
-        for (const ix of table.def.indexes) await deleteRange(ctx, tuplePrefixRange([ix.id]));
+        for (const ix of table.def.indexes) {
+          await deleteRange(ctx, tuplePrefixRange([ix.id]));
+          if (ix.hnsw) ctx.services.vectors?.emptied(ctx.txn!, ix.id);
+        }
         for (const c of table.def.columns)
           if (c.default?.kind === "sequence") ctx.txn!.delete(sequenceKey(c.default.sequence));
         ctx.txn!.delete(tableKey(name));
@@ -474,6 +486,7 @@ export function planDrop(stmt: DropStmt, _pc: PlanCx): StatementPlan {
           );
         }
         await deleteRange(ctx, tuplePrefixRange([index.id]));
+        if (index.hnsw) ctx.services.vectors?.emptied(ctx.txn!, index.id);
         const def: TableDef = { ...table.def, indexes: table.def.indexes.filter((i) => i !== index) };
         ctx.txn!.put(tableKey(table.name), serializeTable(def));
         host.change(table.name, def);
@@ -494,7 +507,10 @@ export function planTruncate(stmt: TruncateStmt, _pc: PlanCx): StatementPlan {
       const table = host.catalog().table(name);
       if (!table) throw sqlError(SqlState.UndefinedTable, `relation "${name}" does not exist`);
       await deleteRange(ctx, table.range);
-      for (const ix of table.def.indexes) await deleteRange(ctx, tuplePrefixRange([ix.id]));
+      for (const ix of table.def.indexes) {
+        await deleteRange(ctx, tuplePrefixRange([ix.id]));
+        if (ix.hnsw) ctx.services.vectors?.emptied(ctx.txn!, ix.id);
+      }
     }
   });
 }

@@ -378,7 +378,7 @@ export function planInsert(stmt: InsertStmt, pc: PlanCx): StatementPlan {
         if (returning) out.push(project(returning, next, ctx));
         return;
       }
-      putRow(ctx, table, rt, row, pk);
+      await putRow(ctx, table, rt, row, pk);
       if (onConflict) touched.add(keyString(concatBytes(table.keyPrefix, pk)));
       count++;
       if (returning) out.push(project(returning, row, ctx));
@@ -537,7 +537,7 @@ export function planDelete(stmt: DeleteStmt, pc: PlanCx): StatementPlan {
       const rows = await collect(access, ctx);
       const out: Value[][] = [];
       for (const row of rows) {
-        deleteRow(ctx, table, rt, row);
+        await deleteRow(ctx, table, rt, row);
         if (returning) out.push(project(returning, row, ctx));
       }
       return { rows: out, rowCount: rows.length };

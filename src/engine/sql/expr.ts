@@ -35,11 +35,16 @@ export interface Env {
   sub: unknown[];
   /** The outer query's current row, read by a correlated subquery's references to it. */
   outer?: Value[];
+  /** The session's `hnsw.ef_search` (undefined: pgvector's default, 40). */
+  efSearch?: number;
 }
 
 export type EvalFn = (row: Value[], env: Env) => Value;
 
 export type CmpOp = "=" | "<>" | "<" | "<=" | ">" | ">=";
+
+/** pgvector's distance operators: L2, cosine distance, negative inner product. */
+export type VectorOp = "<->" | "<=>" | "<#>";
 
 export interface Expr {
   readonly type: SqlType;
@@ -63,6 +68,8 @@ export interface Expr {
   readonly inList?: { left: Expr; items: Expr[]; type: SqlType };
   /** Conjuncts of an AND, for the planner. */
   readonly conjuncts?: Expr[];
+  /** `column <op> query` with a vector distance operator and a row-independent query, for HNSW matching. */
+  readonly vectorDistance?: { op: VectorOp; column: number; query: Expr };
   /** Depends on something besides row, params and subplans (random(), clock_timestamp()). */
   readonly volatile?: boolean;
   /** Reads a subplan result (so it cannot be evaluated before the subplans ran). */

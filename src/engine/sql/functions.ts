@@ -29,6 +29,7 @@ import {
   typeName,
   type Value,
 } from "./types.js";
+import { vectorFunctions } from "./vector-ops.js";
 
 export type FunctionImpl = (args: Expr[], params: ParamTypes, name: string) => Expr;
 
@@ -691,6 +692,7 @@ export const scalarFunctions: ReadonlyMap<string, FunctionImpl> = (() => {
   timeFunctions(m);
   jsonFunctions(m);
   miscFunctions(m);
+  vectorFunctions(m);
   return m;
 })();
 

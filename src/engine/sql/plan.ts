@@ -14,6 +14,7 @@ import type { Catalog, IndexDef, TableDef, TableInfo } from "./catalog.js";
 import type { SubqueryMode } from "./compile.js";
 import { SqlState, sqlError } from "./errors.js";
 import { type Env, type Expr, tupleKeyFn } from "./expr.js";
+import type { VectorIndexes } from "./hnsw-index.js";
 import { decodeRow } from "./row-codec.js";
 import { comparator, keyPartFn, type SqlType, type Value } from "./types.js";
 
@@ -28,6 +29,8 @@ export interface Kv {
 export interface Services {
   /** Next value of a sequence (serial columns, rowids); synchronous while the cached block lasts. */
   nextSequence(id: number, max: number, name: string): number | Promise<number>;
+  /** HNSW indexes' decoded-node caches and commit bookkeeping (hnsw-index.ts). */
+  vectors?: VectorIndexes;
 }
 
 /** What DDL needs from the session: its current catalog (with this transaction's changes) and a way to change it. */

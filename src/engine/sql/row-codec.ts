@@ -14,6 +14,7 @@
  *     text, varchar, bpchar varint length + UTF-8
  *     bytea                 varint length + bytes
  *     jsonb                 varint length + UTF-8 JSON text
+ *     vector                varint dimension count n + n float32 little-endian
  *
  * Invariants: a row decodes only with the column types it was written with, in order; columns are appended and
  * never reordered, so a row shorter than the schema (written before ADD COLUMN) reads its missing columns as
@@ -182,6 +183,18 @@ function writeValue(kind: TypeKind, v: Exclude<Value, null>): void {
     case "jsonb":
       writeUtf8(JSON.stringify((v as Jsonb).value));
       return;
+    case "vector": {
+      const vec = v as Float32Array;
+      writeVarint(vec.length);
+      ensure(4 * vec.length);
+      if (littleEndian) {
+        buf.set(new Uint8Array(vec.buffer, vec.byteOffset, vec.byteLength), pos);
+        pos += vec.byteLength;
+      } else {
+        for (let i = 0; i < vec.length; i++) writeFloat32(vec[i]!);
+      }
+      return;
+    }
     default:
       writeUtf8(v as string);
   }
@@ -338,6 +351,15 @@ function readValue(kind: TypeKind): Value {
     }
     case "jsonb":
       return new Jsonb(JSON.parse(readString()) as JsonValue);
+    case "vector": {
+      const n = readVarint();
+      need(4 * n);
+      const out = new Float32Array(n);
+      if (littleEndian) new Uint8Array(out.buffer).set(src.subarray(at, at + 4 * n));
+      else for (let i = 0; i < n; i++) out[i] = readFloat32();
+      if (littleEndian) at += 4 * n;
+      return out;
+    }
     default:
       return readString();
   }

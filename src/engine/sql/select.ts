@@ -43,6 +43,7 @@ import {
 } from "./compile.js";
 import { SqlState, sqlError, unsupported } from "./errors.js";
 import { coerce, type Expr, type ParamTypes, resolveUnknown, unifyTypes } from "./expr.js";
+import { HnswScan, matchHnsw } from "./hnsw-index.js";
 import { compareExpr } from "./operators.js";
 import {
   type AccessPath,
@@ -872,6 +873,30 @@ export function planSelect(stmt: SelectStmt, pc: PlanCx, parent?: Scope): Planne
     }
   }
 
+  // ORDER BY col <op> q LIMIT k from an HNSW index with the operator's class (hnsw-index.ts).
+  let vectorScan: HnswScan | undefined;
+  if (
+    sortNeeded &&
+    leaf &&
+    source === leaf &&
+    !grouped &&
+    !distinct &&
+    sortKeys.length === 1 &&
+    !sortKeys[0]!.desc &&
+    !sortKeys[0]!.nullsFirst &&
+    stmt.limitCount
+  ) {
+    const k = sortKeys[0]!;
+    const e = k.index < items.length ? items[k.index]!.expr : hidden[k.index - items.length]!;
+    const vd = e.vectorDistance;
+    const ix = vd ? matchHnsw(leaf.table, vd) : undefined;
+    if (vd && ix) {
+      vectorScan = new HnswScan(leaf, ix, vd, where, sortText[0]!);
+      source = vectorScan;
+      sortNeeded = false;
+    }
+  }
+
   const width = items.length;
   const projected = [...items.map((i) => i.expr), ...hidden];
   source = new ProjectNode(source, projected, correlatedPlans(projected, pc.initPlans));
@@ -885,6 +910,10 @@ export function planSelect(stmt: SelectStmt, pc: PlanCx, parent?: Scope): Planne
       distinctKeys,
     );
   source = applyLimit(source, stmt, pc);
+  if (vectorScan && source instanceof LimitNode) {
+    vectorScan.limit = source.limit;
+    vectorScan.offset = source.offset;
+  }
   if (hidden.length > 0) source = new TrimNode(source, width);
   return { source, columns: items.map((i) => ({ name: i.name, type: i.expr.type })) };
 }

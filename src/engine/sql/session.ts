@@ -14,12 +14,13 @@
 
 import { ErrorCodes, isTwillError, TwillError } from "../../errors.js";
 import type { Engine } from "../engine.js";
-import { NEEDS_IO, } from "../lsm/types.js";
+import { NEEDS_IO } from "../lsm/types.js";
 import { KEY_BYTES_MAX, type Transaction } from "../txn/transaction.js";
 import { Catalog, deserializeTable, type TableDef, TableInfo, tablesRange } from "./catalog.js";
 import { nowMicros } from "./datetime.js";
 import { SqlState, sqlError } from "./errors.js";
 import type { Env } from "./expr.js";
+import { EF_SEARCH_DEFAULT, VectorIndexes } from "./hnsw-index.js";
 import { loadParser, type ParsedSql, parseSql } from "./parser.js";
 import {
   type DdlHost,
@@ -109,12 +110,22 @@ export class TxnState implements DdlHost {
   }
 
   async commit(): Promise<void> {
-    await this.txn.commit();
+    // HNSW caches must not serve nodes this commit replaces, from before it starts until it settled.
+    const settled = this.sql.vectors.beginCommit(this.txn);
+    let lsn: number;
+    try {
+      lsn = await this.txn.commit();
+    } catch (error) {
+      settled?.(undefined);
+      throw error;
+    }
+    settled?.(lsn);
     if (this.pending.size > 0) this.sql.install(this.pending);
   }
 
   abort(): void {
     this.txn.abort();
+    this.sql.vectors.aborted(this.txn);
   }
 }
 
@@ -161,6 +172,7 @@ export class SqlEngine {
   catalog: Catalog;
   readonly sequences: Sequences;
   readonly services: Services;
+  readonly vectors = new VectorIndexes();
   /** Reads the latest committed state: for single-key autocommit reads. */
   readonly reader: Kv;
   private readonly cache = new Map<string, CacheEntry>();
@@ -173,7 +185,7 @@ export class SqlEngine {
     this.catalog = catalog;
     this.sequences = new Sequences(engine);
     const seq = this.sequences;
-    this.services = { nextSequence: (id, max, name) => seq.next(id, max, name) };
+    this.services = { nextSequence: (id, max, name) => seq.next(id, max, name), vectors: this.vectors };
     // A memory-only read lets a point SELECT finish without awaiting the engine when its block is cached.
     this.reader = {
       get: (key) => engine.read(key),
@@ -292,6 +304,8 @@ export class Session {
   /** The open explicit transaction (BEGIN, or the transaction of a transaction() callback). */
   private state: TxnState | undefined;
   private lock: Promise<unknown> = Promise.resolve();
+  /** `SET hnsw.ef_search`; session-wide (not rolled back with a transaction, unlike PostgreSQL's SET). */
+  private efSearch: number | undefined;
 
   constructor(
     readonly sql: SqlEngine,
@@ -443,9 +457,18 @@ export class Session {
       }
       case "set":
         if (state?.failed) throw failedTxn();
-        return { command: "SET", rowCount: 0, columns: [], rows: NO_ROWS };
+        if (planned.efSearch !== undefined) this.efSearch = planned.efSearch;
+        return { command: planned.command, rowCount: 0, columns: [], rows: NO_ROWS };
       case "show":
         if (state?.failed) throw failedTxn();
+        if (planned.name === "hnsw.ef_search") {
+          return {
+            command: "SHOW",
+            rowCount: 1,
+            columns: cached.shape!.columns,
+            rows: [cached.shape!.build([String(this.efSearch ?? EF_SEARCH_DEFAULT)])],
+          };
+        }
         return {
           command: "SHOW",
           rowCount: 1,
@@ -485,6 +508,7 @@ export class Session {
 
   private async execIn(state: TxnState, plan: StatementPlan, params: Value[]): Promise<ExecResult> {
     const env: Env = { params, now: state.now, sub: [] };
+    if (this.efSearch !== undefined) env.efSearch = this.efSearch;
     const ctx: ExecCtx = { kv: state.txn, txn: state.txn, env, services: this.sql.services, ddl: state };
     if (plan.point) {
       // A primary-key point read inside a transaction: one txn.get, no iterator machinery.

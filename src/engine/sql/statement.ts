@@ -17,6 +17,7 @@ import { planCreateIndex, planCreateTable, planDrop, planTruncate } from "./ddl.
 import { planDelete, planInsert, planUpdate } from "./dml.js";
 import { SqlState, sqlError, unsupported } from "./errors.js";
 import { ParamTypes } from "./expr.js";
+import { EF_SEARCH_DEFAULT, EF_SEARCH_MAX, EF_SEARCH_MIN } from "./hnsw-index.js";
 import {
   collect,
   type InitPlan,
@@ -34,8 +35,39 @@ export type Planned =
   | { kind: "begin"; isolation: string | undefined }
   | { kind: "commit" }
   | { kind: "rollback" }
-  | { kind: "set"; command: string }
+  | { kind: "set"; command: string; efSearch?: number }
   | { kind: "show"; name: string; value: string };
+
+/** `SET hnsw.ef_search = n` (pgvector's setting: an integer in 1..1000, default 40). */
+function setEfSearch(v: VariableSetStmt): Planned {
+  if (v.is_local) throw unsupported("SET LOCAL hnsw.ef_search", "use SET hnsw.ef_search (session-wide)");
+  if (v.kind === "VAR_SET_DEFAULT" || v.kind === "VAR_RESET") {
+    return { kind: "set", command: v.kind === "VAR_RESET" ? "RESET" : "SET", efSearch: EF_SEARCH_DEFAULT };
+  }
+  if (v.kind !== "VAR_SET_VALUE") throw unsupported("this form of SET hnsw.ef_search");
+  const args = v.args ?? [];
+  const c = (
+    args[0] as { A_Const?: { ival?: { ival?: number }; sval?: { sval?: string }; fval?: { fval?: string } } }
+  )?.A_Const;
+  const text = c?.ival ? String(c.ival.ival ?? 0) : (c?.sval?.sval ?? c?.fval?.fval ?? "");
+  const n = /^\s*[+-]?\d+\s*$/.test(text) ? Number(text) : Number.NaN;
+  if (args.length !== 1 || !Number.isSafeInteger(n)) {
+    throw sqlError(
+      SqlState.InvalidParameterValue,
+      `invalid value for parameter "hnsw.ef_search": "${text}"`,
+      {
+        hint: "This parameter accepts an integer.",
+      },
+    );
+  }
+  if (n < EF_SEARCH_MIN || n > EF_SEARCH_MAX) {
+    throw sqlError(
+      SqlState.InvalidParameterValue,
+      `${n} is outside the valid range for parameter "hnsw.ef_search" (${EF_SEARCH_MIN} .. ${EF_SEARCH_MAX})`,
+    );
+  }
+  return { kind: "set", command: "SET", efSearch: n };
+}
 
 function str(n: Node | undefined): string {
   if (!n) return "";
@@ -209,6 +241,7 @@ export function planStatement(node: Node, catalog: Catalog, position: (o: number
     const v = (node as { VariableSetStmt: VariableSetStmt }).VariableSetStmt;
     const name = (v.name ?? "").toLowerCase();
     const value = (v.args ?? []).map(str).join(", ").toLowerCase();
+    if (name === "hnsw.ef_search") return setEfSearch(v);
     if (v.kind === "VAR_SET_VALUE" || v.kind === "VAR_SET_DEFAULT" || v.kind === "VAR_RESET") {
       if (name === "timezone" && ["utc", "gmt", "etc/utc", "z", "zulu", "0", ""].includes(value))
         return { kind: "set", command: "SET" };
@@ -223,6 +256,7 @@ export function planStatement(node: Node, catalog: Catalog, position: (o: number
   }
   if (tag === "VariableShowStmt") {
     const name = ((node as { VariableShowStmt: VariableShowStmt }).VariableShowStmt.name ?? "").toLowerCase();
+    if (name === "hnsw.ef_search") return { kind: "show", name, value: "" }; // the session fills it in
     const value = SHOWABLE[name];
     if (value === undefined)
       throw sqlError(SqlState.UndefinedObject, `unrecognized configuration parameter "${name}"`);

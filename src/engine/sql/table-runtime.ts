@@ -14,6 +14,7 @@ import type { CheckDef, IndexDef, TableInfo } from "./catalog.js";
 import { asBool, type CompileCx, compileExpr, Scope, type ScopeRel } from "./compile.js";
 import { SqlState, sqlError } from "./errors.js";
 import { coerce, type Env, type Expr, ParamTypes } from "./expr.js";
+import { hnswChanged, hnswDelete, hnswInsert, isHnsw } from "./hnsw-index.js";
 import { concatBytes, type ExecCtx } from "./plan.js";
 import { encodeRowView } from "./row-codec.js";
 import { keyPartFn, outputText, type Value } from "./types.js";
@@ -240,14 +241,34 @@ function checkKeySize(key: Uint8Array, what: string): Uint8Array {
   return key;
 }
 
-/** Writes a new row and its index entries; the caller has validated it and checked conflicts. */
-export function putRow(ctx: ExecCtx, table: TableInfo, rt: TableRuntime, row: Value[], pk: Uint8Array): void {
+/**
+ * Writes a new row and its index entries; the caller has validated it and checked conflicts. Synchronous unless
+ * the table has an HNSW index (whose graph insert reads nodes), so plain tables pay no promise.
+ */
+export function putRow(
+  ctx: ExecCtx,
+  table: TableInfo,
+  rt: TableRuntime,
+  row: Value[],
+  pk: Uint8Array,
+  skipVectors = false,
+): void | Promise<void> {
   const txn = ctx.txn!;
   const rowKey = checkKeySize(concatBytes(table.keyPrefix, pk), table.def.pkName ?? `${table.name}_pkey`);
+  let vectors = false;
   for (let i = 0; i < table.def.indexes.length; i++) {
+    if (isHnsw(table.def.indexes[i]!)) {
+      vectors = true;
+      continue;
+    }
     txn.put(checkKeySize(indexEntry(table, rt, i, row, pk).key, table.def.indexes[i]!.name), pk);
   }
   txn.put(rowKey, encodeRowView(table.types, row));
+  if (vectors && !skipVectors) return putVectors(ctx, table, row, pk);
+}
+
+async function putVectors(ctx: ExecCtx, table: TableInfo, row: Value[], pk: Uint8Array): Promise<void> {
+  for (const ix of table.def.indexes) if (isHnsw(ix)) await hnswInsert(ctx, ix, row, pk);
 }
 
 export async function insertRow(
@@ -260,7 +281,7 @@ export async function insertRow(
   const pk = pkSuffix(table, row);
   const c = await findConflict(ctx, table, rt, row, pk);
   if (c) throw conflictError(table, c, row);
-  putRow(ctx, table, rt, row, pk);
+  await putRow(ctx, table, rt, row, pk);
 }
 
 export async function updateRow(
@@ -278,18 +299,39 @@ export async function updateRow(
   const c = await findConflict(ctx, table, rt, newRow, newPk, oldPk);
   if (c) throw conflictError(table, c, newRow);
   for (let i = 0; i < table.def.indexes.length; i++) {
+    if (isHnsw(table.def.indexes[i]!)) continue;
     const o = indexEntry(table, rt, i, oldRow, oldPk);
     const n = indexEntry(table, rt, i, newRow, newPk);
     if (bytesEqual(o.key, n.key) && !pkChanged) continue;
     txn.delete(o.key);
   }
   if (pkChanged) txn.delete(concatBytes(table.keyPrefix, oldPk));
-  putRow(ctx, table, rt, newRow, newPk);
+  await putRow(ctx, table, rt, newRow, newPk, true);
+  // An update is delete + insert for HNSW, and only when the vector or the row's key changed.
+  for (const ix of table.def.indexes) {
+    if (!isHnsw(ix) || !hnswChanged(ix, oldRow, newRow, pkChanged)) continue;
+    if (pkChanged) await hnswDelete(ctx, ix, oldPk);
+    await hnswInsert(ctx, ix, newRow, newPk);
+  }
 }
 
-export function deleteRow(ctx: ExecCtx, table: TableInfo, rt: TableRuntime, row: Value[]): void {
+export function deleteRow(
+  ctx: ExecCtx,
+  table: TableInfo,
+  rt: TableRuntime,
+  row: Value[],
+): void | Promise<void> {
   const txn = ctx.txn!;
   const pk = pkSuffix(table, row);
-  for (let i = 0; i < table.def.indexes.length; i++) txn.delete(indexEntry(table, rt, i, row, pk).key);
+  let vectors = false;
+  for (let i = 0; i < table.def.indexes.length; i++) {
+    if (isHnsw(table.def.indexes[i]!)) vectors = true;
+    else txn.delete(indexEntry(table, rt, i, row, pk).key);
+  }
   txn.delete(concatBytes(table.keyPrefix, pk));
+  if (vectors) return deleteVectors(ctx, table, pk);
+}
+
+async function deleteVectors(ctx: ExecCtx, table: TableInfo, pk: Uint8Array): Promise<void> {
+  for (const ix of table.def.indexes) if (isHnsw(ix)) await hnswDelete(ctx, ix, pk);
 }

@@ -6,7 +6,8 @@
  *   bool → boolean · int2, int4 → number · int8 → number when it is a safe integer, else bigint (one canonical
  *   form, so `===` is equality) · float4, float8 → number (float4 rounded with Math.fround) · numeric → canonical
  *   text ("1.50", "NaN") · text, varchar, bpchar (blank-padded), uuid (lowercase, hyphenated) → string ·
- *   bytea → Uint8Array · jsonb → Jsonb · timestamptz, timestamp → microseconds since the epoch · date → days.
+ *   bytea → Uint8Array · jsonb → Jsonb · timestamptz, timestamp → microseconds since the epoch · date → days ·
+ *   vector → Float32Array (src/vector/vector.ts; `length` of the SqlType holds vector(n)'s dimension count).
  */
 
 import { type DateTimeKind, dateToMicros, formatDateTime, parseDateTime, toJsDate } from "./datetime.js";
@@ -29,8 +30,16 @@ import {
   numericKey,
   numericToBigInt,
 } from "./numeric.js";
+import {
+  checkVectorDims,
+  compareVectors,
+  formatVectorValue,
+  parseVectorText,
+  vectorFromJs,
+  vectorKeyPart,
+} from "./vector-type.js";
 
-export type Value = null | boolean | number | bigint | string | Uint8Array | Jsonb;
+export type Value = null | boolean | number | bigint | string | Uint8Array | Jsonb | Float32Array;
 
 export type TypeKind =
   | "bool"
@@ -49,6 +58,7 @@ export type TypeKind =
   | "timestamp"
   | "date"
   | "uuid"
+  | "vector"
   | "unknown";
 
 export const Oid: Record<TypeKind, number> = {
@@ -69,12 +79,16 @@ export const Oid: Record<TypeKind, number> = {
   numeric: 1700,
   uuid: 2950,
   jsonb: 3802,
+  // pgvector's OID is assigned by CREATE EXTENSION, so it differs per database; Twill DB has no extensions and
+  // needs a fixed one. 16385 is in the range PostgreSQL leaves to user objects (>= 16384, so it never collides
+  // with a built-in type) and is what a fresh PostgreSQL gives `vector` when pgvector is its first extension.
+  vector: 16385,
 };
 
 export interface SqlType {
   readonly kind: TypeKind;
   readonly oid: number;
-  /** varchar(n) / char(n): the length limit in characters; -1 when unlimited. */
+  /** varchar(n) / char(n): the length limit in characters; vector(n): the dimensions; -1 when unlimited. */
   readonly length: number;
   /** numeric(p, s): precision and scale; -1 when unconstrained. */
   readonly precision: number;
@@ -102,6 +116,7 @@ export const T = {
   timestamp: mk("timestamp"),
   date: mk("date"),
   uuid: mk("uuid"),
+  vector: mk("vector"),
   unknown: mk("unknown"),
 } as const satisfies Record<TypeKind, SqlType>;
 
@@ -110,6 +125,9 @@ export function varcharType(n: number): SqlType {
 }
 export function bpcharType(n: number): SqlType {
   return mk("bpchar", n);
+}
+export function vectorType(dims: number): SqlType {
+  return mk("vector", dims);
 }
 export function numericType(precision: number, scale: number): SqlType {
   return mk("numeric", -1, precision, scale);
@@ -165,6 +183,8 @@ export function typeName(t: SqlType): string {
       return "timestamp with time zone";
     case "timestamp":
       return "timestamp without time zone";
+    case "vector":
+      return t.length >= 0 ? `vector(${t.length})` : "vector";
     default:
       return t.kind;
   }
@@ -215,7 +235,8 @@ const DATETIME_RANK: Partial<Record<TypeKind, number>> = { date: 1, timestamp: 2
 /** The common type two operands are promoted to (PostgreSQL's implicit casts); undefined when there is none. */
 export function commonType(a: SqlType, b: SqlType): SqlType | undefined {
   if (a.kind === b.kind) {
-    if (a.kind === "varchar" || a.kind === "bpchar") return a.length === b.length ? a : T[a.kind];
+    if (a.kind === "varchar" || a.kind === "bpchar" || a.kind === "vector")
+      return a.length === b.length ? a : T[a.kind];
     if (a.kind === "numeric") return a.precision === b.precision && a.scale === b.scale ? a : T.numeric;
     return a;
   }
@@ -520,6 +541,8 @@ export function inputText(t: SqlType, text: string, now: number): Value {
     case "timestamp":
     case "date":
       return parseDateTime(text, t.kind, now);
+    case "vector":
+      return parseVectorText(text, t.length);
   }
 }
 
@@ -540,6 +563,8 @@ export function outputText(t: SqlType, v: Exclude<Value, null>): string {
     case "timestamp":
     case "date":
       return formatDateTime(v as number, t.kind);
+    case "vector":
+      return formatVectorValue(v as Float32Array);
     default:
       return String(v);
   }
@@ -591,7 +616,7 @@ export function castFunction(from: SqlType, to: SqlType, mode: CastMode): CastFn
   const f = from.kind;
   const k = to.kind;
   if (f === "unknown") {
-    if (explicit && to.length >= 0) return (v) => applyLength(to, String(v), true);
+    if (explicit && to.length >= 0 && k !== "vector") return (v) => applyLength(to, String(v), true);
     return (v, now) => inputText(to, String(v), now);
   }
   if (f === k) {
@@ -601,6 +626,7 @@ export function castFunction(from: SqlType, to: SqlType, mode: CastMode): CastFn
     }
     if (k === "numeric" && to.precision >= 0)
       return (v) => applyNumericTypmod(v as string, to.precision, to.scale);
+    if (k === "vector" && to.length >= 0) return (v) => checkVectorDims(v as Float32Array, to.length);
     return (v) => v;
   }
   const cf = category(from);
@@ -748,6 +774,8 @@ export function comparator(t: SqlType): Comparator {
       return (a, b) => Buffer.compare(a as Uint8Array, b as Uint8Array);
     case "jsonb":
       return (a, b) => compareJson((a as Jsonb).value, (b as Jsonb).value);
+    case "vector":
+      return (a, b) => compareVectors(a as Float32Array, b as Float32Array);
     default:
       return (a, b) => compareText(a as string, b as string);
   }
@@ -788,6 +816,8 @@ export function keyPartFn(t: SqlType): (v: Value) => KeyPart {
       return (v) => (v === null ? null : trimEndBlanks(v as string));
     case "jsonb":
       return (v) => (v === null ? null : formatJsonb(v as Jsonb));
+    case "vector":
+      return (v) => (v === null ? null : vectorKeyPart(v as Float32Array));
     default:
       return (v) => v as KeyPart;
   }
@@ -795,7 +825,7 @@ export function keyPartFn(t: SqlType): (v: Value) => KeyPart {
 
 /** Whether key order equals the type's order (so range predicates may use an index). */
 export function keyOrdered(t: SqlType): boolean {
-  return t.kind !== "jsonb";
+  return t.kind !== "jsonb" && t.kind !== "vector";
 }
 
 // ---- JavaScript boundary ----------------------------------------------------------------------------------------
@@ -900,6 +930,9 @@ export function fromJs(t: SqlType, v: unknown, now: number): Value {
     case "unknown":
       if (typeof v === "string") return v;
       break;
+    case "vector":
+      if (typeof v !== "string") return vectorFromJs(v, t.length);
+      break;
     default:
       break;
   }
@@ -914,6 +947,7 @@ export function typeOfJs(v: unknown): SqlType {
   if (typeof v === "boolean") return T.bool;
   if (v instanceof Date) return T.timestamptz;
   if (v instanceof Uint8Array) return T.bytea;
+  if (v instanceof Float32Array) return T.vector;
   if (v !== null && typeof v === "object") return T.jsonb;
   return T.text;
 }

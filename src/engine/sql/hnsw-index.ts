@@ -1,0 +1,593 @@
+/**
+ * HNSW indexes in SQL: `CREATE INDEX … USING hnsw (col vector_l2_ops | vector_cosine_ops | vector_ip_ops)
+ * WITH (m = 16, ef_construction = 64)`, their maintenance on every row write, and the index scan that answers
+ * `ORDER BY col <op> $1 LIMIT k`.
+ *
+ * Storage: the graph (src/vector/hnsw.ts) runs over a node store whose records are engine KV records of the
+ * statement's transaction (formats in src/vector/node-codec.ts; keys [indexId, 0] meta and [indexId, 1, pk] per
+ * node). So a row and its node commit or roll back together, a crash loses neither, reopening never rebuilds the
+ * graph, and a search reads only the nodes it visits (through the block cache).
+ *
+ * Decoded-node cache (per index, shared by all sessions of one SqlEngine). Correctness never depends on it:
+ *   - it only holds committed nodes, decoded from what a transaction read;
+ *   - a transaction's own writes live in its own overlay and are read from there first; they are encoded into
+ *     the transaction once each, just before it commits (TRUNCATE and DROP drop the overlay of the index);
+ *   - a commit that wrote nodes of an index marks the index in flight before it starts (nobody reads or fills
+ *     the cache meanwhile); once durable it installs the nodes it wrote (exactly the versions committed at its
+ *     LSN; a failed commit, or one settling after a newer one, evicts them instead; TRUNCATE empties the index's
+ *     cache) and records its commit LSN as the index's `lastWriteLsn`;
+ *   - a reader uses the cache only when its snapshot is at or after `lastWriteLsn` (it sees every committed write
+ *     of the index, so the cached version is the one it would read), and fills it only if that still holds when
+ *     its read returns. Older snapshots read the engine directly. An abort just drops the overlay.
+ *
+ * Vectors that are never indexed (as in pgvector): NULL, and a zero vector under cosine (no direction). An index
+ * scan never returns those rows.
+ *
+ * Filtered search: the scan evaluates the whole WHERE clause on each hit. When WHERE gives the table access a key
+ * (an index or primary-key condition), the scan first counts the matching rows through that key, up to
+ * PREFILTER_ROWS_MAX: a selective filter is answered exactly from those rows. Otherwise it searches the graph with
+ * a beam widened from the observed pass rate (about 2k / rate candidates) until k rows pass or the graph is
+ * exhausted, falling back to an exact scan once the beam would exceed BEAM_MAX.
+ */
+
+import type { DefElem, IndexStmt, Node } from "libpg-query";
+import { l2Normalize, type Metric, norm } from "../../vector/distance.js";
+import { Hnsw, type HnswMeta, type HnswNode, type HnswParams, type NodeStore } from "../../vector/hnsw.js";
+import {
+  decodeMeta,
+  decodeNode,
+  encodeMeta,
+  encodeNode,
+  idFromBytes,
+  idToBytes,
+} from "../../vector/node-codec.js";
+import { encodeKey } from "../lsm/keycodec.js";
+import type { Transaction } from "../txn/transaction.js";
+import type { IndexDef, TableInfo } from "./catalog.js";
+import { SqlState, sqlError, unsupported } from "./errors.js";
+import type { Env, Expr, VectorOp } from "./expr.js";
+import {
+  concatBytes,
+  EMPTY_ROW,
+  type ExecCtx,
+  type ExplainNode,
+  type Kv,
+  type RowSource,
+  type TableAccess,
+} from "./plan.js";
+import { decodeRow } from "./row-codec.js";
+import type { SqlType, Value } from "./types.js";
+import { DISTANCES } from "./vector-ops.js";
+
+export interface HnswSpec {
+  opclass: "vector_l2_ops" | "vector_cosine_ops" | "vector_ip_ops";
+  m: number;
+  efConstruction: number;
+}
+
+const OPCLASSES: Record<HnswSpec["opclass"], { metric: Metric; op: VectorOp }> = {
+  vector_l2_ops: { metric: "l2", op: "<->" },
+  vector_cosine_ops: { metric: "cosine", op: "<=>" },
+  vector_ip_ops: { metric: "ip", op: "<#>" },
+};
+
+/** pgvector's hnsw.ef_search default and range. */
+export const EF_SEARCH_DEFAULT = 40;
+export const EF_SEARCH_MIN = 1;
+export const EF_SEARCH_MAX = 1000;
+
+/** A key-restricted filter matching at most this many rows is answered exactly from them. */
+export const PREFILTER_ROWS_MAX = 5000;
+/** Beyond this beam width a filtered search scans the table exactly instead. */
+export const BEAM_MAX = 20000;
+
+// ---- CREATE INDEX … USING hnsw ---------------------------------------------------------------------------------
+
+function intOption(d: DefElem): number {
+  const arg = d.arg as { Integer?: { ival?: number }; Float?: { fval?: string }; String?: { sval?: string } };
+  const raw = arg?.Integer ? (arg.Integer.ival ?? 0) : Number(arg?.Float?.fval ?? arg?.String?.sval);
+  if (!Number.isInteger(raw)) {
+    throw sqlError(SqlState.InvalidParameterValue, `invalid value for integer option "${d.defname}": ${raw}`);
+  }
+  return raw;
+}
+
+function bounded(name: string, v: number, lo: number, hi: number): number {
+  if (v < lo || v > hi) {
+    throw sqlError(SqlState.InvalidParameterValue, `value ${v} out of bounds for option "${name}"`, {
+      detail: `Valid values are between "${lo}" and "${hi}".`,
+    });
+  }
+  return v;
+}
+
+/** Validates an hnsw CREATE INDEX as pgvector does and returns its spec (column checks come with the table). */
+export function hnswSpecOf(stmt: IndexStmt): HnswSpec {
+  if (stmt.unique)
+    throw sqlError(SqlState.FeatureNotSupported, 'access method "hnsw" does not support unique indexes');
+  const params = stmt.indexParams ?? [];
+  if (params.length !== 1) {
+    throw sqlError(SqlState.FeatureNotSupported, 'access method "hnsw" does not support multicolumn indexes');
+  }
+  const el = (params[0] as { IndexElem: { opclass?: Node[] } }).IndexElem;
+  const names = (el.opclass ?? []).map((n) => ("String" in n ? (n.String.sval ?? "") : ""));
+  const opclass = names[names.length - 1]?.toLowerCase();
+  if (opclass === undefined) {
+    throw sqlError(
+      SqlState.UndefinedObject,
+      'data type vector has no default operator class for access method "hnsw"',
+      {
+        hint: "You must specify an operator class for the index or define a default operator class for the data type.",
+      },
+    );
+  }
+  if (!(opclass in OPCLASSES)) {
+    throw sqlError(
+      SqlState.UndefinedObject,
+      `operator class "${opclass}" does not exist for access method "hnsw"`,
+      {
+        hint: "Twill DB's hnsw operator classes: vector_l2_ops, vector_cosine_ops, vector_ip_ops.",
+      },
+    );
+  }
+  let m = 16;
+  let efConstruction = 64;
+  for (const o of stmt.options ?? []) {
+    const d = (o as { DefElem: DefElem }).DefElem;
+    const name = (d.defname ?? "").toLowerCase();
+    if (name === "m") m = bounded("m", intOption(d), 2, 100);
+    else if (name === "ef_construction") efConstruction = bounded("ef_construction", intOption(d), 4, 1000);
+    else throw sqlError(SqlState.InvalidParameterValue, `unrecognized parameter "${d.defname}"`);
+  }
+  if (efConstruction < 2 * m) {
+    throw sqlError(SqlState.InvalidParameterValue, "ef_construction must be greater than or equal to 2 * m");
+  }
+  return { opclass: opclass as HnswSpec["opclass"], m, efConstruction };
+}
+
+/** The column checks of pgvector's hnsw build. */
+export function checkHnswColumn(spec: HnswSpec, type: SqlType): void {
+  if (type.kind !== "vector") {
+    throw sqlError(
+      SqlState.DatatypeMismatch,
+      `operator class "${spec.opclass}" does not accept data type ${type.kind === "int4" ? "integer" : type.kind}`,
+    );
+  }
+  if (type.length < 0) throw sqlError("22000", "column does not have dimensions");
+}
+
+export function isHnsw(ix: IndexDef): boolean {
+  return ix.hnsw !== undefined;
+}
+
+// ---- the decoded-node cache and the commit protocol -------------------------------------------------------------
+
+class IndexCache {
+  readonly nodes = new Map<string, HnswNode>();
+  meta: HnswMeta | undefined;
+  lastWriteLsn = 0;
+  inFlight = 0;
+
+  usable(snapshot: number): boolean {
+    return this.inFlight === 0 && snapshot >= this.lastWriteLsn;
+  }
+}
+
+/** One transaction's HNSW writes: decoded nodes it put (its overlay) and indexes it emptied. */
+class TxnWrites {
+  readonly nodes = new Map<number, Map<string, HnswNode>>();
+  readonly metas = new Map<number, HnswMeta>();
+  readonly emptied = new Set<number>();
+
+  touched(): Set<number> {
+    return new Set([...this.nodes.keys(), ...this.metas.keys(), ...this.emptied]);
+  }
+}
+
+const nodeBytes = (n: HnswNode) =>
+  96 + 4 * n.vector.length + n.neighbors.reduce((s, l) => s + 24 * l.length, 0);
+
+/** Per SqlEngine: the caches of all HNSW indexes and the writes of open transactions. */
+export class VectorIndexes {
+  private readonly caches = new Map<number, IndexCache>();
+  private readonly txns = new WeakMap<Transaction, TxnWrites>();
+  private bytes = 0;
+
+  constructor(
+    /** Budget of decoded nodes across indexes; beyond it the oldest entries are evicted. */
+    readonly cacheBytesMax = 256 * 1024 * 1024,
+  ) {}
+
+  cache(indexId: number): IndexCache {
+    let c = this.caches.get(indexId);
+    if (!c) {
+      c = new IndexCache();
+      this.caches.set(indexId, c);
+    }
+    return c;
+  }
+
+  writes(txn: Transaction, create: true): TxnWrites;
+  writes(txn: Transaction, create: false): TxnWrites | undefined;
+  writes(txn: Transaction, create: boolean): TxnWrites | undefined {
+    let w = this.txns.get(txn);
+    if (!w && create) {
+      w = new TxnWrites();
+      this.txns.set(txn, w);
+    }
+    return w;
+  }
+
+  add(cache: IndexCache, node: HnswNode): void {
+    if (cache.nodes.has(node.id)) return;
+    cache.nodes.set(node.id, node);
+    this.bytes += nodeBytes(node);
+    if (this.bytes > this.cacheBytesMax) this.evict(cache);
+  }
+
+  private evict(cache: IndexCache): void {
+    // Oldest first (Map order), from the index being filled, down to 7/8 of the budget.
+    for (const [id, n] of cache.nodes) {
+      if (this.bytes <= (this.cacheBytesMax * 7) / 8) break;
+      cache.nodes.delete(id);
+      this.bytes -= nodeBytes(n);
+    }
+  }
+
+  private drop(cache: IndexCache, id: string): void {
+    const n = cache.nodes.get(id);
+    if (n) {
+      cache.nodes.delete(id);
+      this.bytes -= nodeBytes(n);
+    }
+  }
+
+  /** An index's nodes are all gone in this transaction (TRUNCATE, DROP). */
+  emptied(txn: Transaction, indexId: number): void {
+    const w = this.writes(txn, true);
+    w.emptied.add(indexId);
+    w.nodes.delete(indexId);
+    w.metas.delete(indexId);
+  }
+
+  /**
+   * Called before a transaction commits; returns what to call once the commit settled (with its LSN, or
+   * undefined when it failed), or undefined when the transaction wrote no HNSW record.
+   */
+  beginCommit(txn: Transaction): ((lsn: number | undefined) => void) | undefined {
+    const w = this.txns.get(txn);
+    if (!w) return undefined;
+    this.txns.delete(txn);
+    // The overlay's nodes become the transaction's records now (put defers them), so the commit carries them.
+    for (const [indexId, nodes] of w.nodes) {
+      for (const [id, node] of nodes) txn.put(nodeKey(indexId, id), encodeNode(node));
+    }
+    const touched = w.touched();
+    for (const id of touched) this.cache(id).inFlight++;
+    return (lsn) => {
+      for (const id of touched) {
+        const c = this.cache(id);
+        c.inFlight--;
+        if (w.emptied.has(id)) {
+          for (const n of c.nodes.keys()) this.drop(c, n);
+          c.meta = undefined;
+        }
+        // The committed versions are the newest as of `lsn`: install them for readers at or after it, unless a
+        // newer commit of this index already settled (then its versions, or the engine, must answer).
+        const install = lsn !== undefined && lsn >= c.lastWriteLsn && !w.emptied.has(id);
+        for (const [nid, node] of w.nodes.get(id) ?? []) {
+          this.drop(c, nid);
+          if (install) this.add(c, node);
+        }
+        if (w.metas.has(id) || w.emptied.has(id)) c.meta = install ? w.metas.get(id) : undefined;
+        if (lsn !== undefined) c.lastWriteLsn = Math.max(c.lastWriteLsn, lsn);
+      }
+    };
+  }
+
+  aborted(txn: Transaction): void {
+    this.txns.delete(txn);
+  }
+
+  /** The node store of one index for one statement's transaction. */
+  store(ctx: ExecCtx, ix: IndexDef): KvNodeStore {
+    return new KvNodeStore(this, ix.id, ctx.kv, ctx.txn);
+  }
+}
+
+const metaKey = (indexId: number) => encodeKey([indexId, 0]);
+const nodeKey = (indexId: number, id: string) => encodeKey([indexId, 1, idToBytes(id)]);
+
+/** NodeStore over the statement's transaction, with the transaction's overlay and the shared cache. */
+export class KvNodeStore implements NodeStore {
+  private readonly cache: IndexCache;
+  private readonly snapshot: number;
+
+  constructor(
+    private readonly owner: VectorIndexes,
+    private readonly indexId: number,
+    private readonly kv: Kv,
+    private readonly txn: Transaction | undefined,
+  ) {
+    this.cache = owner.cache(indexId);
+    this.snapshot = txn ? txn.snapshotLsn : -1;
+  }
+
+  private own(): TxnWrites | undefined {
+    return this.txn ? this.owner.writes(this.txn, false) : undefined;
+  }
+
+  private cacheOk(w: TxnWrites | undefined): boolean {
+    return this.txn !== undefined && !w?.emptied.has(this.indexId) && this.cache.usable(this.snapshot);
+  }
+
+  get(id: string): HnswNode | undefined | Promise<HnswNode | undefined> {
+    const w = this.own();
+    const mine = w?.nodes.get(this.indexId)?.get(id);
+    if (mine) return mine;
+    if (this.cacheOk(w)) {
+      const hit = this.cache.nodes.get(id);
+      if (hit) return hit;
+    }
+    return this.load(id, w);
+  }
+
+  private async load(id: string, w: TxnWrites | undefined): Promise<HnswNode | undefined> {
+    const bytes = await this.kv.get(nodeKey(this.indexId, id));
+    if (bytes === undefined) return undefined;
+    const node = decodeNode(id, bytes);
+    // Only a committed version may enter the cache: not one this transaction wrote (or deleted) itself.
+    const ownKey = this.txn?.hasWrite(nodeKey(this.indexId, id)) ?? true;
+    if (!ownKey && this.cacheOk(w)) this.owner.add(this.cache, node);
+    return node;
+  }
+
+  /**
+   * Records a node in the transaction's overlay only; `beginCommit` encodes each changed node once into the
+   * transaction. A bulk load relinks the same neighbours many times per transaction, and encoding every version
+   * cost more than the rest of the SQL layer's share of a build.
+   */
+  put(node: HnswNode): void {
+    const txn = this.txn;
+    if (!txn) throw new Error("HNSW write outside a transaction");
+    const w = this.owner.writes(txn, true);
+    let m = w.nodes.get(this.indexId);
+    if (!m) {
+      m = new Map();
+      w.nodes.set(this.indexId, m);
+    }
+    m.set(node.id, node);
+  }
+
+  meta(): HnswMeta | undefined | Promise<HnswMeta | undefined> {
+    const w = this.own();
+    const mine = w?.metas.get(this.indexId);
+    if (mine) return mine;
+    if (this.cacheOk(w) && this.cache.meta) return this.cache.meta;
+    return this.loadMeta(w);
+  }
+
+  private async loadMeta(w: TxnWrites | undefined): Promise<HnswMeta | undefined> {
+    const bytes = await this.kv.get(metaKey(this.indexId));
+    if (bytes === undefined) return undefined;
+    const meta = decodeMeta(bytes);
+    const ownKey = this.txn?.hasWrite(metaKey(this.indexId)) ?? true;
+    if (!ownKey && this.cacheOk(w)) this.cache.meta = meta;
+    return meta;
+  }
+
+  putMeta(meta: HnswMeta): void {
+    const txn = this.txn;
+    if (!txn) throw new Error("HNSW write outside a transaction");
+    txn.put(metaKey(this.indexId), encodeMeta(meta));
+    this.owner.writes(txn, true).metas.set(this.indexId, meta);
+  }
+}
+
+// ---- maintenance ---------------------------------------------------------------------------------------------------
+
+function params(ix: IndexDef): HnswParams {
+  const s = ix.hnsw!;
+  return { m: s.m, efConstruction: s.efConstruction, metric: OPCLASSES[s.opclass].metric };
+}
+
+function registry(ctx: ExecCtx): VectorIndexes {
+  const v = ctx.services.vectors;
+  if (!v) throw unsupported("HNSW indexes on this connection (no vector index registry)");
+  return v;
+}
+
+/** The vector the graph stores for `v`, or undefined when pgvector would not index it. */
+function prepare(metric: Metric, v: Value): Float32Array | undefined {
+  if (v === null) return undefined;
+  const vec = v as Float32Array;
+  if (metric !== "cosine") return vec;
+  return norm(vec) > 0 ? l2Normalize(vec) : undefined;
+}
+
+function graph(ctx: ExecCtx, ix: IndexDef): Hnsw {
+  return new Hnsw(params(ix), registry(ctx).store(ctx, ix));
+}
+
+/** Indexes a new row (or the new version of a row). */
+export async function hnswInsert(
+  ctx: ExecCtx,
+  ix: IndexDef,
+  row: readonly Value[],
+  pk: Uint8Array,
+): Promise<void> {
+  const vec = prepare(params(ix).metric, row[ix.columns[0]!]!);
+  const g = graph(ctx, ix);
+  const id = idFromBytes(pk);
+  if (vec === undefined) {
+    await g.markDeleted(id); // an update to NULL or to a zero vector leaves the index
+    return;
+  }
+  await g.insert(id, vec);
+}
+
+export async function hnswDelete(ctx: ExecCtx, ix: IndexDef, pk: Uint8Array): Promise<void> {
+  await graph(ctx, ix).markDeleted(idFromBytes(pk));
+}
+
+/** Whether an update must touch the index: the row moved, or its vector changed. */
+export function hnswChanged(
+  ix: IndexDef,
+  oldRow: readonly Value[],
+  newRow: readonly Value[],
+  pkChanged: boolean,
+): boolean {
+  if (pkChanged) return true;
+  const a = oldRow[ix.columns[0]!]! as Float32Array | null;
+  const b = newRow[ix.columns[0]!]! as Float32Array | null;
+  if (a === null || b === null) return a !== b;
+  if (a.length !== b.length) return true;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return true;
+  return false;
+}
+
+/** Builds the graph of a new index from the table's rows (CREATE INDEX on a filled table). */
+export async function hnswBackfill(ctx: ExecCtx, table: TableInfo, ix: IndexDef): Promise<void> {
+  for await (const kv of ctx.kv.scan(table.range)) {
+    const row = decodeRow(table.types, kv.value);
+    await hnswInsert(ctx, ix, row, kv.key.slice(table.keyPrefix.length));
+  }
+}
+
+// ---- planning and the index scan ---------------------------------------------------------------------------------
+
+/** The HNSW index that can order `table` by `vd`, if any. */
+export function matchHnsw(table: TableInfo, vd: { op: VectorOp; column: number }): IndexDef | undefined {
+  return table.def.indexes.find(
+    (ix) => ix.hnsw !== undefined && ix.columns[0] === vd.column && OPCLASSES[ix.hnsw.opclass].op === vd.op,
+  );
+}
+
+function limitOf(e: Expr | undefined, env: Env): number | undefined {
+  if (!e) return undefined;
+  const v = e.eval(EMPTY_ROW, env);
+  return v === null ? undefined : Number(v);
+}
+
+/**
+ * Rows of one table in ascending distance from a query vector, read through an HNSW index. It replaces the
+ * table access and the sort of `SELECT … WHERE … ORDER BY col <op> q LIMIT k`; the LIMIT node above still cuts.
+ */
+export class HnswScan implements RowSource {
+  limit: Expr | undefined;
+  offset: Expr | undefined;
+
+  constructor(
+    readonly access: TableAccess,
+    readonly index: IndexDef,
+    readonly order: { op: VectorOp; column: number; query: Expr },
+    /** The whole WHERE clause (all of it was pushed into `access`). */
+    readonly where: Expr | undefined,
+    readonly orderText: string,
+  ) {}
+
+  async *rows(ctx: ExecCtx): AsyncIterable<Value[]> {
+    const env = ctx.env;
+    const table = this.access.table;
+    const qv = this.order.query.eval(EMPTY_ROW, env) as Float32Array | null;
+    const limit = limitOf(this.limit, env);
+    const metric = params(this.index).metric;
+    if (qv !== null) {
+      const dims = table.types[this.order.column]!.length;
+      if (dims >= 0 && qv.length !== dims) {
+        throw sqlError("22000", `different vector dimensions ${dims} and ${qv.length}`);
+      }
+    }
+    const q = qv === null ? undefined : prepare(metric, qv);
+    if (q === undefined || limit === undefined) {
+      // No direction to search (NULL or a zero query under cosine) or no LIMIT: the exact answer.
+      yield* await this.exact(ctx, this.access.rows(ctx), qv, Number.POSITIVE_INFINITY);
+      return;
+    }
+    const k = limit + (limitOf(this.offset, env) ?? 0);
+    if (k <= 0) return;
+    const efSearch = env.efSearch ?? EF_SEARCH_DEFAULT;
+    if (this.where && this.access.path.kind !== "seq") {
+      // A key-restricted filter: count the rows it keeps, up to a bound; few rows are answered exactly.
+      const kept: Value[][] = [];
+      let small = true;
+      for await (const r of this.access.rows(ctx)) {
+        kept.push(r);
+        if (kept.length > PREFILTER_ROWS_MAX) {
+          small = false;
+          break;
+        }
+      }
+      if (small) {
+        yield* await this.exact(ctx, kept, qv, k);
+        return;
+      }
+    }
+    const g = graph(ctx, this.index);
+    const fetched = new Map<string, Value[] | null>();
+    let ef = Math.max(efSearch, k);
+    for (;;) {
+      const { hits, exhausted } = await g.search(q, ef, ef);
+      const out: Value[][] = [];
+      for (const h of hits) {
+        let row = fetched.get(h.id);
+        if (row === undefined) {
+          const bytes = await ctx.kv.get(concatBytes(table.keyPrefix, idToBytes(h.id)));
+          row = bytes === undefined ? null : decodeRow(table.types, bytes);
+          if (row !== null && this.where && this.where.eval(row, env) !== true) row = null;
+          fetched.set(h.id, row);
+        }
+        if (row !== null) out.push(row);
+        // Unfiltered: the first k hits are the answer (ef >= k).
+        if (!this.where && out.length >= k) break;
+      }
+      if (out.length >= k || exhausted || !this.where) {
+        yield* out;
+        return;
+      }
+      const rate = Math.max(out.length, 1) / Math.max(hits.length, 1);
+      const next = Math.max(ef * 2, Math.ceil((2 * k) / rate));
+      if (next > BEAM_MAX) {
+        yield* await this.exact(ctx, this.access.rows(ctx), qv, k);
+        return;
+      }
+      ef = next;
+    }
+  }
+
+  /** The exact top `k` of `rows` by the SQL distance (rows whose distance is NULL are not returned). */
+  private async exact(
+    _ctx: ExecCtx,
+    rows: AsyncIterable<Value[]> | Iterable<Value[]>,
+    q: Float32Array | null,
+    k: number,
+  ): Promise<Value[][]> {
+    const col = this.order.column;
+    const f = DISTANCES[this.order.op];
+    const scored: { d: number; row: Value[] }[] = [];
+    if (q === null) {
+      for await (const r of rows) scored.push({ d: 0, row: r });
+      return scored.slice(0, k).map((s) => s.row);
+    }
+    for await (const r of rows) {
+      const v = r[col] as Float32Array | null;
+      if (v === null) continue;
+      if (v.length !== q.length)
+        throw sqlError("22000", `different vector dimensions ${v.length} and ${q.length}`);
+      scored.push({ d: f(v, q), row: r });
+    }
+    // NaN (a zero vector under cosine) sorts last, as PostgreSQL orders float8.
+    scored.sort((a, b) =>
+      Number.isNaN(a.d) ? (Number.isNaN(b.d) ? 0 : 1) : Number.isNaN(b.d) ? -1 : a.d - b.d,
+    );
+    return (scored.length > k ? scored.slice(0, k) : scored).map((s) => s.row);
+  }
+
+  explain(): ExplainNode {
+    const t = this.access.table;
+    const name = this.access.alias === t.name ? t.name : `${t.name} ${this.access.alias}`;
+    const details = [`Order By: ${this.orderText}`];
+    if (this.where) details.push(`Filter: ${this.where.text}`);
+    return { label: `Index Scan using ${this.index.name} on ${name}`, details, children: [] };
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * HNSW records as engine KV values. Keys (built by the SQL layer, src/engine/sql/hnsw-index.ts):
+ *   [indexId, 0]            → meta record: the entry point
+ *   [indexId, 1, nodeBytes] → node record; nodeBytes is the row's encoded primary-key suffix, so a hit names its
+ *                             row directly and an update of the same row rewrites the same key
+ *
+ * Node record (all integers little-endian):
+ *   u8  format (1)
+ *   u8  flags: bit 0 = deleted
+ *   u8  level L (0..16)
+ *   u8  reserved (0)
+ *   u32 dimension count n
+ *   n × f32 vector (unit length for cosine indexes)
+ *   for each level 0..L: u16 link count c, then c × (u16 id length, id bytes)
+ * Meta record:
+ *   u8 format (1) · u8 max level · u16 entry id length · entry id bytes
+ *
+ * Node ids are byte strings held in memory as latin1 strings (one char per byte), so they are Map keys and
+ * round-trip exactly. Decoding checks every length against the record and throws CORRUPTION on a mismatch.
+ */
+
+import { ErrorCodes, TwillError } from "../errors.js";
+import type { HnswMeta, HnswNode } from "./hnsw.js";
+
+const FORMAT = 1;
+const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+function corrupt(what: string): TwillError {
+  return new TwillError(ErrorCodes.Corruption, `corrupt HNSW record: ${what}`);
+}
+
+export function encodeNode(node: HnswNode): Uint8Array {
+  const n = node.vector.length;
+  let size = 8 + 4 * n;
+  for (let l = 0; l <= node.level; l++) {
+    size += 2;
+    for (const id of node.neighbors[l] ?? []) size += 2 + id.length;
+  }
+  const out = new Uint8Array(size);
+  const dv = new DataView(out.buffer);
+  out[0] = FORMAT;
+  out[1] = node.deleted ? 1 : 0;
+  out[2] = node.level;
+  dv.setUint32(4, n, true);
+  if (littleEndian) out.set(new Uint8Array(node.vector.buffer, node.vector.byteOffset, 4 * n), 8);
+  else for (let i = 0; i < n; i++) dv.setFloat32(8 + 4 * i, node.vector[i]!, true);
+  let p = 8 + 4 * n;
+  for (let l = 0; l <= node.level; l++) {
+    const links = node.neighbors[l] ?? [];
+    dv.setUint16(p, links.length, true);
+    p += 2;
+    for (const id of links) {
+      dv.setUint16(p, id.length, true);
+      p += 2;
+      for (let i = 0; i < id.length; i++) out[p++] = id.charCodeAt(i);
+    }
+  }
+  return out;
+}
+
+function latin1(bytes: Uint8Array, start: number, end: number): string {
+  let s = "";
+  for (let i = start; i < end; i++) s += String.fromCharCode(bytes[i]!);
+  return s;
+}
+
+export function decodeNode(id: string, bytes: Uint8Array): HnswNode {
+  if (bytes.length < 8 || bytes[0] !== FORMAT) throw corrupt(`node ${JSON.stringify(id)}: bad header`);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const deleted = (bytes[1]! & 1) === 1;
+  const level = bytes[2]!;
+  const n = dv.getUint32(4, true);
+  let p = 8 + 4 * n;
+  if (p > bytes.length) throw corrupt(`node ${JSON.stringify(id)}: vector runs past the record`);
+  const vector = new Float32Array(n);
+  if (littleEndian) new Uint8Array(vector.buffer).set(bytes.subarray(8, p));
+  else for (let i = 0; i < n; i++) vector[i] = dv.getFloat32(8 + 4 * i, true);
+  const neighbors: string[][] = new Array(level + 1);
+  for (let l = 0; l <= level; l++) {
+    if (p + 2 > bytes.length) throw corrupt(`node ${JSON.stringify(id)}: truncated links`);
+    const c = dv.getUint16(p, true);
+    p += 2;
+    const links: string[] = new Array(c);
+    for (let j = 0; j < c; j++) {
+      if (p + 2 > bytes.length) throw corrupt(`node ${JSON.stringify(id)}: truncated link`);
+      const len = dv.getUint16(p, true);
+      p += 2;
+      if (p + len > bytes.length) throw corrupt(`node ${JSON.stringify(id)}: link runs past the record`);
+      links[j] = latin1(bytes, p, p + len);
+      p += len;
+    }
+    neighbors[l] = links;
+  }
+  if (p !== bytes.length) throw corrupt(`node ${JSON.stringify(id)}: ${bytes.length - p} trailing bytes`);
+  return { id, vector, level, neighbors, deleted };
+}
+
+export function encodeMeta(meta: HnswMeta): Uint8Array {
+  const out = new Uint8Array(4 + meta.entry.length);
+  out[0] = FORMAT;
+  out[1] = meta.maxLevel;
+  new DataView(out.buffer).setUint16(2, meta.entry.length, true);
+  for (let i = 0; i < meta.entry.length; i++) out[4 + i] = meta.entry.charCodeAt(i);
+  return out;
+}
+
+export function decodeMeta(bytes: Uint8Array): HnswMeta {
+  if (bytes.length < 4 || bytes[0] !== FORMAT) throw corrupt("meta: bad header");
+  const len = bytes[2]! | (bytes[3]! << 8);
+  if (4 + len !== bytes.length) throw corrupt("meta: bad entry length");
+  return { entry: latin1(bytes, 4, 4 + len), maxLevel: bytes[1]! };
+}
+
+/** Node ids from and to the bytes they stand for. */
+export function idFromBytes(b: Uint8Array): string {
+  return latin1(b, 0, b.length);
+}
+
+export function idToBytes(id: string): Uint8Array {
+  const out = new Uint8Array(id.length);
+  for (let i = 0; i < id.length; i++) out[i] = id.charCodeAt(i);
+  return out;
+}

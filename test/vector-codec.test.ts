@@ -1,0 +1,134 @@
+import { describe, expect, it } from "vitest";
+import {
+  cosineDistance,
+  innerProduct,
+  l2Distance,
+  l2Normalize,
+  l2Squared,
+  norm,
+} from "../src/vector/distance.js";
+import {
+  checkTypmod,
+  decodeVector,
+  encodeVector,
+  formatVector,
+  parseVector,
+  vectorFromArray,
+} from "../src/vector/vector.js";
+
+function sqlstate(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (e) {
+    return (e as { sqlstate?: string }).sqlstate;
+  }
+  return undefined;
+}
+
+describe("vector text form (pgvector's vector_in / vector_out)", () => {
+  it("round-trips as pgvector prints it", () => {
+    expect(formatVector(parseVector("[1,2,3]"))).toBe("[1,2,3]");
+    expect(formatVector(parseVector(" [ 1.5 , -2 ,3e-5 ] "))).toBe("[1.5,-2,3e-05]");
+    expect(formatVector(parseVector("[0.1,1e10,-0]"))).toBe("[0.1,1e+10,-0]");
+    expect(formatVector(parseVector("[123456,1234567]"))).toBe("[123456,1.234567e+06]");
+    expect(formatVector(parseVector("[3.4028235e38]"))).toBe("[3.4028235e+38]");
+  });
+
+  it("refuses malformed text with 22P02", () => {
+    for (const t of ["1,2", "[1,2", "[1,,2]", "[a]", "(1,2)", "[1 2]", "", "[1,2]x"]) {
+      expect(
+        sqlstate(() => parseVector(t)),
+        t,
+      ).toBe("22P02");
+    }
+  });
+
+  it("refuses NaN and Infinity with 22000 and out-of-range with 22003", () => {
+    expect(sqlstate(() => parseVector("[NaN]"))).toBe("22000");
+    expect(sqlstate(() => parseVector("[1,Infinity]"))).toBe("22000");
+    expect(sqlstate(() => parseVector("[-inf]"))).toBe("22000");
+    expect(sqlstate(() => parseVector("[1e39]"))).toBe("22003");
+    expect(sqlstate(() => vectorFromArray([1, Number.NaN]))).toBe("22000");
+    expect(sqlstate(() => vectorFromArray([Number.POSITIVE_INFINITY]))).toBe("22000");
+  });
+
+  it("checks dimensions 1..16000 and the column's typmod", () => {
+    expect(sqlstate(() => parseVector("[]"))).toBe("22000");
+    expect(parseVector(`[${new Array(16000).fill(1).join(",")}]`).length).toBe(16000);
+    expect(sqlstate(() => parseVector(`[${new Array(16001).fill(1).join(",")}]`))).toBe("54000");
+    expect(sqlstate(() => parseVector("[1,2]", 3))).toBe("22000");
+    expect(() => parseVector("[1,2]", 3)).toThrow("expected 3 dimensions, not 2");
+    expect(sqlstate(() => checkTypmod(0))).toBe("22023");
+    expect(sqlstate(() => checkTypmod(16001))).toBe("22023");
+    expect(checkTypmod(4096)).toBe(4096);
+  });
+
+  it("binary form round-trips and refuses corrupt bytes", () => {
+    const v = vectorFromArray([1, -2.5, 3.25, 1e-7]);
+    const b = encodeVector(v);
+    expect(b.length).toBe(4 + 16);
+    expect([...decodeVector(b)]).toEqual([...v]);
+    // unaligned source
+    const shifted = new Uint8Array(b.length + 1);
+    shifted.set(b, 1);
+    expect([...decodeVector(shifted.subarray(1))]).toEqual([...v]);
+    expect(() => decodeVector(b.subarray(0, 10))).toThrow(/corrupt vector/);
+  });
+});
+
+describe("distance kernels (pgvector's results)", () => {
+  const a = vectorFromArray([1, 2, 3]);
+  const b = vectorFromArray([4, 5, 6]);
+
+  it("L2, inner product, cosine and norm", () => {
+    expect(l2Squared(a, b)).toBe(27);
+    expect(l2Distance(a, b)).toBeCloseTo(5.196152422706632, 12);
+    expect(innerProduct(a, b)).toBe(32);
+    expect(cosineDistance(a, b)).toBeCloseTo(0.025368153802923787, 12);
+    expect(norm(vectorFromArray([3, 4]))).toBe(5);
+  });
+
+  it("matches a plain loop for every length (the unrolled tail)", () => {
+    for (let n = 1; n < 23; n++) {
+      const x = Float32Array.from({ length: n }, (_, i) => Math.sin(i + 1));
+      const y = Float32Array.from({ length: n }, (_, i) => Math.cos(i * 3));
+      let l2 = 0;
+      let ip = 0;
+      for (let i = 0; i < n; i++) {
+        l2 += (x[i]! - y[i]!) ** 2;
+        ip += x[i]! * y[i]!;
+      }
+      expect(l2Squared(x, y)).toBeCloseTo(l2, 10);
+      expect(innerProduct(x, y)).toBeCloseTo(ip, 10);
+    }
+  });
+
+  it("zero vector under cosine is NaN; l2_normalize keeps zero", () => {
+    expect(cosineDistance(vectorFromArray([0, 0]), vectorFromArray([1, 1]))).toBeNaN();
+    expect([...l2Normalize(vectorFromArray([0, 0]))]).toEqual([0, 0]);
+    expect([...l2Normalize(vectorFromArray([3, 4]))]).toEqual([Math.fround(0.6), Math.fround(0.8)]);
+    // clamped: identical vectors are exactly 0 apart, opposite exactly 2
+    expect(cosineDistance(a, a)).toBe(0);
+    expect(cosineDistance(a, vectorFromArray([-1, -2, -3]))).toBe(2);
+  });
+});
+
+describe("WASM SIMD kernels", () => {
+  it("agree with the TypeScript kernels for every dimension count and when dimensions change", async () => {
+    const { graphDistance, simdAvailable } = await import("../src/vector/simd.js");
+    const { indexDistance } = await import("../src/vector/distance.js");
+    expect(simdAvailable()).toBe(true);
+    for (const metric of ["l2", "cosine", "ip"] as const) {
+      const fast = graphDistance(metric);
+      const slow = indexDistance(metric);
+      for (const n of [1, 3, 7, 8, 9, 16, 31, 384, 1536, 16000, 5]) {
+        const a = Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.7) / 3);
+        for (let j = 0; j < 3; j++) {
+          const b = Float32Array.from({ length: n }, (_, i) => Math.cos(i * 1.3 + j) / 3);
+          expect(fast(a, b)).toBeCloseTo(slow(a, b), 3);
+          expect(fast(b, a)).toBeCloseTo(slow(b, a), 3);
+        }
+      }
+    }
+  });
+});
