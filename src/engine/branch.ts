@@ -35,6 +35,7 @@ import {
 } from "./lsm/manifest.js";
 import { LsmTree, type ScanRange } from "./lsm/tree.js";
 import { bytesEqual, type Entry, EntryKind, lsnMax } from "./lsm/types.js";
+import type { Transaction } from "./txn/transaction.js";
 
 // ---- names and options ---------------------------------------------------------------------------------------
 
@@ -546,6 +547,19 @@ export interface MergeHooks {
    * throwing (the SQL layer: a unique value both sides used for different rows).
    */
   resolveConflicts?(resolution: ConflictResolution): void;
+  /**
+   * Keys derived from rows that `maintainDerived` rebuilds on the parent instead of merging them key by key (the
+   * SQL layer: HNSW graph nodes, whose neighbour lists from two diverged graphs cannot be combined per key).
+   */
+  isDerived?(key: Uint8Array): boolean;
+  /**
+   * Updates derived records for the rows the merge writes, in the merge's own transaction, before it commits.
+   * Returns what to call once the commit settled (with its LSN, or undefined when it failed).
+   */
+  maintainDerived?(
+    txn: Transaction,
+    writes: readonly { key: Uint8Array; value: Uint8Array | undefined }[],
+  ): Promise<((lsn: number | undefined) => void) | undefined>;
   /** Runs after the merge committed. */
   afterMerge?(ctx: MergeContext, result: MergeResult): Promise<void>;
 }
@@ -678,6 +692,7 @@ export async function mergeBranch(
     const plan = new Map<string, { key: Uint8Array; value: Uint8Array | undefined }>();
     try {
       for (const c of changes) {
+        if (hooks?.isDerived?.(c.key)) continue;
         const pv = await p.view.getVersion(c.key, txn.snapshotLsn);
         let value = c.value;
         const theirs = pv?.kind === EntryKind.Put ? pv.value : undefined;
@@ -715,7 +730,15 @@ export async function mergeBranch(
         else txn.put(w.key, w.value);
       }
       const applied = plan.size;
-      const commitLsn = await txn.commit();
+      const settle = await hooks?.maintainDerived?.(txn, [...plan.values()]);
+      let commitLsn: number;
+      try {
+        commitLsn = await txn.commit();
+      } catch (error) {
+        settle?.(undefined);
+        throw error;
+      }
+      settle?.(commitLsn);
       const result: MergeResult = { commitLsn, applied, conflicts, onConflict: opts.onConflict };
       await hooks?.afterMerge?.(ctx, result);
       return result;

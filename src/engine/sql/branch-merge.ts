@@ -13,6 +13,11 @@
  *     winner's index entries are written and the loser's (and the branch's own, when the parent wins) deleted, so
  *     the parent's indexes match its rows. A unique-index entry both sides set for different rows would leave two
  *     rows with one value: refused (23505) whatever the policy.
+ *   - HNSW graphs are not merged record by record: two graphs that diverged since the fork have neighbour lists
+ *     and entry points that cannot be combined per key. The parent's graph instead takes every row the merge
+ *     writes through the same insert/delete path as an ordinary statement, in the merge's transaction, with the
+ *     parent's decoded-node cache told about the commit like any other. An index created on the branch itself
+ *     (which the parent does not have) merges as plain records: only the branch ever wrote them.
  */
 
 import type { MergeHooks } from "../branch.js";
@@ -28,6 +33,8 @@ import {
   tablesRange,
 } from "./catalog.js";
 import { SqlState, sqlError, unsupported } from "./errors.js";
+import { hnswDelete, hnswInsert, VectorIndexes } from "./hnsw-index.js";
+import type { ExecCtx, Services } from "./plan.js";
 import { decodeRow } from "./row-codec.js";
 import type { SqlEngine } from "./session.js";
 import { indexEntry, pkSuffix, runtimeOf } from "./table-runtime.js";
@@ -91,6 +98,8 @@ export function sqlMergeHooks(branchSql: SqlEngine, parentSql: SqlEngine | undef
     ...branchSql.catalog.allTables(),
     ...(parentSql ? parentSql.catalog.allTables() : []),
   ];
+  /** Ids of the HNSW indexes the parent has now: their records are rebuilt from rows, never merged per key. */
+  let derived = new Set<number>();
   return {
     describe(key) {
       let parts: unknown[];
@@ -109,6 +118,9 @@ export function sqlMergeHooks(branchSql: SqlEngine, parentSql: SqlEngine | undef
     },
 
     async beforeMerge(ctx) {
+      derived = new Set();
+      for (const t of await readTables(ctx.parent))
+        for (const ix of t.def.indexes) if (ix.hnsw) derived.add(ix.id);
       const catalogRange = tuplePrefixRange([SYSTEM_CATALOG_ID]);
       const branchSchema = ctx.changes.some((c) => firstPart(c.key) === SYSTEM_CATALOG_ID);
       if (!(await ctx.parentChangedSince(catalogRange))) return;
@@ -165,6 +177,36 @@ export function sqlMergeHooks(branchSql: SqlEngine, parentSql: SqlEngine | undef
         }
         for (const e of keep.values()) set(e.key, e.pk);
       }
+    },
+
+    isDerived(key) {
+      const id = firstPart(key);
+      return typeof id === "number" && derived.has(id);
+    },
+
+    async maintainDerived(txn, writes) {
+      if (derived.size === 0) return undefined;
+      const tables = branchSql.catalog.allTables();
+      const vectors = parentSql?.vectors ?? new VectorIndexes();
+      const services: Services = parentSql?.services ?? {
+        nextSequence: () => {
+          throw new Error("a merge's index maintenance allocates no sequence value");
+        },
+        vectors,
+      };
+      const ctx: ExecCtx = { kv: txn, txn, env: { params: [], now: Date.now() * 1000, sub: [] }, services };
+      for (const w of writes) {
+        const table = tableById(tables, firstPart(w.key) as number);
+        const indexes = table?.def.indexes.filter((ix) => derived.has(ix.id)) ?? [];
+        if (!table || indexes.length === 0) continue;
+        const pk = w.key.slice(table.keyPrefix.length);
+        const row = w.value ? decodeRow(table.types, w.value) : undefined;
+        for (const ix of indexes) {
+          if (row) await hnswInsert(ctx, ix, row, pk);
+          else await hnswDelete(ctx, ix, pk);
+        }
+      }
+      return vectors.beginCommit(txn);
     },
 
     reconcile(key, branch, parent) {
