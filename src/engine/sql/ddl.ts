@@ -34,7 +34,7 @@ function str(n: Node | undefined): string {
 const encoder = new TextEncoder();
 
 /** Allocates `n` consecutive ids from the catalog's counter, inside the statement's transaction. */
-async function allocateIds(ctx: ExecCtx, n: number): Promise<number> {
+export async function allocateIds(ctx: ExecCtx, n: number): Promise<number> {
   const key = metaKey();
   const bytes = await ctx.kv.get(key);
   const meta = bytes
@@ -46,7 +46,7 @@ async function allocateIds(ctx: ExecCtx, n: number): Promise<number> {
   return first;
 }
 
-function ddlPlan(command: string, run: (ctx: ExecCtx) => Promise<void>): StatementPlan {
+export function ddlPlan(command: string, run: (ctx: ExecCtx) => Promise<void>): StatementPlan {
   return {
     command,
     columns: [],
@@ -62,7 +62,7 @@ function ddlPlan(command: string, run: (ctx: ExecCtx) => Promise<void>): Stateme
   };
 }
 
-function uniqueName(ctx: ExecCtx, base: string, taken: Set<string>): string {
+export function uniqueName(ctx: ExecCtx, base: string, taken: Set<string>): string {
   const cat = ctx.ddl!.catalog();
   let name = base.slice(0, 63);
   for (let i = 1; cat.hasRelation(name) || taken.has(name); i++) name = `${base.slice(0, 60)}${i}`;
@@ -323,7 +323,7 @@ export function planCreateTable(stmt: CreateStmt, pc: PlanCx): StatementPlan {
   });
 }
 
-function validateDefinition(def: TableDef, pc: PlanCx): void {
+export function validateDefinition(def: TableDef, pc: PlanCx): void {
   const info = new TableInfo(def);
   for (const [i, c] of def.columns.entries()) {
     if (c.default?.kind !== "expr") continue;
@@ -391,7 +391,7 @@ export function planCreateIndex(stmt: IndexStmt, pc: PlanCx): StatementPlan {
     const pos = def.indexes.length - 1;
     const txn = ctx.txn!;
     for await (const kv of ctx.kv.scan(table.range)) {
-      const row = decodeRow(info.types, kv.value);
+      const row = decodeRow(info.types, kv.value, info.missing);
       const pk = kv.key.slice(table.keyPrefix.length);
       const e = indexEntry(info, rt, pos, row, pk);
       if (ix.unique && e.complete && (await ctx.kv.get(e.key)) !== undefined) {
@@ -410,7 +410,10 @@ export function planCreateIndex(stmt: IndexStmt, pc: PlanCx): StatementPlan {
 
 // ---- DROP and TRUNCATE ----------------------------------------------------------------------------------------------------
 
-async function deleteRange(ctx: ExecCtx, range: { start: Uint8Array; end: Uint8Array }): Promise<void> {
+export async function deleteRange(
+  ctx: ExecCtx,
+  range: { start: Uint8Array; end: Uint8Array },
+): Promise<void> {
   const keys: Uint8Array[] = [];
   for await (const kv of ctx.kv.scan(range)) keys.push(kv.key);
   for (const k of keys) ctx.txn!.delete(k);

@@ -272,7 +272,7 @@ export class TableAccess implements RowSource {
   /** Decodes a fetched row and applies the residual filter. */
   accept(bytes: Uint8Array | undefined, env: Env): Value[] | undefined {
     if (bytes === undefined) return undefined;
-    const row = decodeRow(this.table.types, bytes);
+    const row = decodeRow(this.table.types, bytes, this.table.missing);
     if (this.filter && this.filter.eval(row, env) !== true) return undefined;
     return row;
   }
@@ -343,7 +343,7 @@ export class TableAccess implements RowSource {
           end: table.range.end,
           reverse: path.reverse,
         })) {
-          const row = decodeRow(table.types, kv.value);
+          const row = decodeRow(table.types, kv.value, table.missing);
           if (filter === undefined || filter(row, env) === true) yield row;
         }
         return;
@@ -372,7 +372,7 @@ export class TableAccess implements RowSource {
         if (!r) return;
         const filter = this.filter?.eval;
         for await (const kv of ctx.kv.scan({ start: r.start, end: r.end, reverse: path.reverse })) {
-          const row = decodeRow(table.types, kv.value);
+          const row = decodeRow(table.types, kv.value, table.missing);
           if (filter === undefined || filter(row, env) === true) yield row;
         }
         return;

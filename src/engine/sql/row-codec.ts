@@ -16,8 +16,8 @@
  *     jsonb                 varint length + UTF-8 JSON text
  *
  * Invariants: a row decodes only with the column types it was written with, in order; columns are appended and
- * never reordered, so a row shorter than the schema (written before ADD COLUMN) reads its missing columns as
- * NULL — or, later, as the column's "missing value" default. Decoding checks bounds and the version byte and
+ * never reordered (DROP COLUMN leaves a hidden column in place), so a row shorter than the schema (written before
+ * ADD COLUMN) reads its missing columns as the column's "missing value" (catalog.ts), or NULL. Decoding checks bounds and the version byte and
  * throws CORRUPTION on anything else.
  */
 
@@ -343,8 +343,11 @@ function readValue(kind: TypeKind): Value {
   }
 }
 
-/** Decodes a row into `types.length` values; columns the row does not have read as NULL. */
-export function decodeRow(types: readonly SqlType[], bytes: Uint8Array): Value[] {
+/**
+ * Decodes a row into `types.length` values; columns the row does not have (added after it was written) read as
+ * their `missing` value, or NULL.
+ */
+export function decodeRow(types: readonly SqlType[], bytes: Uint8Array, missing?: readonly Value[]): Value[] {
   src = bytes;
   at = 0;
   if (bytes.length < 2 || bytes[0] !== FORMAT_VERSION) throw corrupt(`unknown format version ${bytes[0]}`);
@@ -360,7 +363,7 @@ export function decodeRow(types: readonly SqlType[], bytes: Uint8Array): Value[]
   for (let i = 0; i < stored; i++) {
     out[i] = (bytes[bitmapAt + (i >> 3)]! >> (i & 7)) & 1 ? null : readValue(types[i]!.kind);
   }
-  for (let i = stored; i < width; i++) out[i] = null;
+  for (let i = stored; i < width; i++) out[i] = missing === undefined ? null : missing[i]!;
   if (n <= width && at !== bytes.length) throw corrupt(`${bytes.length - at} trailing bytes`);
   return out;
 }

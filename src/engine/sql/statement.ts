@@ -12,6 +12,7 @@ import type {
   VariableSetStmt,
   VariableShowStmt,
 } from "libpg-query";
+import { planAlterTable, planRename } from "./alter.js";
 import type { Catalog } from "./catalog.js";
 import { planCreateIndex, planCreateTable, planDrop, planTruncate } from "./ddl.js";
 import { planDelete, planInsert, planUpdate } from "./dml.js";
@@ -107,7 +108,12 @@ function planInner(node: Node, pc: PlanCx): StatementPlan {
     case "MergeStmt":
       throw unsupported("MERGE", "use INSERT … ON CONFLICT");
     case "AlterTableStmt":
-      throw unsupported("ALTER TABLE");
+      return planAlterTable(
+        (node as { AlterTableStmt: import("libpg-query").AlterTableStmt }).AlterTableStmt,
+        pc,
+      );
+    case "RenameStmt":
+      return planRename((node as { RenameStmt: import("libpg-query").RenameStmt }).RenameStmt, pc);
     case "CopyStmt":
       throw unsupported("COPY");
     case "CreateTableAsStmt":
