@@ -14,7 +14,7 @@
 
 import { ErrorCodes, isTwillError, TwillError } from "../../errors.js";
 import type { Engine } from "../engine.js";
-import { NEEDS_IO, } from "../lsm/types.js";
+import { NEEDS_IO } from "../lsm/types.js";
 import { KEY_BYTES_MAX, type Transaction } from "../txn/transaction.js";
 import { Catalog, deserializeTable, type TableDef, TableInfo, tablesRange } from "./catalog.js";
 import { nowMicros } from "./datetime.js";
