@@ -28,6 +28,7 @@ import type {
 } from "libpg-query";
 import { tuplePrefixRange } from "../lsm/keycodec.js";
 import {
+  attnumOf,
   type ColumnDef,
   type IndexDef,
   sequenceKey,
@@ -343,7 +344,7 @@ async function dropColumn(
   const columns = table.def.columns.map((c, i) =>
     i === col
       ? {
-          name: `........pg.dropped.${col + 1}........`,
+          name: `........pg.dropped.${attnumOf(table.def, col)}........`,
           type: c.type,
           notNull: false,
           hidden: true,
@@ -437,7 +438,7 @@ async function addConstraint(ctx: ExecCtx, pc: PlanCx, table: TableInfo, c: Cons
         columns: table.def.columns.map((col, i) =>
           i === rowid
             ? {
-                name: `........pg.dropped.${i + 1}........`,
+                name: "rowid",
                 type: col.type,
                 notNull: false,
                 hidden: true,

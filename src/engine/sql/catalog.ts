@@ -57,6 +57,18 @@ export interface ColumnDef {
   missing?: string;
 }
 
+/** A rowid column (live, or left behind by ADD PRIMARY KEY): Twill's own, never shown as an attribute. */
+export function isRowidColumn(c: ColumnDef): boolean {
+  return c.hidden === true && (!c.dropped || c.name === "rowid");
+}
+
+/** PostgreSQL's attnum of column position `i`: 1-based, counting dropped columns but no rowid. */
+export function attnumOf(def: TableDef, i: number): number {
+  let n = 0;
+  for (let j = 0; j <= i; j++) if (!isRowidColumn(def.columns[j]!)) n++;
+  return n;
+}
+
 export interface IndexDef {
   id: number;
   name: string;

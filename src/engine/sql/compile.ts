@@ -48,6 +48,7 @@ import {
   regexExpr,
   unifyOperands,
 } from "./operators.js";
+import { DATABASE_NAME } from "./system-functions.js";
 import {
   bpcharType,
   castFunction,
@@ -668,6 +669,10 @@ export function compileExpr(node: Node, cx: CompileCx): Expr {
             refs: [],
             text: "CURRENT_DATE",
           };
+        case "SVFOP_CURRENT_SCHEMA":
+          return constExpr(T.text, "public", "CURRENT_SCHEMA");
+        case "SVFOP_CURRENT_CATALOG":
+          return constExpr(T.text, DATABASE_NAME, "CURRENT_CATALOG");
         default:
           throw unsupported(`${(op ?? "").replace("SVFOP_", "")}`);
       }

@@ -19,6 +19,7 @@ import {
   signNumeric,
   truncNumeric,
 } from "./numeric.js";
+import { systemFunctions } from "./system-functions.js";
 import {
   category,
   charLength,
@@ -691,6 +692,7 @@ export const scalarFunctions: ReadonlyMap<string, FunctionImpl> = (() => {
   timeFunctions(m);
   jsonFunctions(m);
   miscFunctions(m);
+  systemFunctions(m, noFunction);
   return m;
 })();
 

@@ -68,6 +68,7 @@ import {
   TrimNode,
   ValuesSource,
 } from "./plan.js";
+import { isSystemSchema, isSystemView, systemRelation } from "./system-catalog.js";
 import { keyOrdered, type SqlType, T } from "./types.js";
 
 export interface PlanCx {
@@ -140,7 +141,7 @@ type FromTree =
     };
 
 export function lookupTable(pc: PlanCx, rv: RangeVar): TableInfo {
-  if (rv.schemaname && rv.schemaname !== "public") {
+  if (rv.schemaname && rv.schemaname !== "public" && !isSystemSchema(rv.schemaname)) {
     throw sqlError(
       "3F000",
       `schema "${rv.schemaname}" does not exist`,
@@ -148,7 +149,8 @@ export function lookupTable(pc: PlanCx, rv: RangeVar): TableInfo {
     );
   }
   const name = rv.relname ?? "";
-  const t = pc.catalog.table(name);
+  if (isSystemView(rv)) throw unsupported(`changing the system view ${name} (it is read-only)`);
+  const t = isSystemSchema(rv.schemaname) ? undefined : pc.catalog.table(name);
   if (!t) {
     throw sqlError(
       SqlState.UndefinedTable,
@@ -182,6 +184,22 @@ class FromBuilder {
   item(node: Node): FromTree {
     if ("RangeVar" in node) {
       const rv = node.RangeVar;
+      const sys = systemRelation(this.pc.catalog, rv);
+      if (sys) {
+        const alias = rv.alias?.aliasname ?? sys.name;
+        const base = this.width;
+        const names = aliasNames(
+          rv.alias,
+          sys.columns.map((c) => c.name),
+          "table",
+        );
+        this.addRel(
+          alias,
+          sys.columns.map((c, i) => ({ name: names[i]!, type: c.type, index: base + i })),
+        );
+        this.width += sys.columns.length;
+        return { kind: "source", source: sys.source, base, width: sys.columns.length };
+      }
       const table = lookupTable(this.pc, rv);
       const alias = rv.alias?.aliasname ?? table.name;
       const base = this.width;
