@@ -23,6 +23,7 @@ import type {
   TypeName,
 } from "libpg-query";
 import { AGGREGATES, type AggregateSpec, resolveAggregate } from "./aggregates.js";
+import { anyAllExpr, arrayBinaryOp, arrayConstructor, subscriptExpr } from "./array-ops.js";
 import { SqlState, sqlError, unsupported } from "./errors.js";
 import {
   type CmpOp,
@@ -50,6 +51,7 @@ import {
 } from "./operators.js";
 import { DATABASE_NAME } from "./system-functions.js";
 import {
+  arrayOf,
   bpcharType,
   castFunction,
   category,
@@ -179,12 +181,17 @@ export function resolveTypeName(tn: TypeName): {
   type: SqlType;
   serial?: "smallserial" | "serial" | "bigserial";
 } {
+  if (tn.arrayBounds && tn.arrayBounds.length > 0) {
+    // int[] and int[][] are one type in PostgreSQL (dimensions are not enforced); Twill holds one dimension.
+    const { type, serial } = resolveTypeName({ ...tn, arrayBounds: [] });
+    if (serial) throw sqlError(SqlState.UndefinedObject, `type "${serial}[]" does not exist`);
+    return { type: arrayOf(type) };
+  }
   const names = (tn.names ?? []).map(str);
   const name = names[names.length - 1]!.toLowerCase();
   if (names.length > 1 && names[0] !== "pg_catalog" && names[0] !== "public") {
     throw sqlError(SqlState.UndefinedObject, `type "${names.join(".")}" does not exist`);
   }
-  if (tn.arrayBounds && tn.arrayBounds.length > 0) throw unsupported(`array type ${name}[]`);
   if (tn.setof) throw unsupported("SETOF types");
   const mods = typmodInts(tn);
   const noMods = (t: SqlType) => {
@@ -677,9 +684,29 @@ export function compileExpr(node: Node, cx: CompileCx): Expr {
           throw unsupported(`${(op ?? "").replace("SVFOP_", "")}`);
       }
     }
-    case "A_ArrayExpr":
-    case "A_Indirection":
-      throw unsupported("arrays");
+    case "A_ArrayExpr": {
+      const elements = ((node as { A_ArrayExpr: { elements?: Node[] } }).A_ArrayExpr.elements ?? []).map(
+        (n) => compileExpr(n, cx),
+      );
+      return arrayConstructor(elements, cx.params);
+    }
+    case "A_Indirection": {
+      const ind = (node as { A_Indirection: { arg?: Node; indirection?: Node[] } }).A_Indirection;
+      const base = compileExpr(ind.arg!, cx);
+      const subs = (ind.indirection ?? []).map((n) => {
+        if (!("A_Indices" in n)) throw unsupported("field selection on a value");
+        const ix = (n as { A_Indices: { is_slice?: boolean; lidx?: Node; uidx?: Node } }).A_Indices;
+        const c = (x: Node | undefined) => (x ? compileExpr(x, cx) : undefined);
+        return ix.is_slice
+          ? {
+              slice: true,
+              ...(ix.lidx ? { lower: c(ix.lidx)! } : {}),
+              ...(ix.uidx ? { upper: c(ix.uidx)! } : {}),
+            }
+          : { slice: false, index: c(ix.uidx)! };
+      });
+      return subscriptExpr(base, subs, cx.params);
+    }
     case "RowExpr":
       throw unsupported("row constructors");
     case "CollateClause":
@@ -794,9 +821,12 @@ function compileAExpr(e: A_Expr, cx: CompileCx): Expr {
       throw unsupported("SIMILAR TO", "use LIKE or ~");
     case "AEXPR_OP_ANY":
     case "AEXPR_OP_ALL":
-      throw unsupported(
-        `${op} ${e.kind === "AEXPR_OP_ANY" ? "ANY" : "ALL"} (array) (arrays are not implemented)`,
-        "use IN (…) or IN (SELECT …)",
+      return anyAllExpr(
+        op,
+        compileExpr(e.lexpr!, cx),
+        compileExpr(e.rexpr!, cx),
+        e.kind === "AEXPR_OP_ALL",
+        cx.params,
       );
     default:
       throw unsupported(`operator kind ${e.kind}`);
@@ -804,6 +834,10 @@ function compileAExpr(e: A_Expr, cx: CompileCx): Expr {
 }
 
 function binaryOp(op: string, l: Expr, r: Expr, cx: CompileCx): Expr {
+  if (l.type.kind === "array" || r.type.kind === "array" || op === "&&") {
+    const a = arrayBinaryOp(op, l, r, cx.params);
+    if (a) return a;
+  }
   if (CMP_OPS.has(op)) {
     return compareExpr((op === "!=" ? "<>" : op) as CmpOp, l, r, cx.params);
   }
@@ -1135,6 +1169,10 @@ function figure(node: Node | undefined): [string, number] {
       const names = ((node as { FuncCall: FuncCall }).FuncCall.funcname ?? []).map(str);
       return [names[names.length - 1]!, 2];
     }
+    case "A_ArrayExpr":
+      return ["array", 2];
+    case "A_Indirection":
+      return figure((node as { A_Indirection: { arg?: Node } }).A_Indirection.arg);
     case "A_Expr":
       return (node as { A_Expr: A_Expr }).A_Expr.kind === "AEXPR_NULLIF" ? ["nullif", 2] : ["?column?", 0];
     case "TypeCast": {

@@ -5,6 +5,7 @@
  */
 
 import { createHash, randomUUID } from "node:crypto";
+import { arrayFunctions } from "./array-ops.js";
 import { civilFromDays, daysFromCivil, nowMicros, US_PER_DAY } from "./datetime.js";
 import { SqlState, sqlError, unsupported } from "./errors.js";
 import { coerce, derivedExpr, type Expr, type ParamTypes, resolveUnknown, unifyTypes } from "./expr.js";
@@ -693,6 +694,7 @@ export const scalarFunctions: ReadonlyMap<string, FunctionImpl> = (() => {
   jsonFunctions(m);
   miscFunctions(m);
   systemFunctions(m, noFunction);
+  arrayFunctions(m);
   return m;
 })();
 

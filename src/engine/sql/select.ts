@@ -23,6 +23,7 @@ import type {
   SortBy,
 } from "libpg-query";
 import type { AggregateSpec } from "./aggregates.js";
+import { UnnestSource, unnestArg } from "./array-ops.js";
 import type { Catalog, IndexDef, TableInfo } from "./catalog.js";
 import {
   type AggregateSink,
@@ -314,6 +315,21 @@ class FromBuilder {
     this.rels.push({ name, columns });
   }
 
+  /** unnest(array) in FROM: one row per element, NULLs included, in order. */
+  private unnest(argNodes: Node[], rf: RangeFunction): FromTree {
+    const cx = makeCx(this.pc, new Scope([], this.parent), "functions in FROM");
+    const args = argNodes.map((a) => compileExpr(a, cx));
+    if (args.length !== 1) throw unsupported("unnest() of several arrays");
+    if (args[0]!.refs.length > 0) throw unsupported("unnest arguments that read columns (LATERAL)");
+    const arr = unnestArg(args[0]!, this.pc.params);
+    const alias = rf.alias?.aliasname ?? "unnest";
+    const colName = str(rf.alias?.colnames?.[0]) || alias;
+    const base = this.width;
+    this.addRel(alias, [{ name: colName, type: arr.type.elem!, index: base }]);
+    this.width += 1;
+    return { kind: "source", source: new UnnestSource(arr), base, width: 1 };
+  }
+
   private rangeFunction(rf: RangeFunction): FromTree {
     if (rf.lateral) throw unsupported("LATERAL");
     if (rf.ordinality) throw unsupported("WITH ORDINALITY");
@@ -324,8 +340,12 @@ class FromBuilder {
     if (!call || !("FuncCall" in call)) throw unsupported("this function call in FROM");
     const names = (call.FuncCall.funcname ?? []).map(str);
     const name = names[names.length - 1]!;
+    if (name === "unnest") return this.unnest(call.FuncCall.args ?? [], rf);
     if (name !== "generate_series")
-      throw unsupported(`set-returning function ${name}() in FROM`, "generate_series is supported");
+      throw unsupported(
+        `set-returning function ${name}() in FROM`,
+        "generate_series and unnest are supported",
+      );
     const cx = makeCx(this.pc, new Scope([], this.parent), "functions in FROM");
     const args = (call.FuncCall.args ?? []).map((a) => compileExpr(a, cx));
     if (args.length < 2 || args.length > 3)

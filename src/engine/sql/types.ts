@@ -6,11 +6,13 @@
  *   bool → boolean · int2, int4 → number · int8 → number when it is a safe integer, else bigint (one canonical
  *   form, so `===` is equality) · float4, float8 → number (float4 rounded with Math.fround) · numeric → canonical
  *   text ("1.50", "NaN") · text, varchar, bpchar (blank-padded), uuid (lowercase, hyphenated) → string ·
- *   bytea → Uint8Array · jsonb → Jsonb · timestamptz, timestamp → microseconds since the epoch · date → days.
+ *   bytea → Uint8Array · jsonb → Jsonb · timestamptz, timestamp → microseconds since the epoch · date → days ·
+ *   arrays (kind "array", element type in `elem`) → SqlArray (arrays.ts).
  */
 
+import { arrayComparator, formatArrayText, parseArrayText, SqlArray } from "./arrays.js";
 import { type DateTimeKind, dateToMicros, formatDateTime, parseDateTime, toJsDate } from "./datetime.js";
-import { SqlState, sqlError } from "./errors.js";
+import { SqlState, sqlError, unsupported } from "./errors.js";
 import {
   compareJson,
   formatJsonb,
@@ -30,7 +32,7 @@ import {
   numericToBigInt,
 } from "./numeric.js";
 
-export type Value = null | boolean | number | bigint | string | Uint8Array | Jsonb;
+export type Value = null | boolean | number | bigint | string | Uint8Array | Jsonb | SqlArray;
 
 export type TypeKind =
   | "bool"
@@ -49,7 +51,8 @@ export type TypeKind =
   | "timestamp"
   | "date"
   | "uuid"
-  | "unknown";
+  | "unknown"
+  | "array";
 
 export const Oid: Record<TypeKind, number> = {
   bool: 16,
@@ -69,6 +72,27 @@ export const Oid: Record<TypeKind, number> = {
   numeric: 1700,
   uuid: 2950,
   jsonb: 3802,
+  array: 2277,
+};
+
+/** PostgreSQL's array type OIDs by element type (pg_type.typarray). */
+export const ArrayOid: Partial<Record<TypeKind, number>> = {
+  bool: 1000,
+  bytea: 1001,
+  int2: 1005,
+  int4: 1007,
+  text: 1009,
+  bpchar: 1014,
+  varchar: 1015,
+  int8: 1016,
+  float4: 1021,
+  float8: 1022,
+  timestamp: 1115,
+  date: 1182,
+  timestamptz: 1185,
+  numeric: 1231,
+  uuid: 2951,
+  jsonb: 3807,
 };
 
 export interface SqlType {
@@ -79,6 +103,8 @@ export interface SqlType {
   /** numeric(p, s): precision and scale; -1 when unconstrained. */
   readonly precision: number;
   readonly scale: number;
+  /** Arrays: the element type. */
+  readonly elem?: SqlType;
 }
 
 function mk(kind: TypeKind, length = -1, precision = -1, scale = -1): SqlType {
@@ -103,7 +129,25 @@ export const T = {
   date: mk("date"),
   uuid: mk("uuid"),
   unknown: mk("unknown"),
+  /** anyarray: only a placeholder; real array types come from arrayOf(). */
+  array: Object.freeze({ kind: "array", oid: 2277, length: -1, precision: -1, scale: -1 }) as SqlType,
 } as const satisfies Record<TypeKind, SqlType>;
+
+const arrayTypes = new Map<string, SqlType>();
+
+/** The array type of `elem` (one object per element type, so types compare by identity too). */
+export function arrayOf(elem: SqlType): SqlType {
+  if (elem.kind === "array") throw unsupported("arrays of arrays (multidimensional arrays)");
+  const oid = ArrayOid[elem.kind];
+  if (oid === undefined) throw unsupported(`arrays of ${typeName(elem)}`);
+  const key = `${elem.kind}/${elem.length}/${elem.precision}/${elem.scale}`;
+  let t = arrayTypes.get(key);
+  if (!t) {
+    t = Object.freeze({ kind: "array", oid, length: -1, precision: -1, scale: -1, elem });
+    arrayTypes.set(key, t);
+  }
+  return t;
+}
 
 export function varcharType(n: number): SqlType {
   return mk("varchar", n);
@@ -121,9 +165,11 @@ export interface TypeSpec {
   length?: number;
   precision?: number;
   scale?: number;
+  elem?: TypeSpec;
 }
 
 export function typeFromSpec(spec: TypeSpec): SqlType {
+  if (spec.kind === "array") return arrayOf(typeFromSpec(spec.elem!));
   if (spec.length !== undefined && spec.length >= 0) return mk(spec.kind, spec.length);
   if (spec.precision !== undefined && spec.precision >= 0)
     return mk(spec.kind, -1, spec.precision, spec.scale ?? 0);
@@ -132,6 +178,7 @@ export function typeFromSpec(spec: TypeSpec): SqlType {
 
 export function typeToSpec(t: SqlType): TypeSpec {
   const spec: TypeSpec = { kind: t.kind };
+  if (t.elem) spec.elem = typeToSpec(t.elem);
   if (t.length >= 0) spec.length = t.length;
   if (t.precision >= 0) {
     spec.precision = t.precision;
@@ -165,12 +212,14 @@ export function typeName(t: SqlType): string {
       return "timestamp with time zone";
     case "timestamp":
       return "timestamp without time zone";
+    case "array":
+      return t.elem ? `${typeName(t.elem)}[]` : "anyarray";
     default:
       return t.kind;
   }
 }
 
-export type Category = "N" | "S" | "D" | "B" | "U" | "J" | "X" | "?";
+export type Category = "N" | "S" | "D" | "B" | "U" | "J" | "X" | "A" | "?";
 
 export function category(t: SqlType): Category {
   switch (t.kind) {
@@ -197,6 +246,8 @@ export function category(t: SqlType): Category {
       return "J";
     case "bytea":
       return "X";
+    case "array":
+      return "A";
     default:
       return "?";
   }
@@ -214,6 +265,11 @@ const DATETIME_RANK: Partial<Record<TypeKind, number>> = { date: 1, timestamp: 2
 
 /** The common type two operands are promoted to (PostgreSQL's implicit casts); undefined when there is none. */
 export function commonType(a: SqlType, b: SqlType): SqlType | undefined {
+  if (a.kind === "array" && b.kind === "array") {
+    if (a === b) return a;
+    const e = commonType(a.elem!, b.elem!);
+    return e ? arrayOf(e) : undefined;
+  }
   if (a.kind === b.kind) {
     if (a.kind === "varchar" || a.kind === "bpchar") return a.length === b.length ? a : T[a.kind];
     if (a.kind === "numeric") return a.precision === b.precision && a.scale === b.scale ? a : T.numeric;
@@ -520,6 +576,8 @@ export function inputText(t: SqlType, text: string, now: number): Value {
     case "timestamp":
     case "date":
       return parseDateTime(text, t.kind, now);
+    case "array":
+      return parseArrayText(text, t.elem ?? T.text, now);
   }
 }
 
@@ -540,6 +598,8 @@ export function outputText(t: SqlType, v: Exclude<Value, null>): string {
     case "timestamp":
     case "date":
       return formatDateTime(v as number, t.kind);
+    case "array":
+      return formatArrayText(t.elem!, v as SqlArray);
     default:
       return String(v);
   }
@@ -593,6 +653,15 @@ export function castFunction(from: SqlType, to: SqlType, mode: CastMode): CastFn
   if (f === "unknown") {
     if (explicit && to.length >= 0) return (v) => applyLength(to, String(v), true);
     return (v, now) => inputText(to, String(v), now);
+  }
+  if (f === "array" && k === "array") {
+    // Element by element, with the element cast of the same mode (int4[] → int8[] is implicit, as in PostgreSQL).
+    const ef = castFunction(from.elem!, to.elem!, mode);
+    if (!ef) return undefined;
+    return (v, now) =>
+      new SqlArray(
+        (v as SqlArray).items.map((x) => (x === null ? null : ef(x as Exclude<Value, null>, now))),
+      );
   }
   if (f === k) {
     if (k === "varchar" || k === "bpchar") {
@@ -748,6 +817,10 @@ export function comparator(t: SqlType): Comparator {
       return (a, b) => Buffer.compare(a as Uint8Array, b as Uint8Array);
     case "jsonb":
       return (a, b) => compareJson((a as Jsonb).value, (b as Jsonb).value);
+    case "array": {
+      const c = arrayComparator(t.elem!);
+      return (a, b) => c(a as SqlArray, b as SqlArray);
+    }
     default:
       return (a, b) => compareText(a as string, b as string);
   }
@@ -788,6 +861,8 @@ export function keyPartFn(t: SqlType): (v: Value) => KeyPart {
       return (v) => (v === null ? null : trimEndBlanks(v as string));
     case "jsonb":
       return (v) => (v === null ? null : formatJsonb(v as Jsonb));
+    case "array":
+      throw unsupported("primary keys and indexes on array columns");
     default:
       return (v) => v as KeyPart;
   }
@@ -830,6 +905,11 @@ export function toJsFn(t: SqlType, opts: JsOptions): ((v: Exclude<Value, null>) 
     case "timestamp":
     case "date":
       return (v) => toJsDate(v as number, t.kind as DateTimeKind);
+    case "array": {
+      const ef = toJsFn(t.elem!, opts);
+      return (v) =>
+        (v as SqlArray).items.map((x) => (x === null ? null : ef ? ef(x as Exclude<Value, null>) : x));
+    }
     default:
       return undefined;
   }
@@ -899,6 +979,13 @@ export function fromJs(t: SqlType, v: unknown, now: number): Value {
     case "text":
     case "unknown":
       if (typeof v === "string") return v;
+      break;
+    case "array":
+      if (Array.isArray(v)) {
+        for (const x of v) if (Array.isArray(x)) throw unsupported("multidimensional arrays");
+        return new SqlArray(v.map((x) => fromJs(t.elem!, x, now)));
+      }
+      if (typeof v === "string") return inputText(t, v, now);
       break;
     default:
       break;
