@@ -885,7 +885,9 @@ function binaryOp(op: string, l: Expr, r: Expr, cx: CompileCx): Expr {
 }
 
 function inListExpr(l0: Expr, items0: Expr[], negate: boolean, cx: CompileCx): Expr {
-  const t = unifyTypes([l0, ...items0], "IN");
+  // The comparison type has no typmod: items are not rounded or cut to the column's numeric(p,s)/varchar(n).
+  const u = unifyTypes([l0, ...items0], "IN");
+  const t = u.length >= 0 || u.precision >= 0 ? T[u.kind] : u;
   const l = coerce(l0, t, "implicit", cx.params);
   const items = items0.map((i) => coerce(i, t, "implicit", cx.params));
   const lf = l.eval;

@@ -275,8 +275,9 @@ export function commonType(a: SqlType, b: SqlType): SqlType | undefined {
     if (a.kind === "numeric") return a.precision === b.precision && a.scale === b.scale ? a : T.numeric;
     return a;
   }
-  if (a.kind === "unknown") return b.kind === "bpchar" || b.kind === "varchar" ? T.text : stripMod(b);
-  if (b.kind === "unknown") return a.kind === "bpchar" || a.kind === "varchar" ? T.text : stripMod(a);
+  // An untyped literal takes the other side's type (char(n) compares blank-insensitively, as bpchar).
+  if (a.kind === "unknown") return b.kind === "varchar" ? T.text : stripMod(b);
+  if (b.kind === "unknown") return a.kind === "varchar" ? T.text : stripMod(a);
   const ca = category(a);
   const cb = category(b);
   if (ca !== cb) return undefined;
