@@ -188,3 +188,33 @@ describe("array columns", () => {
     expect(await d.query("SELECT refs FROM posts WHERE id = 1")).toEqual([{ refs: [7] }]);
   });
 });
+
+describe("array_agg and ARRAY(subquery) match PostgreSQL", () => {
+  const SETUP = [
+    "CREATE TABLE agg (g int4, v text, n int8)",
+    "INSERT INTO agg VALUES (1, 'b', 10), (1, NULL, NULL), (2, 'a', 30), (1, 'b', 20), (2, 'c', 10)",
+  ];
+  const QUERIES = [
+    "SELECT g, array_agg(n)::text AS v FROM agg WHERE v IS NOT NULL GROUP BY g ORDER BY g",
+    "SELECT array_agg(DISTINCT v)::text AS v FROM agg",
+    "SELECT array_agg(DISTINCT n)::text AS v FROM agg",
+    "SELECT array_agg(v)::text AS v FROM agg WHERE false",
+    "SELECT cardinality(array_agg(v)) AS v FROM agg",
+    "SELECT ARRAY(SELECT v FROM agg ORDER BY g, v NULLS FIRST, n)::text AS v",
+    "SELECT ARRAY(SELECT n FROM agg WHERE false)::text AS v",
+    "SELECT g FROM agg WHERE n = ANY(ARRAY(SELECT n FROM agg WHERE g = 2)) ORDER BY g, n",
+  ];
+  beforeAll(async () => {
+    for (const s of SETUP) {
+      await pg.exec(s);
+      await db.exec(s);
+    }
+  });
+  const text = (rows: Record<string, unknown>[]) =>
+    rows.map((r) =>
+      Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v === null ? null : String(v)])),
+    );
+  it.each(QUERIES)("%s", async (q) => {
+    expect(text(await db.query(q))).toEqual(text((await pg.query<Record<string, unknown>>(q)).rows));
+  });
+});

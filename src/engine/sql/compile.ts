@@ -24,6 +24,7 @@ import type {
 } from "libpg-query";
 import { AGGREGATES, type AggregateSpec, resolveAggregate } from "./aggregates.js";
 import { anyAllExpr, arrayBinaryOp, arrayConstructor, subscriptExpr } from "./array-ops.js";
+import { SqlArray } from "./arrays.js";
 import { SqlState, sqlError, unsupported } from "./errors.js";
 import {
   type CmpOp,
@@ -1130,8 +1131,23 @@ function compileSubLink(s: SubLink, cx: CompileCx): Expr {
         },
       );
     }
-    case "ARRAY_SUBLINK":
-      throw unsupported("ARRAY(subquery)");
+    case "ARRAY_SUBLINK": {
+      let elem: SqlType = T.text;
+      const { id, correlated } = cx.subqueries.initPlan(select, cx, (ts) => {
+        if (ts.length !== 1) throw sqlError(SqlState.SyntaxError, "subquery must return only one column");
+        elem = ts[0]!.kind === "unknown" ? T.text : ts[0]!;
+        return { kind: "rows", convert: undefined };
+      });
+      const type = arrayOf(elem);
+      return {
+        type,
+        eval: (_r, env) => new SqlArray(env.sub[id] as Value[]),
+        refs: [],
+        text: `ARRAY(${correlated ? "SubPlan" : "InitPlan"} ${id + 1})`,
+        usesSubplan: true,
+        ...(correlated ? { correlated: [id] } : {}),
+      };
+    }
     default:
       throw unsupported(`subquery kind ${s.subLinkType}`);
   }
