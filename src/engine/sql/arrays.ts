@@ -86,7 +86,7 @@ export function parseArrayText(text: string, elem: SqlType, now: number): SqlArr
           if (!isSpace(c)) end = s.length;
         }
         s = s.slice(0, end);
-        if (s === "") throw malformed(text, 'Unexpected "' + text[i] + '" character.');
+        if (s === "") throw malformed(text, `Unexpected "${text[i]}" character.`);
       }
       raw.push(!quoted && s.toUpperCase() === "NULL" ? null : s);
       const c = text[i];

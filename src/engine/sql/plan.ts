@@ -9,7 +9,7 @@ import { type Cursor, isCursor } from "../lsm/cursor.js";
 import { encodeKey, type KeyPart, tuplePrefixRange } from "../lsm/keycodec.js";
 import type { KeyValue } from "../lsm/tree.js";
 import { NEEDS_IO, type NeedsIo } from "../lsm/types.js";
-import { KEY_BYTES_MAX, type Transaction, type TxnScanOptions } from "../txn/transaction.js";
+import { KEY_BYTES_MAX, type TxnScanOptions } from "../txn/transaction.js";
 import type { Accumulator, AggregateSpec } from "./aggregates.js";
 import type { Catalog, IndexDef, TableDef, TableInfo } from "./catalog.js";
 import type { SubqueryMode } from "./compile.js";
@@ -38,10 +38,16 @@ export interface DdlHost {
   change(name: string, def: TableDef | null): void;
 }
 
+/** Where a statement writes: the transaction, or the write layer of the newest savepoint (savepoints.ts). */
+export interface KvWriter {
+  put(key: Uint8Array, value: Uint8Array): void;
+  delete(key: Uint8Array): void;
+}
+
 export interface ExecCtx {
   kv: Kv;
   /** Present whenever the statement may write. */
-  txn: Transaction | undefined;
+  txn: KvWriter | undefined;
   env: Env;
   services: Services;
   ddl?: DdlHost;

@@ -35,6 +35,7 @@ export type Planned =
   | { kind: "begin"; isolation: string | undefined }
   | { kind: "commit" }
   | { kind: "rollback" }
+  | { kind: "savepoint" | "release" | "rollback_to"; name: string }
   | { kind: "set"; command: string }
   | { kind: "show"; name: string; value: string };
 
@@ -204,9 +205,11 @@ export function planStatement(node: Node, catalog: Catalog, position: (o: number
         if (t.chain) throw unsupported("ROLLBACK AND CHAIN");
         return { kind: "rollback" };
       case "TRANS_STMT_SAVEPOINT":
+        return { kind: "savepoint", name: t.savepoint_name ?? "" };
       case "TRANS_STMT_RELEASE":
+        return { kind: "release", name: t.savepoint_name ?? "" };
       case "TRANS_STMT_ROLLBACK_TO":
-        throw unsupported("savepoints");
+        return { kind: "rollback_to", name: t.savepoint_name ?? "" };
       default:
         throw unsupported(`transaction statement ${(t.kind ?? "").replace("TRANS_STMT_", "")}`);
     }
