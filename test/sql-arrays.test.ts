@@ -163,6 +163,16 @@ describe("array columns", () => {
       { id: 3 },
     ]);
     expect(await d.query("SELECT id FROM posts WHERE 'db' = ANY(tags)")).toEqual([{ id: 1 }]);
+    // pk = ANY(array) is a primary-key lookup per element (duplicates and NULLs find nothing twice).
+    const plan = (await d.query("EXPLAIN SELECT id FROM posts WHERE id = ANY($1)", [[1]])).map(
+      (r) => r["QUERY PLAN"],
+    );
+    expect(plan.join("\n")).toMatch(/Index Scan using posts_pkey on posts\n.*id = ANY/);
+    expect(await d.query("SELECT id FROM posts WHERE id = ANY($1)", [[3, null, 3, 1]])).toEqual([
+      { id: 3 },
+      { id: 1 },
+    ]);
+    expect(await d.query("SELECT id FROM posts WHERE id = ANY($1)", [[]])).toEqual([]);
     await d.exec("UPDATE posts SET tags = tags || 'new'::text WHERE id = 2");
     await d.exec("UPDATE posts SET scores = array_append(scores, 5) WHERE id = 1");
     expect(await d.query("SELECT tags, scores[3] AS third FROM posts WHERE id <= 2 ORDER BY id")).toEqual([

@@ -262,6 +262,7 @@ export function anyAllExpr(op: string, l0: Expr, r0: Expr, all: boolean, params:
     },
     [l, r],
     `(${l.text} ${cmpOp} ${all ? "ALL" : "ANY"} (${r.text}))`,
+    cmpOp === "=" && !all && !conv ? { anyArray: { left: l, array: r, type: t } } : undefined,
   );
 }
 

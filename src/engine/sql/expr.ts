@@ -60,6 +60,8 @@ export interface Expr {
   readonly keyColumn?: number;
   /** A comparison, for the planner's index matching. */
   readonly cmp?: { op: CmpOp; left: Expr; right: Expr; type: SqlType };
+  /** `left = ANY (array)`, for the planner (elements of `type`, no conversion needed). */
+  readonly anyArray?: { left: Expr; array: Expr; type: SqlType };
   /** `left IN (items)`, for the planner. */
   readonly inList?: { left: Expr; items: Expr[]; type: SqlType };
   /** Conjuncts of an AND, for the planner. */

@@ -254,7 +254,12 @@ export interface Bound {
 export type AccessPath =
   | { kind: "seq"; reverse: boolean }
   | { kind: "pk-point"; keys: Expr[]; keyTypes: SqlType[] }
-  | { kind: "pk-in"; items: Expr[]; keyType: SqlType }
+  | {
+      kind: "pk-in";
+      items: Expr[];
+      keyType: SqlType /** `pk = ANY(array)`: the keys come from it. */;
+      array?: Expr;
+    }
   | {
       kind: "pk-range";
       eq: Expr[];
@@ -410,8 +415,10 @@ export class TableAccess implements RowSource {
       }
       case "pk-in": {
         const seen = new Set<string>();
-        for (const item of path.items) {
-          const v = item.eval(outer, env);
+        const values = path.array
+          ? ((path.array.eval(outer, env) as { items: readonly Value[] } | null)?.items ?? [])
+          : path.items.map((item) => item.eval(outer, env));
+        for (const v of values) {
           if (v === null) continue;
           const key = encodeKey([table.def.id, this.eqFns[0]!(v)]);
           const k = Buffer.from(key).toString("latin1");
@@ -541,7 +548,9 @@ export class TableAccess implements RowSource {
       case "pk-in":
         return {
           head: `Index Scan using ${pkName} on ${name}`,
-          cond: `(${cols(this.table.def.primaryKey)[0]} IN (${p.items.map((e) => e.text).join(", ")}))`,
+          cond: p.array
+            ? `(${cols(this.table.def.primaryKey)[0]} = ANY (${p.array.text}))`
+            : `(${cols(this.table.def.primaryKey)[0]} IN (${p.items.map((e) => e.text).join(", ")}))`,
         };
       case "pk-range":
         return {

@@ -515,6 +515,23 @@ export function chooseAccess(table: TableInfo, base: number, conjuncts: readonly
       });
       break;
     }
+    // pk = ANY(array): the same path, keys taken from the array at run time.
+    for (const c of conjuncts) {
+      const any = c.anyArray;
+      if (
+        !any ||
+        any.left.keyColumn !== base + pk[0]! ||
+        any.array.volatile ||
+        any.array.refs.some((r) => r >= base)
+      )
+        continue;
+      candidates.push({
+        path: { kind: "pk-in", items: [], keyType: any.type, array: any.array },
+        consumed: [c],
+        score: 90,
+      });
+      break;
+    }
   }
   candidates.sort((a, b) => b.score - a.score);
   return candidates[0] ?? { path: { kind: "seq", reverse: false }, consumed: [], score: 0 };
