@@ -14,7 +14,7 @@ import type { Accumulator, AggregateSpec } from "./aggregates.js";
 import type { Catalog, IndexDef, TableDef, TableInfo } from "./catalog.js";
 import type { SubqueryMode } from "./compile.js";
 import { SqlState, sqlError } from "./errors.js";
-import { type Env, type Expr, tupleKeyFn } from "./expr.js";
+import { type Env, type Expr, hashKeyFn, tupleKeyFn } from "./expr.js";
 import { decodeRow } from "./row-codec.js";
 import { comparator, keyPartFn, type SqlType, type Value } from "./types.js";
 
@@ -732,6 +732,26 @@ export class AggregateNode implements RowSource {
         return true;
       });
       yield accs.map((a) => a.result());
+      return;
+    }
+    if (this.groupExprs.length === 1) {
+      // One key: the value's own hash key (a primitive) keys the map, with no string built per row.
+      const f = this.groupExprs[0]!.eval;
+      const hk = hashKeyFn(this.groupExprs[0]!.type);
+      const NULL_KEY = Symbol("null");
+      const groups = new Map<unknown, { keys: Value[]; accs: Accumulator[] }>();
+      await forEachRow(this.child, ctx, outer, (r) => {
+        const v = f(r, env);
+        const k = v === null ? NULL_KEY : hk(v);
+        let grp = groups.get(k);
+        if (!grp) {
+          grp = { keys: [v], accs: this.aggs.map((a) => a.create()) };
+          groups.set(k, grp);
+        }
+        this.step(grp.accs, r, env);
+        return true;
+      });
+      for (const grp of groups.values()) yield [...grp.keys, ...grp.accs.map((a) => a.result())];
       return;
     }
     const keyOf = tupleKeyFn(this.groupExprs.map((e) => e.type));
