@@ -392,6 +392,26 @@ function predArb(
         .map(([not, vs]) => S`${ref(q, c)} ${not ? "NOT IN" : "IN"} (${join(vs, ", ")})`),
     ),
   );
+  // = ANY / <> ALL over an array of the column's type (a primary key makes it a key lookup per element).
+  const ARRAY_TYPE: Partial<Record<Ty, string>> = {
+    int4: "int4[]",
+    int8: "int8[]",
+    text: "text[]",
+    numeric: "numeric[]",
+    numeric82: "numeric[]",
+    float8: "float8[]",
+  };
+  leaves.push(
+    pick(colsOf(t, (c) => ARRAY_TYPE[c.ty] !== undefined)).chain((c) =>
+      fc
+        .tuple(fc.boolean(), fc.array(valueArb(c.ty, true), { minLength: 0, maxLength: 4 }))
+        .map(([all, vs]) =>
+          all
+            ? S`${ref(q, c)} <> ALL (ARRAY[${join(vs, ", ")}]::${ARRAY_TYPE[c.ty]!})`
+            : S`${ref(q, c)} = ANY (ARRAY[${join(vs, ", ")}]::${ARRAY_TYPE[c.ty]!})`,
+        ),
+    ),
+  );
   leaves.push(
     pick(orderable).chain((c) =>
       fc
@@ -1602,6 +1622,21 @@ describe("sql regressions (found by the differential test)", () => {
         "SELECT extract(epoch from '2024-02-29 12:34:56.789+00'::timestamptz)::text AS c0",
         "SELECT extract(second from '2024-01-01 00:00:00+00'::timestamptz)::text AS c0",
         "SELECT extract(second from '2024-02-29'::date) AS c0",
+      ),
+    );
+  });
+
+  it("types the elements of ARRAY[…]::t[] as t, parameters included", async () => {
+    // PostgreSQL pushes the cast down to the elements: $2 is numeric, the row is not found, no error. Twill typed
+    // $2 from its neighbour 0 (int4) and failed with 22P02 on "999999.99" (found once = ANY was generated).
+    await runWorkload(
+      stmts(
+        "INSERT INTO acct (id, name, balance) VALUES (1, 'x', 0)",
+        [
+          "UPDATE acct SET name = $1 WHERE balance = ANY (ARRAY[$2, 0]::numeric[]) RETURNING id",
+          ["a", "999999.99"],
+        ],
+        "SELECT id FROM acct WHERE id = ANY (ARRAY[1.5, 0]::int4[])",
       ),
     );
   });

@@ -567,6 +567,14 @@ export function compileExpr(node: Node, cx: CompileCx): Expr {
       const tc = (node as { TypeCast: TypeCast }).TypeCast;
       const { type, serial } = resolveTypeName(tc.typeName!);
       if (serial) throw sqlError(SqlState.UndefinedObject, `type "${serial}" does not exist`);
+      if (type.kind === "array" && tc.arg && "A_ArrayExpr" in tc.arg) {
+        // ARRAY[…]::t[] types its elements as t (PostgreSQL pushes the cast down), so ARRAY[$1, 0]::numeric[]
+        // makes $1 numeric, not the int4 of its neighbour.
+        const elements = ((tc.arg as { A_ArrayExpr: { elements?: Node[] } }).A_ArrayExpr.elements ?? []).map(
+          (n) => coerce(compileExpr(n, cx), type.elem!, "explicit", cx.params),
+        );
+        return coerce(arrayConstructor(elements, cx.params), type, "explicit", cx.params);
+      }
       const arg = compileExpr(tc.arg!, cx);
       return coerce(arg, type, "explicit", cx.params);
     }
