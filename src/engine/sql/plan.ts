@@ -503,21 +503,37 @@ export class TableAccess implements RowSource {
         range = parts ? tuplePrefixRange([path.index.id, ...parts]) : undefined;
       }
       if (!range) return;
-      // Collect the keys first (the scan stays synchronous), then fetch the rows.
-      const keys: Uint8Array[] = [];
-      await scanEach(
-        ctx.kv,
-        { start: range.start, end: range.end, reverse: path.kind === "index-range" && path.reverse },
-        (pair) => {
-          keys.push(concatBytes(table.keyPrefix, pair.value));
-          return true;
-        },
-      );
+      // Stream the index entries (a LIMIT above stops the scan): each entry's row is fetched as it comes.
       const getSync = ctx.kv.getSync;
-      for (const key of keys) {
+      const fetchRow = async (pk: Uint8Array): Promise<Value[] | undefined> => {
+        const key = concatBytes(table.keyPrefix, pk);
         let bytes: Uint8Array | undefined | NeedsIo = getSync ? getSync(key) : NEEDS_IO;
         if (bytes === NEEDS_IO) bytes = await ctx.kv.get(key);
-        const row = this.accept(bytes, env);
+        return this.accept(bytes, env);
+      };
+      const it = ctx.kv.scan({
+        start: range.start,
+        end: range.end,
+        reverse: path.kind === "index-range" && path.reverse,
+      });
+      if (isCursor<KeyValue>(it)) {
+        const c = it as Cursor<KeyValue> & { close?: () => void };
+        for (;;) {
+          const pair = c.nextSync();
+          if (pair === NEEDS_IO) {
+            await c.fill();
+            continue;
+          }
+          if (pair === undefined) return;
+          const row = await fetchRow(pair.value);
+          if (row && emit(row) === false) {
+            c.close?.();
+            return;
+          }
+        }
+      }
+      for await (const pair of it) {
+        const row = await fetchRow(pair.value);
         if (row && emit(row) === false) return;
       }
       return;
