@@ -80,6 +80,15 @@ export interface PlanCx {
   initPlans: InitPlan[];
   /** Set while planning a subquery: the enclosing query's scope, for correlated references. */
   outer?: { scope: Scope; used: boolean };
+  /** WITH queries visible here by name (each with the ones visible where it was defined). */
+  ctes?: ReadonlyMap<string, CteDef>;
+}
+
+/** A non-recursive WITH query: planned afresh, as a subquery in FROM, wherever it is referenced. */
+interface CteDef {
+  stmt: SelectStmt;
+  colnames: string[];
+  scope: ReadonlyMap<string, CteDef> | undefined;
 }
 
 export interface PlannedQuery {
@@ -185,6 +194,8 @@ class FromBuilder {
   item(node: Node): FromTree {
     if ("RangeVar" in node) {
       const rv = node.RangeVar;
+      const cte = rv.schemaname ? undefined : this.pc.ctes?.get(rv.relname ?? "");
+      if (cte) return this.cteItem(cte, rv);
       const sys = systemRelation(this.pc.catalog, rv);
       if (sys) {
         const alias = rv.alias?.aliasname ?? sys.name;
@@ -313,6 +324,32 @@ class FromBuilder {
       throw sqlError("42712", `table name "${name}" specified more than once`);
     }
     this.rels.push({ name, columns });
+  }
+
+  /** A reference to a WITH query: its SELECT planned here as a subquery in FROM. */
+  private cteItem(cte: CteDef, rv: RangeVar): FromTree {
+    const planned = planSelect(cte.stmt, { ...this.pc, ctes: cte.scope }, this.parent);
+    const name = rv.relname ?? "";
+    if (cte.colnames.length > planned.columns.length)
+      throw sqlError(
+        SqlState.InvalidColumnReference,
+        `WITH query "${name}" has ${planned.columns.length} columns available but ${cte.colnames.length} columns specified`,
+      );
+    const alias = rv.alias?.aliasname ?? name;
+    const inner = planned.columns.map((c, i) => cte.colnames[i] ?? c.name);
+    const names = aliasNames(rv.alias, inner, "table");
+    const base = this.width;
+    this.addRel(
+      alias,
+      planned.columns.map((c, i) => ({ name: names[i]!, type: c.type, index: base + i })),
+    );
+    this.width += planned.columns.length;
+    return {
+      kind: "source",
+      source: new SubquerySource(planned.source, alias),
+      base,
+      width: planned.columns.length,
+    };
   }
 
   /** unnest(array) in FROM: one row per element, NULLs included, in order. */
@@ -717,7 +754,23 @@ function intConst(node: Node | undefined): number | undefined {
 }
 
 export function planSelect(stmt: SelectStmt, pc: PlanCx, parent?: Scope): PlannedQuery {
-  if (stmt.withClause) throw unsupported("WITH (common table expressions)");
+  if (stmt.withClause) {
+    const w = stmt.withClause;
+    if (w.recursive) throw unsupported("WITH RECURSIVE");
+    const ctes = new Map<string, CteDef>(pc.ctes ?? []);
+    const here = new Set<string>();
+    for (const n of w.ctes ?? []) {
+      const c = (n as { CommonTableExpr: import("libpg-query").CommonTableExpr }).CommonTableExpr;
+      const name = c.ctename ?? "";
+      if (here.has(name)) throw sqlError("42712", `WITH query name "${name}" specified more than once`);
+      here.add(name);
+      const q = (c.ctequery as { SelectStmt?: SelectStmt } | undefined)?.SelectStmt;
+      if (!q) throw unsupported("data-modifying statements in WITH");
+      if (c.search_clause || c.cycle_clause) throw unsupported("SEARCH/CYCLE in WITH");
+      ctes.set(name, { stmt: q, colnames: (c.aliascolnames ?? []).map(str), scope: new Map(ctes) });
+    }
+    return planSelect({ ...stmt, withClause: undefined }, { ...pc, ctes }, parent);
+  }
   if (stmt.intoClause) throw unsupported("SELECT INTO", "use CREATE TABLE, then INSERT INTO … SELECT");
   if (stmt.lockingClause && stmt.lockingClause.length > 0) throw unsupported("SELECT … FOR UPDATE/SHARE");
   if (stmt.windowClause && stmt.windowClause.length > 0) throw unsupported("WINDOW clauses");
