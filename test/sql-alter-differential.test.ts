@@ -29,11 +29,11 @@ afterAll(async () => {
 
 interface Col {
   name: string;
-  ty: "int4" | "text";
+  ty: "int4" | "int8" | "text";
 }
 
 const intent = fc.record({
-  kind: fc.integer({ min: 0, max: 9 }),
+  kind: fc.integer({ min: 0, max: 10 }),
   a: fc.integer({ min: 0, max: 1000 }),
   b: fc.integer({ min: 0, max: 1000 }),
   c: fc.integer({ min: 0, max: 1000 }),
@@ -41,7 +41,8 @@ const intent = fc.record({
 
 function literal(ty: Col["ty"], n: number): string {
   if (n % 7 === 0) return "NULL";
-  return ty === "int4" ? String(n % 50) : `'v${n % 13}'`;
+  if (ty === "text") return n % 5 === 0 ? `'${n % 50}'` : `'v${n % 13}'`;
+  return String(n % 50);
 }
 
 /** Turns intents into SQL, tracking the visible columns as PostgreSQL would after each successful ALTER. */
@@ -97,9 +98,18 @@ function* statements(
           cols = cols.map((x) => (x === col ? { ...x, name } : x));
         break;
       }
-      default: {
+      case 9: {
         const col = pick(a);
         yield `ALTER TABLE w ADD PRIMARY KEY (${col.name})`;
+        break;
+      }
+      default: {
+        // ALTER COLUMN … TYPE: int4 → int8 or text (assignment casts), text → int4 only with USING.
+        const col = pick(a);
+        const to: Col["ty"] = col.ty === "text" ? "int4" : b % 2 === 0 ? "int8" : "text";
+        const using = col.ty === "text" ? ` USING ${col.name}::int4` : "";
+        if (yield `ALTER TABLE w ALTER COLUMN ${col.name} TYPE ${to}${using}`)
+          cols = cols.map((x) => (x === col ? { ...x, ty: to } : x));
       }
     }
   }

@@ -13,6 +13,7 @@
  *                    column leaves the table keyed by a new hidden rowid: every row is rewritten (re-keyed).
  *   ADD PRIMARY KEY  validates NOT NULL and uniqueness of existing rows and re-keys every row (the old hidden
  *                    rowid becomes a dropped column); index entries are rebuilt because they carry the key.
+ *   ALTER … TYPE     rewrites every row with the cast (or the USING expression) and rebuilds keys and indexes.
  *   RENAME …         changes only the catalog (CHECK expressions are stored as ASTs and are renamed with it).
  * Each command of a multi-command ALTER TABLE sees the definition the previous one produced.
  */
@@ -37,14 +38,23 @@ import {
   TableInfo,
   tableKey,
 } from "./catalog.js";
-import { resolveTypeName } from "./compile.js";
+import { type CompileCx, compileExpr, resolveTypeName, Scope } from "./compile.js";
 import { allocateIds, ddlPlan, deleteRange, uniqueName, validateDefinition } from "./ddl.js";
 import { SqlState, sqlError, unsupported } from "./errors.js";
+import { coerce, ParamTypes } from "./expr.js";
 import type { ExecCtx, StatementPlan } from "./plan.js";
 import { decodeRow, encodeRow } from "./row-codec.js";
 import type { PlanCx } from "./select.js";
-import { findConflict, indexEntry, pkSuffix, putRow, runtimeOf, validateRow } from "./table-runtime.js";
-import { outputText, T, typeToSpec, type Value } from "./types.js";
+import {
+  findConflict,
+  indexEntry,
+  pkSuffix,
+  putRow,
+  runtimeOf,
+  tableScopeRel,
+  validateRow,
+} from "./table-runtime.js";
+import { castFunction, outputText, T, typeName, typeToSpec, type Value } from "./types.js";
 
 function str(n: Node | undefined): string {
   return n && "String" in n ? (n.String.sval ?? "") : "";
@@ -574,6 +584,72 @@ async function alterColumn(
   }
 }
 
+/**
+ * ALTER COLUMN … TYPE [USING expr]: every row is rewritten with the converted value (indexes and keys rebuilt,
+ * since their encoding follows the type). Without USING, only an assignment cast is allowed, as in PostgreSQL.
+ */
+async function alterColumnType(
+  ctx: ExecCtx,
+  pc: PlanCx,
+  table: TableInfo,
+  cmd: AlterTableCmd,
+): Promise<TableInfo> {
+  const col = columnOf(table, cmd.name!);
+  const c = table.def.columns[col]!;
+  const cd = (cmd.def as { ColumnDef: PgColumnDef }).ColumnDef;
+  if (cd.collClause) throw unsupported("COLLATE on a column (Twill DB compares text by code point)");
+  const { type, serial } = resolveTypeName(cd.typeName!);
+  if (serial) throw sqlError(SqlState.UndefinedObject, `type "${serial}" does not exist`);
+  const from = table.types[col]!;
+  // PostgreSQL converts the column's default first, and only with an assignment cast. A DEFAULT NULL is no
+  // default at all there (it stores none), so it needs no cast.
+  const compiled = runtimeOf(table).defaults[col]?.expr;
+  const nullDefault = compiled?.isConst === true && compiled.value === null;
+  if (c.default?.kind === "expr" && !nullDefault && !castFunction(from, type, "assignment"))
+    throw sqlError(
+      SqlState.DatatypeMismatch,
+      `default for column "${c.name}" cannot be cast automatically to type ${typeName(type)}`,
+    );
+  let convert: (row: Value[]) => Value;
+  if (cd.raw_default) {
+    const cx: CompileCx = {
+      scope: new Scope([tableScopeRel(table, table.name)]),
+      params: new ParamTypes(),
+      position: pc.position,
+      clause: "transform expressions",
+    };
+    const e = coerce(compileExpr(cd.raw_default, cx), type, "assignment", cx.params, `column "${c.name}"`);
+    if (cx.params.maxRef > 0)
+      throw sqlError(SqlState.FeatureNotSupported, "parameters in a USING expression");
+    convert = (row) => e.eval(row, ctx.env);
+  } else {
+    const fn = castFunction(from, type, "assignment");
+    if (!fn)
+      throw sqlError(
+        SqlState.DatatypeMismatch,
+        `column "${c.name}" cannot be cast automatically to type ${typeName(type)}`,
+        { hint: `You might need to specify "USING ${c.name}::${typeName(type)}".` },
+      );
+    convert = (row) => (row[col] === null ? null : fn(row[col] as Exclude<Value, null>, ctx.env.now));
+  }
+  // Every row is rewritten at full width, so no row needs the old-typed missing value any more.
+  const { missing: _gone, ...kept } = c;
+  const rest: ColumnDef = kept;
+  if (nullDefault) delete rest.default;
+  const def: TableDef = {
+    ...table.def,
+    columns: table.def.columns.map((x, i) => (i === col ? { ...rest, type: typeToSpec(type) } : x)),
+  };
+  validateDefinition(def, pc);
+  const info = new TableInfo(def);
+  await rewriteRows(ctx, table, info, (row) => {
+    const out = [...row];
+    out[col] = convert(row);
+    return out;
+  });
+  return install(ctx, def);
+}
+
 // ---- entry points -------------------------------------------------------------------------------------------------
 
 export function planAlterTable(stmt: AlterTableStmt, pc: PlanCx): StatementPlan {
@@ -590,9 +666,8 @@ export function planAlterTable(stmt: AlterTableStmt, pc: PlanCx): StatementPlan 
       case "AT_ColumnDefault":
       case "AT_SetNotNull":
       case "AT_DropNotNull":
-        break;
       case "AT_AlterColumnType":
-        throw unsupported("ALTER COLUMN … TYPE");
+        break;
       case "AT_DropConstraint":
         throw unsupported("ALTER TABLE … DROP CONSTRAINT");
       default:
@@ -618,6 +693,9 @@ export function planAlterTable(stmt: AlterTableStmt, pc: PlanCx): StatementPlan 
           break;
         case "AT_AddConstraint":
           table = await addConstraint(ctx, pc, table, (cmd.def as { Constraint: Constraint }).Constraint);
+          break;
+        case "AT_AlterColumnType":
+          table = await alterColumnType(ctx, pc, table, cmd);
           break;
         default:
           table = await alterColumn(ctx, pc, table, cmd);

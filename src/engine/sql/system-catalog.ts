@@ -103,8 +103,10 @@ function columnDefault(t: TableInfo, i: number): string | null {
   const d = t.def.columns[i]!.default;
   if (!d) return null;
   if (d.kind === "sequence") return `nextval('${t.name}_${t.def.columns[i]!.name}_seq'::regclass)`;
-  const rt = runtimeOf(t);
-  return rt.defaults[i]?.expr?.text ?? null;
+  const e = runtimeOf(t).defaults[i]?.expr;
+  // PostgreSQL stores no default for DEFAULT NULL.
+  if (!e || (e.isConst === true && e.value === null)) return null;
+  return e.text;
 }
 
 /** Columns as pg_attribute numbers them: every stored column but the hidden rowid, dropped ones included. */
