@@ -12,7 +12,7 @@ const DDL = [
   "CREATE TABLE users (id serial PRIMARY KEY, email varchar(120) NOT NULL UNIQUE, score numeric(6,2), born date)",
   "CREATE TABLE notes (user_id int NOT NULL, n int NOT NULL, body text, tags jsonb, at timestamptz, PRIMARY KEY (user_id, n))",
   "CREATE INDEX notes_at ON notes (at)",
-  "CREATE TABLE plain (a int2, b int8, c float4, d float8, e bool, f bytea, g uuid, h char(3), i timestamp)",
+  "CREATE TABLE plain (a int2, b int8, c float4, d float8, e bool, f bytea, g uuid, h char(3), i timestamp, k int4[], l text[])",
   "ALTER TABLE plain DROP COLUMN b",
   "ALTER TABLE plain ADD COLUMN j text NOT NULL DEFAULT 'x'",
   "ALTER TABLE notes RENAME COLUMN body TO text_body",
@@ -87,6 +87,38 @@ describe("information_schema matches PostgreSQL", () => {
       FROM pg_index x JOIN pg_class c ON c.oid = x.indrelid JOIN pg_class i ON i.oid = x.indexrelid
       JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' ORDER BY 2`;
     expect(norm(await db.query(ix))).toEqual(norm((await pg.query<Record<string, unknown>>(ix)).rows));
+  });
+});
+
+describe("pg_type matches PostgreSQL for the types Twill has", () => {
+  it("scalar and array types: oid, name, length, category, element and array links", async () => {
+    const sql = `SELECT oid::int4 AS oid, typname::text AS typname, typlen, typcategory::text AS typcategory,
+        typelem::int4 AS typelem, typarray::int4 AS typarray FROM pg_type WHERE oid::int4 = ANY ($1) ORDER BY 1`;
+    const oids = [16, 17, 20, 21, 23, 25, 700, 701, 1042, 1043, 1082, 1114, 1184, 1700, 2950, 3802];
+    const all = [
+      ...oids,
+      1000,
+      1001,
+      1005,
+      1007,
+      1009,
+      1014,
+      1015,
+      1016,
+      1021,
+      1022,
+      1115,
+      1182,
+      1185,
+      1231,
+      2951,
+      3807,
+    ];
+    const want = norm((await pg.query<Record<string, unknown>>(sql, [all])).rows);
+    expect(want.length).toBe(all.length);
+    const twill =
+      "SELECT oid, typname, typlen, typcategory, typelem, typarray FROM pg_type WHERE oid = ANY ($1) ORDER BY 1";
+    expect(norm(await db.query(twill, [all]))).toEqual(want);
   });
 });
 

@@ -19,7 +19,7 @@ import { attnumOf, type Catalog, isRowidColumn, type TableInfo } from "./catalog
 import type { ExplainNode, RowSource } from "./plan.js";
 import { DATABASE_NAME, standardTypeName } from "./system-functions.js";
 import { runtimeOf } from "./table-runtime.js";
-import { Oid, type SqlType, T, type TypeKind, type Value } from "./types.js";
+import { ArrayOid, Oid, type SqlType, T, type TypeKind, type Value } from "./types.js";
 
 const FIRST_OID = 16384;
 const NS_PG_CATALOG = 11;
@@ -139,6 +139,12 @@ const TYPE_ROWS: { kind: TypeKind; name: string; len: number; category: string }
   { kind: "jsonb", name: "jsonb", len: -1, category: "U" },
 ];
 
+/** pg_type.typname of a column's type (_int4 for int4[]). */
+function udtName(t: SqlType): string {
+  if (t.kind === "array") return `_${udtName(t.elem!)}`;
+  return TYPE_ROWS.find((r) => r.kind === t.kind)?.name ?? t.kind;
+}
+
 /** PostgreSQL's atttypmod: varchar/char length + 4, numeric ((p << 16) | s) + 4, else -1. */
 function typmod(t: SqlType): number {
   if ((t.kind === "varchar" || t.kind === "bpchar") && t.length >= 0) return t.length + 4;
@@ -220,13 +226,13 @@ const INFORMATION_SCHEMA: Record<string, SystemView> = {
               a.attnum,
               c.identity ? null : columnDefault(t, a.index),
               c.notNull ? "NO" : "YES",
-              standardTypeName(ty),
+              ty.kind === "array" ? "ARRAY" : standardTypeName(ty),
               (ty.kind === "varchar" || ty.kind === "bpchar") && ty.length >= 0 ? ty.length : null,
               numPrecision,
               numScale,
               DATABASE_NAME,
               "pg_catalog",
-              TYPE_ROWS.find((r) => r.kind === ty.kind)?.name ?? ty.kind,
+              udtName(ty),
               c.identity ? "YES" : "NO",
               c.identity === "always" ? "ALWAYS" : c.identity === "default" ? "BY DEFAULT" : null,
               "NEVER",
@@ -312,16 +318,26 @@ const PG_CATALOG: Record<string, SystemView> = {
       col("typlen", int2),
       col("typtype", text),
       col("typcategory", text),
+      col("typelem", int4),
+      col("typarray", int4),
     ],
-    rows: () =>
-      TYPE_ROWS.map((r) => [
+    rows: () => [
+      ...TYPE_ROWS.map((r) => [
         Oid[r.kind],
         r.name,
         NS_PG_CATALOG,
         r.len,
         r.kind === "unknown" ? "p" : "b",
         r.category,
+        0,
+        ArrayOid[r.kind] ?? 0,
       ]),
+      // The array types, named as PostgreSQL names them (_int4, …).
+      ...TYPE_ROWS.flatMap((r) => {
+        const a = ArrayOid[r.kind];
+        return a === undefined ? [] : [[a, `_${r.name}`, NS_PG_CATALOG, -1, "b", "A", Oid[r.kind], 0]];
+      }),
+    ],
   },
   pg_index: {
     columns: [
