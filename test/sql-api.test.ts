@@ -318,7 +318,11 @@ describe("transactions", () => {
     // COMMIT with nothing open is a no-op, as in PostgreSQL (which warns).
     expect((await db.execute("COMMIT")).command).toBe("COMMIT");
     await expectSqlState(db.query("BEGIN ISOLATION LEVEL SERIALIZABLE"), "0A000", /SERIALIZABLE/);
-    await expectSqlState(db.query("SAVEPOINT s"), "0A000", /savepoints/);
+    await expectSqlState(
+      db.query("SAVEPOINT s"),
+      "25P01",
+      "SAVEPOINT can only be used in transaction blocks",
+    );
   });
 
   it("makes DDL transactional", async () => {

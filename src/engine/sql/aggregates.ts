@@ -1,15 +1,17 @@
 /**
- * Aggregate functions: count, sum, avg, min, max, bool_and/every, bool_or, string_agg, jsonb_agg. Result types
+ * Aggregate functions: count, sum, avg, min, max, bool_and/every, bool_or, string_agg, jsonb_agg, array_agg. Result types
  * and arithmetic are PostgreSQL's: sum(int4) is int8, sum(int8) and avg(integer) are numeric (exact, printed with
  * PostgreSQL's division scale), sum(float8) is float8. NULL inputs are skipped; an empty group gives NULL
  * (0 for count).
  */
 
+import { SqlArray } from "./arrays.js";
 import { SqlState, sqlError, unsupported } from "./errors.js";
 import { coerce, type Expr, hashKeyFn, type ParamTypes, resolveUnknown } from "./expr.js";
 import { Jsonb, type JsonValue } from "./jsonb.js";
 import { addNumeric, type Dec, divDec, formatDec, toDec } from "./numeric.js";
 import {
+  arrayOf,
   category,
   comparator,
   normInt8,
@@ -246,6 +248,43 @@ class JsonbAggAcc implements Accumulator {
   }
 }
 
+/** array_agg: the inputs in arrival order, NULLs included; NULL for no rows. */
+class ArrayAggAcc implements Accumulator {
+  items: Value[] = [];
+  any = false;
+  add(v: Value): void {
+    this.any = true;
+    this.items.push(v);
+  }
+  result(): Value {
+    return this.any ? new SqlArray(this.items) : null;
+  }
+}
+
+class ArrayAggDistinctAcc implements Accumulator {
+  private readonly seen = new Map<unknown, Exclude<Value, null>>();
+  private nulls = false;
+  private any = false;
+  private readonly key: (v: Exclude<Value, null>) => unknown;
+  constructor(private readonly t: SqlType) {
+    this.key = hashKeyFn(t);
+  }
+  add(v: Value): void {
+    this.any = true;
+    if (v === null) this.nulls = true;
+    else {
+      const k = this.key(v);
+      if (!this.seen.has(k)) this.seen.set(k, v);
+    }
+  }
+  result(): Value {
+    if (!this.any) return null;
+    const items: Value[] = [...this.seen.values()].sort(comparator(this.t));
+    if (this.nulls) items.push(null);
+    return new SqlArray(items);
+  }
+}
+
 /** Wraps an accumulator so that each distinct input is added once. */
 class DistinctAcc implements Accumulator {
   private readonly seen = new Set<unknown>();
@@ -275,8 +314,6 @@ export function resolveAggregate(
   params: ParamTypes,
 ): AggregateSpec {
   const text = `${name}(${distinct ? "DISTINCT " : ""}${star ? "*" : args0.map((a) => a.text).join(", ")})`;
-  if (name === "array_agg")
-    throw unsupported("array_agg (arrays are not implemented); use jsonb_agg or string_agg");
   if (star) {
     if (name !== "count")
       throw sqlError(
@@ -454,6 +491,14 @@ export function resolveAggregate(
       expect(1);
       const t = a0!.type;
       return { name, type: T.jsonb, args, distinct, filter, create: wrap(t, () => new JsonbAggAcc(t)), text };
+    }
+    case "array_agg": {
+      expect(1);
+      const t = a0!.type;
+      if (t.kind === "array") throw unsupported("array_agg of arrays (multidimensional arrays)");
+      // DISTINCT sorts the inputs and keeps one NULL (last), as PostgreSQL's sort-based DISTINCT does.
+      const create = distinct ? () => new ArrayAggDistinctAcc(t) : () => new ArrayAggAcc();
+      return { name, type: arrayOf(t), args, distinct, filter, create, text };
     }
     default:
       throw unsupported(`aggregate ${name}`);

@@ -65,7 +65,7 @@ function entriesOf(
 ): Map<string, { key: Uint8Array; pk: Uint8Array }> {
   const out = new Map<string, { key: Uint8Array; pk: Uint8Array }>();
   if (!rowBytes) return out;
-  const row = decodeRow(table.types, rowBytes);
+  const row = decodeRow(table.types, rowBytes, table.missing);
   const pk = pkSuffix(table, row);
   const rt = runtimeOf(table);
   for (let i = 0; i < table.def.indexes.length; i++) {
@@ -200,7 +200,7 @@ export function sqlMergeHooks(branchSql: SqlEngine, parentSql: SqlEngine | undef
         const indexes = table?.def.indexes.filter((ix) => derived.has(ix.id)) ?? [];
         if (!table || indexes.length === 0) continue;
         const pk = w.key.slice(table.keyPrefix.length);
-        const row = w.value ? decodeRow(table.types, w.value) : undefined;
+        const row = w.value ? decodeRow(table.types, w.value, table.missing) : undefined;
         for (const ix of indexes) {
           if (row) await hnswInsert(ctx, ix, row, pk);
           else await hnswDelete(ctx, ix, pk);

@@ -24,6 +24,7 @@
 
 import type { Node } from "libpg-query";
 import { encodeKey, tuplePrefixRange } from "../lsm/keycodec.js";
+import { decodeRow } from "./row-codec.js";
 import type { HnswSpec } from "./hnsw-index.js";
 import { type KeyPart, keyPartFn, type SqlType, type TypeSpec, typeFromSpec, type Value } from "./types.js";
 
@@ -45,6 +46,29 @@ export interface ColumnDef {
   hidden?: boolean;
   /** GENERATED ALWAYS / BY DEFAULT AS IDENTITY (its default is a sequence). */
   identity?: "always" | "default";
+  /**
+   * Set by ALTER TABLE … DROP COLUMN: the column keeps its position and type (rows written before still hold a
+   * value there, and decoding is positional) but is hidden, unnamed and written as NULL from then on.
+   */
+  dropped?: boolean;
+  /**
+   * Set by ALTER TABLE … ADD COLUMN with a non-volatile default: base64 of the one-column row encoding of the
+   * value that rows written before the column existed read for it (PostgreSQL's attmissingval). Rows are not
+   * rewritten; a row shorter than the schema decodes its missing trailing columns to these values.
+   */
+  missing?: string;
+}
+
+/** A rowid column (live, or left behind by ADD PRIMARY KEY): Twill's own, never shown as an attribute. */
+export function isRowidColumn(c: ColumnDef): boolean {
+  return c.hidden === true && (!c.dropped || c.name === "rowid");
+}
+
+/** PostgreSQL's attnum of column position `i`: 1-based, counting dropped columns but no rowid. */
+export function attnumOf(def: TableDef, i: number): number {
+  let n = 0;
+  for (let j = 0; j <= i; j++) if (!isRowidColumn(def.columns[j]!)) n++;
+  return n;
 }
 
 export interface IndexDef {
@@ -92,6 +116,8 @@ export class TableInfo {
   readonly keyPrefix: Uint8Array;
   readonly range: { start: Uint8Array; end: Uint8Array };
   readonly visibleColumns: number[];
+  /** Per column, what a row written before the column existed reads for it; undefined when all are NULL. */
+  readonly missing: Value[] | undefined;
   /** Compiled defaults, checks and the like, filled in by the planner on first use. */
   compiled: unknown;
 
@@ -105,6 +131,11 @@ export class TableInfo {
     this.keyPrefix = encodeKey([def.id]);
     this.range = tuplePrefixRange([def.id]);
     this.visibleColumns = def.columns.flatMap((c, i) => (c.hidden ? [] : [i]));
+    this.missing = def.columns.some((c) => c.missing !== undefined)
+      ? def.columns.map((c, i) =>
+          c.missing === undefined ? null : decodeRow([this.types[i]!], Buffer.from(c.missing, "base64"))[0]!,
+        )
+      : undefined;
   }
 
   get name(): string {

@@ -23,6 +23,8 @@ import type {
   TypeName,
 } from "libpg-query";
 import { AGGREGATES, type AggregateSpec, resolveAggregate } from "./aggregates.js";
+import { anyAllExpr, arrayBinaryOp, arrayConstructor, subscriptExpr } from "./array-ops.js";
+import { SqlArray } from "./arrays.js";
 import { SqlState, sqlError, unsupported } from "./errors.js";
 import {
   type CmpOp,
@@ -48,7 +50,9 @@ import {
   regexExpr,
   unifyOperands,
 } from "./operators.js";
+import { DATABASE_NAME } from "./system-functions.js";
 import {
+  arrayOf,
   bpcharType,
   castFunction,
   category,
@@ -181,12 +185,17 @@ export function resolveTypeName(tn: TypeName): {
   type: SqlType;
   serial?: "smallserial" | "serial" | "bigserial";
 } {
+  if (tn.arrayBounds && tn.arrayBounds.length > 0) {
+    // int[] and int[][] are one type in PostgreSQL (dimensions are not enforced); Twill holds one dimension.
+    const { type, serial } = resolveTypeName({ ...tn, arrayBounds: [] });
+    if (serial) throw sqlError(SqlState.UndefinedObject, `type "${serial}[]" does not exist`);
+    return { type: arrayOf(type) };
+  }
   const names = (tn.names ?? []).map(str);
   const name = names[names.length - 1]!.toLowerCase();
   if (names.length > 1 && names[0] !== "pg_catalog" && names[0] !== "public") {
     throw sqlError(SqlState.UndefinedObject, `type "${names.join(".")}" does not exist`);
   }
-  if (tn.arrayBounds && tn.arrayBounds.length > 0) throw unsupported(`array type ${name}[]`);
   if (tn.setof) throw unsupported("SETOF types");
   const mods = typmodInts(tn);
   const noMods = (t: SqlType) => {
@@ -563,6 +572,14 @@ export function compileExpr(node: Node, cx: CompileCx): Expr {
       const tc = (node as { TypeCast: TypeCast }).TypeCast;
       const { type, serial } = resolveTypeName(tc.typeName!);
       if (serial) throw sqlError(SqlState.UndefinedObject, `type "${serial}" does not exist`);
+      if (type.kind === "array" && tc.arg && "A_ArrayExpr" in tc.arg) {
+        // ARRAY[…]::t[] types its elements as t (PostgreSQL pushes the cast down), so ARRAY[$1, 0]::numeric[]
+        // makes $1 numeric, not the int4 of its neighbour.
+        const elements = ((tc.arg as { A_ArrayExpr: { elements?: Node[] } }).A_ArrayExpr.elements ?? []).map(
+          (n) => coerce(compileExpr(n, cx), type.elem!, "explicit", cx.params),
+        );
+        return coerce(arrayConstructor(elements, cx.params), type, "explicit", cx.params);
+      }
       const arg = compileExpr(tc.arg!, cx);
       return coerce(arg, type, "explicit", cx.params);
     }
@@ -673,13 +690,37 @@ export function compileExpr(node: Node, cx: CompileCx): Expr {
             refs: [],
             text: "CURRENT_DATE",
           };
+        case "SVFOP_CURRENT_SCHEMA":
+          return constExpr(T.text, "public", "CURRENT_SCHEMA");
+        case "SVFOP_CURRENT_CATALOG":
+          return constExpr(T.text, DATABASE_NAME, "CURRENT_CATALOG");
         default:
           throw unsupported(`${(op ?? "").replace("SVFOP_", "")}`);
       }
     }
-    case "A_ArrayExpr":
-    case "A_Indirection":
-      throw unsupported("arrays");
+    case "A_ArrayExpr": {
+      const elements = ((node as { A_ArrayExpr: { elements?: Node[] } }).A_ArrayExpr.elements ?? []).map(
+        (n) => compileExpr(n, cx),
+      );
+      return arrayConstructor(elements, cx.params);
+    }
+    case "A_Indirection": {
+      const ind = (node as { A_Indirection: { arg?: Node; indirection?: Node[] } }).A_Indirection;
+      const base = compileExpr(ind.arg!, cx);
+      const subs = (ind.indirection ?? []).map((n) => {
+        if (!("A_Indices" in n)) throw unsupported("field selection on a value");
+        const ix = (n as { A_Indices: { is_slice?: boolean; lidx?: Node; uidx?: Node } }).A_Indices;
+        const c = (x: Node | undefined) => (x ? compileExpr(x, cx) : undefined);
+        return ix.is_slice
+          ? {
+              slice: true,
+              ...(ix.lidx ? { lower: c(ix.lidx)! } : {}),
+              ...(ix.uidx ? { upper: c(ix.uidx)! } : {}),
+            }
+          : { slice: false, index: c(ix.uidx)! };
+      });
+      return subscriptExpr(base, subs, cx.params);
+    }
     case "RowExpr":
       throw unsupported("row constructors");
     case "CollateClause":
@@ -794,9 +835,12 @@ function compileAExpr(e: A_Expr, cx: CompileCx): Expr {
       throw unsupported("SIMILAR TO", "use LIKE or ~");
     case "AEXPR_OP_ANY":
     case "AEXPR_OP_ALL":
-      throw unsupported(
-        `${op} ${e.kind === "AEXPR_OP_ANY" ? "ANY" : "ALL"} (array) (arrays are not implemented)`,
-        "use IN (…) or IN (SELECT …)",
+      return anyAllExpr(
+        op,
+        compileExpr(e.lexpr!, cx),
+        compileExpr(e.rexpr!, cx),
+        e.kind === "AEXPR_OP_ALL",
+        cx.params,
       );
     default:
       throw unsupported(`operator kind ${e.kind}`);
@@ -804,6 +848,10 @@ function compileAExpr(e: A_Expr, cx: CompileCx): Expr {
 }
 
 function binaryOp(op: string, l: Expr, r: Expr, cx: CompileCx): Expr {
+  if (l.type.kind === "array" || r.type.kind === "array" || op === "&&") {
+    const a = arrayBinaryOp(op, l, r, cx.params);
+    if (a) return a;
+  }
   if (CMP_OPS.has(op)) {
     return compareExpr((op === "!=" ? "<>" : op) as CmpOp, l, r, cx.params);
   }
@@ -855,7 +903,9 @@ function binaryOp(op: string, l: Expr, r: Expr, cx: CompileCx): Expr {
 }
 
 function inListExpr(l0: Expr, items0: Expr[], negate: boolean, cx: CompileCx): Expr {
-  const t = unifyTypes([l0, ...items0], "IN");
+  // The comparison type has no typmod: items are not rounded or cut to the column's numeric(p,s)/varchar(n).
+  const u = unifyTypes([l0, ...items0], "IN");
+  const t = u.length >= 0 || u.precision >= 0 ? T[u.kind] : u;
   const l = coerce(l0, t, "implicit", cx.params);
   const items = items0.map((i) => coerce(i, t, "implicit", cx.params));
   const lf = l.eval;
@@ -1098,8 +1148,23 @@ function compileSubLink(s: SubLink, cx: CompileCx): Expr {
         },
       );
     }
-    case "ARRAY_SUBLINK":
-      throw unsupported("ARRAY(subquery)");
+    case "ARRAY_SUBLINK": {
+      let elem: SqlType = T.text;
+      const { id, correlated } = cx.subqueries.initPlan(select, cx, (ts) => {
+        if (ts.length !== 1) throw sqlError(SqlState.SyntaxError, "subquery must return only one column");
+        elem = ts[0]!.kind === "unknown" ? T.text : ts[0]!;
+        return { kind: "rows", convert: undefined };
+      });
+      const type = arrayOf(elem);
+      return {
+        type,
+        eval: (_r, env) => new SqlArray(env.sub[id] as Value[]),
+        refs: [],
+        text: `ARRAY(${correlated ? "SubPlan" : "InitPlan"} ${id + 1})`,
+        usesSubplan: true,
+        ...(correlated ? { correlated: [id] } : {}),
+      };
+    }
     default:
       throw unsupported(`subquery kind ${s.subLinkType}`);
   }
@@ -1139,6 +1204,10 @@ function figure(node: Node | undefined): [string, number] {
       const names = ((node as { FuncCall: FuncCall }).FuncCall.funcname ?? []).map(str);
       return [names[names.length - 1]!, 2];
     }
+    case "A_ArrayExpr":
+      return ["array", 2];
+    case "A_Indirection":
+      return figure((node as { A_Indirection: { arg?: Node } }).A_Indirection.arg);
     case "A_Expr":
       return (node as { A_Expr: A_Expr }).A_Expr.kind === "AEXPR_NULLIF" ? ["nullif", 2] : ["?column?", 0];
     case "TypeCast": {

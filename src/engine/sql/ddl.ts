@@ -21,7 +21,7 @@ import {
 import { type CompileCx, compileExpr, resolveTypeName, Scope } from "./compile.js";
 import { SqlState, sqlError, unsupported } from "./errors.js";
 import { coerce, ParamTypes } from "./expr.js";
-import { checkHnswColumn, hnswBackfill, hnswSpecOf } from "./hnsw-index.js";
+import { checkHnswColumn, hnswBackfill, hnswEmptied, hnswSpecOf } from "./hnsw-index.js";
 import type { ExecCtx, ExecResult, StatementPlan } from "./plan.js";
 import { decodeRow } from "./row-codec.js";
 import type { PlanCx } from "./select.js";
@@ -35,7 +35,7 @@ function str(n: Node | undefined): string {
 const encoder = new TextEncoder();
 
 /** Allocates `n` consecutive ids from the catalog's counter, inside the statement's transaction. */
-async function allocateIds(ctx: ExecCtx, n: number): Promise<number> {
+export async function allocateIds(ctx: ExecCtx, n: number): Promise<number> {
   const key = metaKey();
   const bytes = await ctx.kv.get(key);
   const meta = bytes
@@ -47,7 +47,7 @@ async function allocateIds(ctx: ExecCtx, n: number): Promise<number> {
   return first;
 }
 
-function ddlPlan(command: string, run: (ctx: ExecCtx) => Promise<void>): StatementPlan {
+export function ddlPlan(command: string, run: (ctx: ExecCtx) => Promise<void>): StatementPlan {
   return {
     command,
     columns: [],
@@ -63,7 +63,7 @@ function ddlPlan(command: string, run: (ctx: ExecCtx) => Promise<void>): Stateme
   };
 }
 
-function uniqueName(ctx: ExecCtx, base: string, taken: Set<string>): string {
+export function uniqueName(ctx: ExecCtx, base: string, taken: Set<string>): string {
   const cat = ctx.ddl!.catalog();
   let name = base.slice(0, 63);
   for (let i = 1; cat.hasRelation(name) || taken.has(name); i++) name = `${base.slice(0, 60)}${i}`;
@@ -324,7 +324,7 @@ export function planCreateTable(stmt: CreateStmt, pc: PlanCx): StatementPlan {
   });
 }
 
-function validateDefinition(def: TableDef, pc: PlanCx): void {
+export function validateDefinition(def: TableDef, pc: PlanCx): void {
   const info = new TableInfo(def);
   for (const [i, c] of def.columns.entries()) {
     if (c.default?.kind !== "expr") continue;
@@ -400,7 +400,7 @@ export function planCreateIndex(stmt: IndexStmt, pc: PlanCx): StatementPlan {
     const pos = def.indexes.length - 1;
     const txn = ctx.txn!;
     for await (const kv of ctx.kv.scan(table.range)) {
-      const row = decodeRow(info.types, kv.value);
+      const row = decodeRow(info.types, kv.value, info.missing);
       const pk = kv.key.slice(table.keyPrefix.length);
       const e = indexEntry(info, rt, pos, row, pk);
       if (ix.unique && e.complete && (await ctx.kv.get(e.key)) !== undefined) {
@@ -419,7 +419,10 @@ export function planCreateIndex(stmt: IndexStmt, pc: PlanCx): StatementPlan {
 
 // ---- DROP and TRUNCATE ----------------------------------------------------------------------------------------------------
 
-async function deleteRange(ctx: ExecCtx, range: { start: Uint8Array; end: Uint8Array }): Promise<void> {
+export async function deleteRange(
+  ctx: ExecCtx,
+  range: { start: Uint8Array; end: Uint8Array },
+): Promise<void> {
   const keys: Uint8Array[] = [];
   for await (const kv of ctx.kv.scan(range)) keys.push(kv.key);
   for (const k of keys) ctx.txn!.delete(k);
@@ -452,7 +455,7 @@ export function planDrop(stmt: DropStmt, _pc: PlanCx): StatementPlan {
         await deleteRange(ctx, table.range);
         for (const ix of table.def.indexes) {
           await deleteRange(ctx, tuplePrefixRange([ix.id]));
-          if (ix.hnsw) ctx.services.vectors?.emptied(ctx.txn!, ix.id);
+          if (ix.hnsw) hnswEmptied(ctx, ix.id);
         }
         for (const c of table.def.columns)
           if (c.default?.kind === "sequence") ctx.txn!.delete(sequenceKey(c.default.sequence));
@@ -486,7 +489,7 @@ export function planDrop(stmt: DropStmt, _pc: PlanCx): StatementPlan {
           );
         }
         await deleteRange(ctx, tuplePrefixRange([index.id]));
-        if (index.hnsw) ctx.services.vectors?.emptied(ctx.txn!, index.id);
+        if (index.hnsw) hnswEmptied(ctx, index.id);
         const def: TableDef = { ...table.def, indexes: table.def.indexes.filter((i) => i !== index) };
         ctx.txn!.put(tableKey(table.name), serializeTable(def));
         host.change(table.name, def);
@@ -509,7 +512,7 @@ export function planTruncate(stmt: TruncateStmt, _pc: PlanCx): StatementPlan {
       await deleteRange(ctx, table.range);
       for (const ix of table.def.indexes) {
         await deleteRange(ctx, tuplePrefixRange([ix.id]));
-        if (ix.hnsw) ctx.services.vectors?.emptied(ctx.txn!, ix.id);
+        if (ix.hnsw) hnswEmptied(ctx, ix.id);
       }
     }
   });

@@ -365,7 +365,7 @@ export function planInsert(stmt: InsertStmt, pc: PlanCx): StatementPlan {
           );
         }
         const bytes = await ctx.kv.get(conflict.existingRowKey);
-        const existing = decodeRow(table.types, bytes!);
+        const existing = decodeRow(table.types, bytes!, table.missing);
         const combined = [...existing, ...row];
         if (onConflict.where && onConflict.where.eval(combined, ctx.env) !== true) return;
         const next = existing.slice();

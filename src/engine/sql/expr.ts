@@ -9,6 +9,7 @@
  * assignment casts. NULL is JS `null` and propagates through every strict operator.
  */
 
+import { arrayHashKey, type SqlArray } from "./arrays.js";
 import { SqlState, sqlError } from "./errors.js";
 import {
   type CastMode,
@@ -64,6 +65,8 @@ export interface Expr {
   readonly keyColumn?: number;
   /** A comparison, for the planner's index matching. */
   readonly cmp?: { op: CmpOp; left: Expr; right: Expr; type: SqlType };
+  /** `left = ANY (array)`, for the planner (elements of `type`, no conversion needed). */
+  readonly anyArray?: { left: Expr; array: Expr; type: SqlType };
   /** `left IN (items)`, for the planner. */
   readonly inList?: { left: Expr; items: Expr[]; type: SqlType };
   /** Conjuncts of an AND, for the planner. */
@@ -149,6 +152,7 @@ export function paramExpr(n: number, type: SqlType): Expr {
 }
 
 function sameType(a: SqlType, b: SqlType): boolean {
+  if (a.elem || b.elem) return a === b;
   return a.kind === b.kind && a.length === b.length && a.precision === b.precision && a.scale === b.scale;
 }
 
@@ -187,7 +191,7 @@ function cannotCoerce(from: SqlType, to: SqlType, mode: CastMode, what?: string)
 export function coerce(e: Expr, to: SqlType, mode: CastMode, params: ParamTypes, what?: string): Expr {
   if (sameType(e.type, to)) return e;
   // Dropping a type modifier (numeric(10,2) → numeric, varchar(5) → varchar) changes no value.
-  if (e.type.kind === to.kind && to.length < 0 && to.precision < 0) return e;
+  if (e.type.kind === to.kind && to.length < 0 && to.precision < 0 && to.elem === undefined) return e;
   if (e.type.kind === "unknown") {
     if (e.param !== undefined) {
       const known = params.get(e.param);
@@ -305,6 +309,10 @@ export function derivedExpr(
 /** Hash key of a non-null value: equal values (by the type's equality) give the same primitive. */
 export function hashKeyFn(t: SqlType): (v: Exclude<Value, null>) => unknown {
   switch (t.kind) {
+    case "array": {
+      const k = arrayHashKey(t.elem!);
+      return (v) => k(v as SqlArray);
+    }
     case "numeric":
     case "bpchar":
     case "jsonb":

@@ -5,6 +5,7 @@
  */
 
 import { createHash, randomUUID } from "node:crypto";
+import { arrayFunctions } from "./array-ops.js";
 import { civilFromDays, daysFromCivil, nowMicros, US_PER_DAY } from "./datetime.js";
 import { SqlState, sqlError, unsupported } from "./errors.js";
 import { coerce, derivedExpr, type Expr, type ParamTypes, resolveUnknown, unifyTypes } from "./expr.js";
@@ -19,6 +20,7 @@ import {
   signNumeric,
   truncNumeric,
 } from "./numeric.js";
+import { systemFunctions } from "./system-functions.js";
 import {
   category,
   charLength,
@@ -473,6 +475,26 @@ function timeFunctions(m: Map<string, FunctionImpl>): void {
     arity("gen_random_uuid", args, 0);
     return { type: T.uuid, eval: () => randomUUID(), refs: [], text: "gen_random_uuid()", volatile: true };
   });
+  const MONOTONIC_UNITS = new Set(["year", "epoch", "decade", "century", "millennium", "julian", "isoyear"]);
+  const EXTRACT_UNITS = new Set([
+    "month",
+    "day",
+    "hour",
+    "minute",
+    "second",
+    "dow",
+    "isodow",
+    "doy",
+    "quarter",
+  ]);
+  /** Microseconds as numeric text with scale 6 ("56.789000", "-0.500000"). */
+  const microsText = (us: number): string => {
+    const neg = us < 0;
+    const a = Math.abs(us);
+    const whole = Math.floor(a / 1_000_000);
+    const frac = String(a - whole * 1_000_000).padStart(6, "0");
+    return `${neg ? "-" : ""}${whole}.${frac}`;
+  };
   const extract: FunctionImpl = (args, p, name) => {
     arity(name, args, 2);
     const field = textArg(name, args, 0, p);
@@ -481,7 +503,17 @@ function timeFunctions(m: Map<string, FunctionImpl>): void {
     if (category(src.type) !== "D") throw noFunction(name, args);
     const isDate = src.type.kind === "date";
     const resultType = name === "date_part" ? T.float8 : T.numeric;
+    const numeric = resultType === T.numeric;
     return call(name, [field, src], resultType, ((f: string, v: number) => {
+      const unit = f.toLowerCase();
+      if (!Number.isFinite(v)) {
+        // PostgreSQL 14+: monotonic units of ±infinity are ±Infinity, the others NULL.
+        if (MONOTONIC_UNITS.has(unit)) return numeric ? (v > 0 ? "Infinity" : "-Infinity") : v;
+        if (EXTRACT_UNITS.has(unit)) return null;
+      }
+      // extract() of a date has no time-of-day units (date_part converts the date to a timestamp instead).
+      if (numeric && isDate && (unit === "hour" || unit === "minute" || unit === "second"))
+        throw sqlError(SqlState.FeatureNotSupported, `unit "${f}" not supported for type date`);
       const us = isDate ? v * US_PER_DAY : v;
       const days = Math.floor(us / US_PER_DAY);
       const rest = us - days * US_PER_DAY;
@@ -504,9 +536,12 @@ function timeFunctions(m: Map<string, FunctionImpl>): void {
           out = Math.floor(rest / 60_000_000) % 60;
           break;
         case "second":
+          // extract gives numeric with scale 6 (microseconds), as PostgreSQL does.
+          if (numeric) return microsText(rest % 60_000_000);
           out = (rest % 60_000_000) / 1_000_000;
           break;
         case "epoch":
+          if (numeric) return isDate ? String(v * 86_400) : microsText(us);
           out = us / 1_000_000;
           break;
         case "dow":
@@ -542,6 +577,7 @@ function timeFunctions(m: Map<string, FunctionImpl>): void {
     if (src.type.kind !== "timestamptz" && src.type.kind !== "timestamp")
       throw noFunction("date_trunc", args);
     return call("date_trunc", [field, src], src.type, ((f: string, us: number) => {
+      if (!Number.isFinite(us)) return us; // ±infinity truncates to itself
       const days = Math.floor(us / US_PER_DAY);
       const { y, m: mo } = civilFromDays(days);
       switch (f.toLowerCase()) {
@@ -692,6 +728,8 @@ export const scalarFunctions: ReadonlyMap<string, FunctionImpl> = (() => {
   timeFunctions(m);
   jsonFunctions(m);
   miscFunctions(m);
+  systemFunctions(m, noFunction);
+  arrayFunctions(m);
   vectorFunctions(m);
   return m;
 })();

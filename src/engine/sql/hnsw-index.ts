@@ -42,7 +42,7 @@ import {
   idToBytes,
 } from "../../vector/node-codec.js";
 import { encodeKey } from "../lsm/keycodec.js";
-import type { Transaction } from "../txn/transaction.js";
+import { Transaction } from "../txn/transaction.js";
 import type { IndexDef, TableInfo } from "./catalog.js";
 import { SqlState, sqlError, unsupported } from "./errors.js";
 import type { Env, Expr, VectorOp } from "./expr.js";
@@ -56,6 +56,7 @@ import {
   type TableAccess,
 } from "./plan.js";
 import { decodeRow } from "./row-codec.js";
+import { WriteLayer } from "./savepoints.js";
 import type { SqlType, Value } from "./types.js";
 import { DISTANCES } from "./vector-ops.js";
 
@@ -291,8 +292,41 @@ export class VectorIndexes {
 
   /** The node store of one index for one statement's transaction. */
   store(ctx: ExecCtx, ix: IndexDef): KvNodeStore {
-    return new KvNodeStore(this, ix.id, ctx.kv, ctx.txn);
+    const { txn, inSavepoint } = rootTransaction(ctx);
+    return new KvNodeStore(this, ix.id, ctx.kv, txn, inSavepoint);
   }
+}
+
+/**
+ * The engine transaction under a statement's writer, and whether a savepoint layer sits between them. The
+ * transaction's HNSW overlay (decoded nodes, written to the transaction only at commit) has no savepoint layers:
+ * ROLLBACK TO could not undo a relink in it. So graph writes are refused while a savepoint is open; reads are
+ * fine, because no layer above the transaction can then hold a graph record.
+ */
+function rootTransaction(ctx: ExecCtx): { txn: Transaction | undefined; inSavepoint: boolean } {
+  let w: unknown = ctx.txn;
+  let inSavepoint = false;
+  while (w instanceof WriteLayer) {
+    inSavepoint = true;
+    w = w.below;
+  }
+  return { txn: w instanceof Transaction ? w : undefined, inSavepoint };
+}
+
+function refuseInSavepoint(inSavepoint: boolean): void {
+  if (inSavepoint) {
+    throw unsupported(
+      "changing a table with an HNSW index inside a SAVEPOINT",
+      "write it before the SAVEPOINT or after RELEASE SAVEPOINT",
+    );
+  }
+}
+
+/** DROP/TRUNCATE emptied an index in this statement's transaction. */
+export function hnswEmptied(ctx: ExecCtx, indexId: number): void {
+  const { txn, inSavepoint } = rootTransaction(ctx);
+  refuseInSavepoint(inSavepoint);
+  if (txn) ctx.services.vectors?.emptied(txn, indexId);
 }
 
 const metaKey = (indexId: number) => encodeKey([indexId, 0]);
@@ -308,6 +342,7 @@ export class KvNodeStore implements NodeStore {
     private readonly indexId: number,
     private readonly kv: Kv,
     private readonly txn: Transaction | undefined,
+    private readonly inSavepoint = false,
   ) {
     this.cache = owner.cache(indexId);
     this.snapshot = txn ? txn.snapshotLsn : -1;
@@ -348,6 +383,7 @@ export class KvNodeStore implements NodeStore {
    * cost more than the rest of the SQL layer's share of a build.
    */
   put(node: HnswNode): void {
+    refuseInSavepoint(this.inSavepoint);
     const txn = this.txn;
     if (!txn) throw new Error("HNSW write outside a transaction");
     const w = this.owner.writes(txn, true);
@@ -377,6 +413,7 @@ export class KvNodeStore implements NodeStore {
   }
 
   putMeta(meta: HnswMeta): void {
+    refuseInSavepoint(this.inSavepoint);
     const txn = this.txn;
     if (!txn) throw new Error("HNSW write outside a transaction");
     txn.put(metaKey(this.indexId), encodeMeta(meta));
@@ -449,7 +486,7 @@ export function hnswChanged(
 /** Builds the graph of a new index from the table's rows (CREATE INDEX on a filled table). */
 export async function hnswBackfill(ctx: ExecCtx, table: TableInfo, ix: IndexDef): Promise<void> {
   for await (const kv of ctx.kv.scan(table.range)) {
-    const row = decodeRow(table.types, kv.value);
+    const row = decodeRow(table.types, kv.value, table.missing);
     await hnswInsert(ctx, ix, row, kv.key.slice(table.keyPrefix.length));
   }
 }
@@ -533,7 +570,7 @@ export class HnswScan implements RowSource {
         let row = fetched.get(h.id);
         if (row === undefined) {
           const bytes = await ctx.kv.get(concatBytes(table.keyPrefix, idToBytes(h.id)));
-          row = bytes === undefined ? null : decodeRow(table.types, bytes);
+          row = bytes === undefined ? null : decodeRow(table.types, bytes, table.missing);
           if (row !== null && this.where && this.where.eval(row, env) !== true) row = null;
           fetched.set(h.id, row);
         }

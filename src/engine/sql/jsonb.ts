@@ -104,11 +104,17 @@ function typeRank(v: JsonValue): number {
 }
 
 /** jsonb btree order (PostgreSQL's): Object > Array > Boolean > Number > String > Null; objects by size first. */
-export function compareJson(a: JsonValue, b: JsonValue): number {
+export function compareJson(a: JsonValue, b: JsonValue, top = true): number {
   const ra = typeRank(a);
   const rb = typeRank(b);
   if (ra !== rb) {
-    // An empty top-level array sorts below null in PostgreSQL; keep the simple rank order otherwise.
+    // PostgreSQL stores a top-level scalar as a one-element "raw scalar" array and compares element counts
+    // first, so an empty top-level array sorts below every top-level scalar (its documented quirk).
+    if (top) {
+      const scalar = (v: JsonValue) => v === null || typeof v !== "object";
+      if (Array.isArray(a) && a.length === 0 && scalar(b)) return -1;
+      if (Array.isArray(b) && b.length === 0 && scalar(a)) return 1;
+    }
     return ra < rb ? -1 : 1;
   }
   switch (ra) {
@@ -128,7 +134,7 @@ export function compareJson(a: JsonValue, b: JsonValue): number {
       const y = b as JsonValue[];
       if (x.length !== y.length) return x.length < y.length ? -1 : 1;
       for (let i = 0; i < x.length; i++) {
-        const c = compareJson(x[i]!, y[i]!);
+        const c = compareJson(x[i]!, y[i]!, false);
         if (c !== 0) return c;
       }
       return 0;
@@ -140,14 +146,19 @@ export function compareJson(a: JsonValue, b: JsonValue): number {
       const ky = sortedKeys(y);
       if (kx.length !== ky.length) return kx.length < ky.length ? -1 : 1;
       for (let i = 0; i < kx.length; i++) {
-        const c = keyOrder(kx[i]!, ky[i]!);
+        // Pairs meet in storage order (keys shortest first), but two keys compare as plain strings.
+        const c = compareKeyText(kx[i]!, ky[i]!);
         if (c !== 0) return c;
-        const d = compareJson(x[kx[i]!]!, y[ky[i]!]!);
+        const d = compareJson(x[kx[i]!]!, y[ky[i]!]!, false);
         if (d !== 0) return d;
       }
       return 0;
     }
   }
+}
+
+function compareKeyText(a: string, b: string): number {
+  return a === b ? 0 : Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
 /** `a @> b`: PostgreSQL's jsonb containment. */

@@ -262,7 +262,8 @@ function floatOp(op: string, float4: boolean): (a: number, b: number) => number 
   };
   // As PostgreSQL's float8_mul/float8_div: a zero result from operands that allow none is an underflow.
   const checkUnderflow = (r: number, zeroIsValid: boolean) => {
-    if (r === 0 && !zeroIsValid) throw sqlError(SqlState.NumericValueOutOfRange, "value out of range: underflow");
+    if (r === 0 && !zeroIsValid)
+      throw sqlError(SqlState.NumericValueOutOfRange, "value out of range: underflow");
     return r;
   };
   switch (op) {

@@ -5,15 +5,16 @@
  * scan early and a point lookup never touches more than its one key.
  */
 
+import { type Cursor, isCursor } from "../lsm/cursor.js";
 import { encodeKey, type KeyPart, tuplePrefixRange } from "../lsm/keycodec.js";
 import type { KeyValue } from "../lsm/tree.js";
-import type { NeedsIo } from "../lsm/types.js";
-import { KEY_BYTES_MAX, type Transaction, type TxnScanOptions } from "../txn/transaction.js";
+import { NEEDS_IO, type NeedsIo } from "../lsm/types.js";
+import { KEY_BYTES_MAX, type TxnScanOptions } from "../txn/transaction.js";
 import type { Accumulator, AggregateSpec } from "./aggregates.js";
 import type { Catalog, IndexDef, TableDef, TableInfo } from "./catalog.js";
 import type { SubqueryMode } from "./compile.js";
 import { SqlState, sqlError } from "./errors.js";
-import { type Env, type Expr, tupleKeyFn } from "./expr.js";
+import { type Env, type Expr, hashKeyFn, tupleKeyFn } from "./expr.js";
 import type { VectorIndexes } from "./hnsw-index.js";
 import { decodeRow } from "./row-codec.js";
 import { comparator, keyPartFn, type SqlType, type Value } from "./types.js";
@@ -40,10 +41,16 @@ export interface DdlHost {
   change(name: string, def: TableDef | null): void;
 }
 
+/** Where a statement writes: the transaction, or the write layer of the newest savepoint (savepoints.ts). */
+export interface KvWriter {
+  put(key: Uint8Array, value: Uint8Array): void;
+  delete(key: Uint8Array): void;
+}
+
 export interface ExecCtx {
   kv: Kv;
   /** Present whenever the statement may write. */
-  txn: Transaction | undefined;
+  txn: KvWriter | undefined;
   env: Env;
   services: Services;
   ddl?: DdlHost;
@@ -60,9 +67,54 @@ export interface ExplainNode {
   children: ExplainNode[];
 }
 
+/** Receives one row; returning false stops the source early (LIMIT, EXISTS). */
+export type Emit = (row: Value[]) => boolean | undefined;
+
 export interface RowSource {
   rows(ctx: ExecCtx, outer?: Value[]): AsyncIterable<Value[]>;
+  /**
+   * Optional push-based execution of the same rows: calls `emit` for each, synchronously while the data is in
+   * memory, so a scan → filter → project → aggregate chain costs no promise per row (an async generator per
+   * node costs several). Must produce exactly what `rows` does.
+   */
+  each?(ctx: ExecCtx, outer: Value[] | undefined, emit: Emit): Promise<void>;
   explain(): ExplainNode;
+}
+
+/** Pushes the rows of `src` to `emit`, through `each` when the source has it. */
+export async function forEachRow(
+  src: RowSource,
+  ctx: ExecCtx,
+  outer: Value[] | undefined,
+  emit: Emit,
+): Promise<void> {
+  if (src.each) return src.each(ctx, outer, emit);
+  for await (const r of src.rows(ctx, outer)) if (emit(r) === false) return;
+}
+
+/** Visits a scan's pairs; synchronous while the engine's cursor has them in memory. */
+async function scanEach(
+  kv: Kv,
+  options: TxnScanOptions,
+  visit: (pair: KeyValue) => boolean | undefined,
+): Promise<void> {
+  const it = kv.scan(options);
+  if (isCursor<KeyValue>(it)) {
+    const c = it as Cursor<KeyValue> & { close?: () => void };
+    for (;;) {
+      const pair = c.nextSync();
+      if (pair === NEEDS_IO) {
+        await c.fill();
+        continue;
+      }
+      if (pair === undefined) return;
+      if (visit(pair) === false) {
+        c.close?.();
+        return;
+      }
+    }
+  }
+  for await (const pair of it) if (visit(pair) === false) return;
 }
 
 /** PostgreSQL's EXPLAIN text layout (without costs). */
@@ -93,7 +145,10 @@ export function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
 
 export async function collect(src: RowSource, ctx: ExecCtx, outer?: Value[]): Promise<Value[][]> {
   const out: Value[][] = [];
-  for await (const r of src.rows(ctx, outer)) out.push(r);
+  await forEachRow(src, ctx, outer, (r) => {
+    out.push(r);
+    return true;
+  });
   return out;
 }
 
@@ -202,7 +257,12 @@ export interface Bound {
 export type AccessPath =
   | { kind: "seq"; reverse: boolean }
   | { kind: "pk-point"; keys: Expr[]; keyTypes: SqlType[] }
-  | { kind: "pk-in"; items: Expr[]; keyType: SqlType }
+  | {
+      kind: "pk-in";
+      items: Expr[];
+      keyType: SqlType /** `pk = ANY(array)`: the keys come from it. */;
+      array?: Expr;
+    }
   | {
       kind: "pk-range";
       eq: Expr[];
@@ -275,7 +335,7 @@ export class TableAccess implements RowSource {
   /** Decodes a fetched row and applies the residual filter. */
   accept(bytes: Uint8Array | undefined, env: Env): Value[] | undefined {
     if (bytes === undefined) return undefined;
-    const row = decodeRow(this.table.types, bytes);
+    const row = decodeRow(this.table.types, bytes, this.table.missing);
     if (this.filter && this.filter.eval(row, env) !== true) return undefined;
     return row;
   }
@@ -346,7 +406,7 @@ export class TableAccess implements RowSource {
           end: table.range.end,
           reverse: path.reverse,
         })) {
-          const row = decodeRow(table.types, kv.value);
+          const row = decodeRow(table.types, kv.value, table.missing);
           if (filter === undefined || filter(row, env) === true) yield row;
         }
         return;
@@ -358,8 +418,10 @@ export class TableAccess implements RowSource {
       }
       case "pk-in": {
         const seen = new Set<string>();
-        for (const item of path.items) {
-          const v = item.eval(outer, env);
+        const values = path.array
+          ? ((path.array.eval(outer, env) as { items: readonly Value[] } | null)?.items ?? [])
+          : path.items.map((item) => item.eval(outer, env));
+        for (const v of values) {
           if (v === null) continue;
           const key = encodeKey([table.def.id, this.eqFns[0]!(v)]);
           const k = Buffer.from(key).toString("latin1");
@@ -375,7 +437,7 @@ export class TableAccess implements RowSource {
         if (!r) return;
         const filter = this.filter?.eval;
         for await (const kv of ctx.kv.scan({ start: r.start, end: r.end, reverse: path.reverse })) {
-          const row = decodeRow(table.types, kv.value);
+          const row = decodeRow(table.types, kv.value, table.missing);
           if (filter === undefined || filter(row, env) === true) yield row;
         }
         return;
@@ -411,6 +473,77 @@ export class TableAccess implements RowSource {
     }
   }
 
+  async each(ctx: ExecCtx, outer: Value[] | undefined, emit: Emit): Promise<void> {
+    const env = ctx.env;
+    const table = this.table;
+    const path = this.path;
+    const types = table.types;
+    const missing = table.missing;
+    const filter = this.filter?.eval;
+    const visitRow = (pair: KeyValue): boolean | undefined => {
+      const row = decodeRow(types, pair.value, missing);
+      if (filter !== undefined && filter(row, env) !== true) return true;
+      return emit(row);
+    };
+    if (path.kind === "seq") {
+      return scanEach(
+        ctx.kv,
+        { start: table.range.start, end: table.range.end, reverse: path.reverse },
+        visitRow,
+      );
+    }
+    if (path.kind === "pk-range") {
+      const r = this.rangeBounds(outer ?? EMPTY_ROW, env, [table.def.id], false);
+      if (!r) return;
+      return scanEach(ctx.kv, { start: r.start, end: r.end, reverse: path.reverse }, visitRow);
+    }
+    if (path.kind === "index-range" || (path.kind === "index-point" && !path.index.unique)) {
+      let range: { start: Uint8Array; end: Uint8Array } | undefined;
+      if (path.kind === "index-range")
+        range = this.rangeBounds(outer ?? EMPTY_ROW, env, [path.index.id], true);
+      else {
+        const parts = keyParts(path.keys, this.eqFns, outer ?? EMPTY_ROW, env);
+        range = parts ? tuplePrefixRange([path.index.id, ...parts]) : undefined;
+      }
+      if (!range) return;
+      // Stream the index entries (a LIMIT above stops the scan): each entry's row is fetched as it comes.
+      const getSync = ctx.kv.getSync;
+      const fetchRow = async (pk: Uint8Array): Promise<Value[] | undefined> => {
+        const key = concatBytes(table.keyPrefix, pk);
+        let bytes: Uint8Array | undefined | NeedsIo = getSync ? getSync(key) : NEEDS_IO;
+        if (bytes === NEEDS_IO) bytes = await ctx.kv.get(key);
+        return this.accept(bytes, env);
+      };
+      const it = ctx.kv.scan({
+        start: range.start,
+        end: range.end,
+        reverse: path.kind === "index-range" && path.reverse,
+      });
+      if (isCursor<KeyValue>(it)) {
+        const c = it as Cursor<KeyValue> & { close?: () => void };
+        for (;;) {
+          const pair = c.nextSync();
+          if (pair === NEEDS_IO) {
+            await c.fill();
+            continue;
+          }
+          if (pair === undefined) return;
+          const row = await fetchRow(pair.value);
+          if (row && emit(row) === false) {
+            c.close?.();
+            return;
+          }
+        }
+      }
+      for await (const pair of it) {
+        const row = await fetchRow(pair.value);
+        if (row && emit(row) === false) return;
+      }
+      return;
+    }
+    for await (const r of this.rows(ctx, outer)) if (emit(r) === false) return;
+  }
+
   describe(): { head: string; cond?: string } {
     const name = this.alias === this.table.name ? this.table.name : `${this.table.name} ${this.alias}`;
     const pkName = this.table.def.pkName ?? `${this.table.name}_rowid`;
@@ -434,7 +567,9 @@ export class TableAccess implements RowSource {
       case "pk-in":
         return {
           head: `Index Scan using ${pkName} on ${name}`,
-          cond: `(${cols(this.table.def.primaryKey)[0]} IN (${p.items.map((e) => e.text).join(", ")}))`,
+          cond: p.array
+            ? `(${cols(this.table.def.primaryKey)[0]} = ANY (${p.array.text}))`
+            : `(${cols(this.table.def.primaryKey)[0]} IN (${p.items.map((e) => e.text).join(", ")}))`,
         };
       case "pk-range":
         return {
@@ -531,6 +666,15 @@ export class FilterNode implements RowSource {
       if (f(r, env) === true) yield r;
     }
   }
+  async each(ctx: ExecCtx, outer: Value[] | undefined, emit: Emit): Promise<void> {
+    if (this.perRow.length > 0) {
+      for await (const r of this.rows(ctx, outer)) if (emit(r) === false) return;
+      return;
+    }
+    const f = this.pred.eval;
+    const env = ctx.env;
+    return forEachRow(this.child, ctx, outer, (r) => (f(r, env) === true ? emit(r) : true));
+  }
   explain(): ExplainNode {
     const c = this.child.explain();
     const subs = subplanNodes(this.perRow);
@@ -560,6 +704,20 @@ export class ProjectNode implements RowSource {
       yield out;
     }
   }
+  async each(ctx: ExecCtx, outer: Value[] | undefined, emit: Emit): Promise<void> {
+    if (this.perRow.length > 0) {
+      for await (const r of this.rows(ctx, outer)) if (emit(r) === false) return;
+      return;
+    }
+    const evals = this.exprs.map((e) => e.eval);
+    const n = evals.length;
+    const env = ctx.env;
+    return forEachRow(this.child, ctx, outer, (r) => {
+      const out: Value[] = new Array(n);
+      for (let i = 0; i < n; i++) out[i] = evals[i]!(r, env);
+      return emit(out);
+    });
+  }
   explain(): ExplainNode {
     const c = this.child.explain();
     return this.perRow.length === 0 ? c : { ...c, children: [...c.children, ...subplanNodes(this.perRow)] };
@@ -588,14 +746,37 @@ export class AggregateNode implements RowSource {
     const env = ctx.env;
     if (this.groupExprs.length === 0) {
       const accs = this.aggs.map((a) => a.create());
-      for await (const r of this.child.rows(ctx, outer)) this.step(accs, r, env);
+      await forEachRow(this.child, ctx, outer, (r) => {
+        this.step(accs, r, env);
+        return true;
+      });
       yield accs.map((a) => a.result());
+      return;
+    }
+    if (this.groupExprs.length === 1) {
+      // One key: the value's own hash key (a primitive) keys the map, with no string built per row.
+      const f = this.groupExprs[0]!.eval;
+      const hk = hashKeyFn(this.groupExprs[0]!.type);
+      const NULL_KEY = Symbol("null");
+      const groups = new Map<unknown, { keys: Value[]; accs: Accumulator[] }>();
+      await forEachRow(this.child, ctx, outer, (r) => {
+        const v = f(r, env);
+        const k = v === null ? NULL_KEY : hk(v);
+        let grp = groups.get(k);
+        if (!grp) {
+          grp = { keys: [v], accs: this.aggs.map((a) => a.create()) };
+          groups.set(k, grp);
+        }
+        this.step(grp.accs, r, env);
+        return true;
+      });
+      for (const grp of groups.values()) yield [...grp.keys, ...grp.accs.map((a) => a.result())];
       return;
     }
     const keyOf = tupleKeyFn(this.groupExprs.map((e) => e.type));
     const groups = new Map<string, { keys: Value[]; accs: Accumulator[] }>();
     const g = this.groupExprs.map((e) => e.eval);
-    for await (const r of this.child.rows(ctx, outer)) {
+    await forEachRow(this.child, ctx, outer, (r) => {
       const keys = g.map((f) => f(r, env));
       const k = keyOf(keys);
       let grp = groups.get(k);
@@ -604,7 +785,8 @@ export class AggregateNode implements RowSource {
         groups.set(k, grp);
       }
       this.step(grp.accs, r, env);
-    }
+      return true;
+    });
     for (const grp of groups.values()) yield [...grp.keys, ...grp.accs.map((a) => a.result())];
   }
 
@@ -656,6 +838,11 @@ export class SortNode implements RowSource {
     const all = await collect(this.child, ctx, outer);
     all.sort(rowComparator(this.keys));
     yield* all;
+  }
+  async each(ctx: ExecCtx, outer: Value[] | undefined, emit: Emit): Promise<void> {
+    const all = await collect(this.child, ctx, outer);
+    all.sort(rowComparator(this.keys));
+    for (const r of all) if (emit(r) === false) return;
   }
   explain(): ExplainNode {
     return node("Sort", [`Sort Key: ${this.keyText.join(", ")}`], [this.child.explain()]);
@@ -719,6 +906,20 @@ export class LimitNode implements RowSource {
       if (limit !== undefined && ++n >= limit) return;
     }
   }
+  async each(ctx: ExecCtx, outer: Value[] | undefined, emit: Emit): Promise<void> {
+    const limit = limitValue(this.limit, ctx.env, "LIMIT");
+    let skip = limitValue(this.offset, ctx.env, "OFFSET") ?? 0;
+    if (limit === 0) return;
+    let n = 0;
+    return forEachRow(this.child, ctx, outer, (r) => {
+      if (skip > 0) {
+        skip--;
+        return true;
+      }
+      if (emit(r) === false) return false;
+      return !(limit !== undefined && ++n >= limit);
+    });
+  }
   explain(): ExplainNode {
     return node("Limit", [], [this.child.explain()]);
   }
@@ -733,6 +934,10 @@ export class TrimNode implements RowSource {
   async *rows(ctx: ExecCtx, outer?: Value[]): AsyncIterable<Value[]> {
     const w = this.width;
     for await (const r of this.child.rows(ctx, outer)) yield r.length === w ? r : r.slice(0, w);
+  }
+  each(ctx: ExecCtx, outer: Value[] | undefined, emit: Emit): Promise<void> {
+    const w = this.width;
+    return forEachRow(this.child, ctx, outer, (r) => emit(r.length === w ? r : r.slice(0, w)));
   }
   explain(): ExplainNode {
     return this.child.explain();
@@ -905,6 +1110,42 @@ export class JoinNode implements RowSource {
       for (let i = 0; i < rightRows.length; i++)
         if (!matchedRight[i]) yield combine(nullsLeft, rightRows[i]!);
     }
+  }
+
+  async each(ctx: ExecCtx, outer: Value[] | undefined, emit: Emit): Promise<void> {
+    const env = ctx.env;
+    const cond = this.cond?.eval;
+    const lw = this.leftWidth;
+    const rw = this.rightWidth;
+    const nullsRight: Value[] = new Array(rw).fill(null);
+    const combine = (l: Value[], r: Value[]) => {
+      const out: Value[] = new Array(lw + rw);
+      for (let i = 0; i < lw; i++) out[i] = l[i]!;
+      for (let i = 0; i < rw; i++) out[lw + i] = r[i]!;
+      return out;
+    };
+    if ("param" in this.right) {
+      // The outer side is pulled (so an early stop ends it); each inner lookup is pushed.
+      const inner = this.right.param;
+      for await (const l of this.left.rows(ctx, outer)) {
+        let matched = false;
+        let stop = false;
+        await forEachRow(inner, ctx, l, (r) => {
+          const row = combine(l, r);
+          if (cond && cond(row, env) !== true) return true;
+          matched = true;
+          if (emit(row) === false) {
+            stop = true;
+            return false;
+          }
+          return true;
+        });
+        if (stop) return;
+        if (!matched && this.kind === "left" && emit(combine(l, nullsRight)) === false) return;
+      }
+      return;
+    }
+    for await (const r of this.rows(ctx, outer)) if (emit(r) === false) return;
   }
 
   explain(): ExplainNode {

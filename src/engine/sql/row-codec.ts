@@ -14,15 +14,17 @@
  *     text, varchar, bpchar varint length + UTF-8
  *     bytea                 varint length + bytes
  *     jsonb                 varint length + UTF-8 JSON text
+ *     array (one dimension) varint n, ceil(n/8) null bitmap, then each non-null element by its element type
  *     vector                varint dimension count n + n float32 little-endian
  *
  * Invariants: a row decodes only with the column types it was written with, in order; columns are appended and
- * never reordered, so a row shorter than the schema (written before ADD COLUMN) reads its missing columns as
- * NULL — or, later, as the column's "missing value" default. Decoding checks bounds and the version byte and
+ * never reordered (DROP COLUMN leaves a hidden column in place), so a row shorter than the schema (written before
+ * ADD COLUMN) reads its missing columns as the column's "missing value" (catalog.ts), or NULL. Decoding checks bounds and the version byte and
  * throws CORRUPTION on anything else.
  */
 
 import { ErrorCodes, TwillError } from "../../errors.js";
+import { SqlArray } from "./arrays.js";
 import { Jsonb, type JsonValue } from "./jsonb.js";
 import { normInt8, type SqlType, type TypeKind, type Value } from "./types.js";
 
@@ -200,6 +202,22 @@ function writeValue(kind: TypeKind, v: Exclude<Value, null>): void {
   }
 }
 
+function writeArray(elem: SqlType, a: SqlArray): void {
+  const items = a.items;
+  const n = items.length;
+  writeVarint(n);
+  const bitmapAt = pos;
+  const bitmapBytes = (n + 7) >> 3;
+  ensure(bitmapBytes);
+  buf.fill(0, pos, pos + bitmapBytes);
+  pos += bitmapBytes;
+  for (let i = 0; i < n; i++) {
+    const v = items[i]!;
+    if (v === null) buf[bitmapAt + (i >> 3)]! |= 1 << (i & 7);
+    else writeValue(elem.kind, v);
+  }
+}
+
 /**
  * Encodes a row. The result is a view of a shared buffer, valid until the next call: hand it straight to
  * `Transaction.put`, which copies it.
@@ -220,7 +238,9 @@ export function encodeRowView(types: readonly SqlType[], values: readonly Value[
     if (v === null || v === undefined) {
       buf[bitmapAt + (i >> 3)]! |= 1 << (i & 7);
     } else {
-      writeValue(types[i]!.kind, v);
+      const t = types[i]!;
+      if (t.kind === "array") writeArray(t.elem!, v as SqlArray);
+      else writeValue(t.kind, v);
     }
   }
   return buf.subarray(0, pos);
@@ -365,8 +385,25 @@ function readValue(kind: TypeKind): Value {
   }
 }
 
-/** Decodes a row into `types.length` values; columns the row does not have read as NULL. */
-export function decodeRow(types: readonly SqlType[], bytes: Uint8Array): Value[] {
+function readArray(elem: SqlType): SqlArray {
+  const n = readVarint();
+  const bitmapAt = at;
+  const bitmapBytes = (n + 7) >> 3;
+  need(bitmapBytes);
+  at += bitmapBytes;
+  const items: Value[] = new Array(n);
+  const kind = elem.kind;
+  for (let i = 0; i < n; i++) {
+    items[i] = (src[bitmapAt + (i >> 3)]! >> (i & 7)) & 1 ? null : readValue(kind);
+  }
+  return new SqlArray(items);
+}
+
+/**
+ * Decodes a row into `types.length` values; columns the row does not have (added after it was written) read as
+ * their `missing` value, or NULL.
+ */
+export function decodeRow(types: readonly SqlType[], bytes: Uint8Array, missing?: readonly Value[]): Value[] {
   src = bytes;
   at = 0;
   if (bytes.length < 2 || bytes[0] !== FORMAT_VERSION) throw corrupt(`unknown format version ${bytes[0]}`);
@@ -380,9 +417,15 @@ export function decodeRow(types: readonly SqlType[], bytes: Uint8Array): Value[]
   const out: Value[] = new Array(width);
   const stored = Math.min(n, width);
   for (let i = 0; i < stored; i++) {
-    out[i] = (bytes[bitmapAt + (i >> 3)]! >> (i & 7)) & 1 ? null : readValue(types[i]!.kind);
+    const t = types[i]!;
+    out[i] =
+      (bytes[bitmapAt + (i >> 3)]! >> (i & 7)) & 1
+        ? null
+        : t.kind === "array"
+          ? readArray(t.elem!)
+          : readValue(t.kind);
   }
-  for (let i = stored; i < width; i++) out[i] = null;
+  for (let i = stored; i < width; i++) out[i] = missing === undefined ? null : missing[i]!;
   if (n <= width && at !== bytes.length) throw corrupt(`${bytes.length - at} trailing bytes`);
   return out;
 }

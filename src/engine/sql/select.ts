@@ -23,6 +23,7 @@ import type {
   SortBy,
 } from "libpg-query";
 import type { AggregateSpec } from "./aggregates.js";
+import { UnnestSource, unnestArg } from "./array-ops.js";
 import type { Catalog, IndexDef, TableInfo } from "./catalog.js";
 import {
   type AggregateSink,
@@ -69,6 +70,7 @@ import {
   TrimNode,
   ValuesSource,
 } from "./plan.js";
+import { isSystemSchema, isSystemView, systemRelation } from "./system-catalog.js";
 import { keyOrdered, type SqlType, T } from "./types.js";
 
 export interface PlanCx {
@@ -79,6 +81,15 @@ export interface PlanCx {
   initPlans: InitPlan[];
   /** Set while planning a subquery: the enclosing query's scope, for correlated references. */
   outer?: { scope: Scope; used: boolean };
+  /** WITH queries visible here by name (each with the ones visible where it was defined). */
+  ctes?: ReadonlyMap<string, CteDef>;
+}
+
+/** A non-recursive WITH query: planned afresh, as a subquery in FROM, wherever it is referenced. */
+interface CteDef {
+  stmt: SelectStmt;
+  colnames: string[];
+  scope: ReadonlyMap<string, CteDef> | undefined;
 }
 
 export interface PlannedQuery {
@@ -141,7 +152,7 @@ type FromTree =
     };
 
 export function lookupTable(pc: PlanCx, rv: RangeVar): TableInfo {
-  if (rv.schemaname && rv.schemaname !== "public") {
+  if (rv.schemaname && rv.schemaname !== "public" && !isSystemSchema(rv.schemaname)) {
     throw sqlError(
       "3F000",
       `schema "${rv.schemaname}" does not exist`,
@@ -149,7 +160,8 @@ export function lookupTable(pc: PlanCx, rv: RangeVar): TableInfo {
     );
   }
   const name = rv.relname ?? "";
-  const t = pc.catalog.table(name);
+  if (isSystemView(rv)) throw unsupported(`changing the system view ${name} (it is read-only)`);
+  const t = isSystemSchema(rv.schemaname) ? undefined : pc.catalog.table(name);
   if (!t) {
     throw sqlError(
       SqlState.UndefinedTable,
@@ -183,6 +195,24 @@ class FromBuilder {
   item(node: Node): FromTree {
     if ("RangeVar" in node) {
       const rv = node.RangeVar;
+      const cte = rv.schemaname ? undefined : this.pc.ctes?.get(rv.relname ?? "");
+      if (cte) return this.cteItem(cte, rv);
+      const sys = systemRelation(this.pc.catalog, rv);
+      if (sys) {
+        const alias = rv.alias?.aliasname ?? sys.name;
+        const base = this.width;
+        const names = aliasNames(
+          rv.alias,
+          sys.columns.map((c) => c.name),
+          "table",
+        );
+        this.addRel(
+          alias,
+          sys.columns.map((c, i) => ({ name: names[i]!, type: c.type, index: base + i })),
+        );
+        this.width += sys.columns.length;
+        return { kind: "source", source: sys.source, base, width: sys.columns.length };
+      }
       const table = lookupTable(this.pc, rv);
       const alias = rv.alias?.aliasname ?? table.name;
       const base = this.width;
@@ -297,6 +327,47 @@ class FromBuilder {
     this.rels.push({ name, columns });
   }
 
+  /** A reference to a WITH query: its SELECT planned here as a subquery in FROM. */
+  private cteItem(cte: CteDef, rv: RangeVar): FromTree {
+    const planned = planSelect(cte.stmt, { ...this.pc, ctes: cte.scope }, this.parent);
+    const name = rv.relname ?? "";
+    if (cte.colnames.length > planned.columns.length)
+      throw sqlError(
+        SqlState.InvalidColumnReference,
+        `WITH query "${name}" has ${planned.columns.length} columns available but ${cte.colnames.length} columns specified`,
+      );
+    const alias = rv.alias?.aliasname ?? name;
+    const inner = planned.columns.map((c, i) => cte.colnames[i] ?? c.name);
+    const names = aliasNames(rv.alias, inner, "table");
+    const base = this.width;
+    this.addRel(
+      alias,
+      planned.columns.map((c, i) => ({ name: names[i]!, type: c.type, index: base + i })),
+    );
+    this.width += planned.columns.length;
+    return {
+      kind: "source",
+      source: new SubquerySource(planned.source, alias),
+      base,
+      width: planned.columns.length,
+    };
+  }
+
+  /** unnest(array) in FROM: one row per element, NULLs included, in order. */
+  private unnest(argNodes: Node[], rf: RangeFunction): FromTree {
+    const cx = makeCx(this.pc, new Scope([], this.parent), "functions in FROM");
+    const args = argNodes.map((a) => compileExpr(a, cx));
+    if (args.length !== 1) throw unsupported("unnest() of several arrays");
+    if (args[0]!.refs.length > 0) throw unsupported("unnest arguments that read columns (LATERAL)");
+    const arr = unnestArg(args[0]!, this.pc.params);
+    const alias = rf.alias?.aliasname ?? "unnest";
+    const colName = str(rf.alias?.colnames?.[0]) || alias;
+    const base = this.width;
+    this.addRel(alias, [{ name: colName, type: arr.type.elem!, index: base }]);
+    this.width += 1;
+    return { kind: "source", source: new UnnestSource(arr), base, width: 1 };
+  }
+
   private rangeFunction(rf: RangeFunction): FromTree {
     if (rf.lateral) throw unsupported("LATERAL");
     if (rf.ordinality) throw unsupported("WITH ORDINALITY");
@@ -307,8 +378,12 @@ class FromBuilder {
     if (!call || !("FuncCall" in call)) throw unsupported("this function call in FROM");
     const names = (call.FuncCall.funcname ?? []).map(str);
     const name = names[names.length - 1]!;
+    if (name === "unnest") return this.unnest(call.FuncCall.args ?? [], rf);
     if (name !== "generate_series")
-      throw unsupported(`set-returning function ${name}() in FROM`, "generate_series is supported");
+      throw unsupported(
+        `set-returning function ${name}() in FROM`,
+        "generate_series and unnest are supported",
+      );
     const cx = makeCx(this.pc, new Scope([], this.parent), "functions in FROM");
     const args = (call.FuncCall.args ?? []).map((a) => compileExpr(a, cx));
     if (args.length < 2 || args.length > 3)
@@ -473,6 +548,23 @@ export function chooseAccess(table: TableInfo, base: number, conjuncts: readonly
         continue;
       candidates.push({
         path: { kind: "pk-in", items: inl.items, keyType: inl.type },
+        consumed: [c],
+        score: 90,
+      });
+      break;
+    }
+    // pk = ANY(array): the same path, keys taken from the array at run time.
+    for (const c of conjuncts) {
+      const any = c.anyArray;
+      if (
+        !any ||
+        any.left.keyColumn !== base + pk[0]! ||
+        any.array.volatile ||
+        any.array.refs.some((r) => r >= base)
+      )
+        continue;
+      candidates.push({
+        path: { kind: "pk-in", items: [], keyType: any.type, array: any.array },
         consumed: [c],
         score: 90,
       });
@@ -663,7 +755,23 @@ function intConst(node: Node | undefined): number | undefined {
 }
 
 export function planSelect(stmt: SelectStmt, pc: PlanCx, parent?: Scope): PlannedQuery {
-  if (stmt.withClause) throw unsupported("WITH (common table expressions)");
+  if (stmt.withClause) {
+    const w = stmt.withClause;
+    if (w.recursive) throw unsupported("WITH RECURSIVE");
+    const ctes = new Map<string, CteDef>(pc.ctes ?? []);
+    const here = new Set<string>();
+    for (const n of w.ctes ?? []) {
+      const c = (n as { CommonTableExpr: import("libpg-query").CommonTableExpr }).CommonTableExpr;
+      const name = c.ctename ?? "";
+      if (here.has(name)) throw sqlError("42712", `WITH query name "${name}" specified more than once`);
+      here.add(name);
+      const q = (c.ctequery as { SelectStmt?: SelectStmt } | undefined)?.SelectStmt;
+      if (!q) throw unsupported("data-modifying statements in WITH");
+      if (c.search_clause || c.cycle_clause) throw unsupported("SEARCH/CYCLE in WITH");
+      ctes.set(name, { stmt: q, colnames: (c.aliascolnames ?? []).map(str), scope: new Map(ctes) });
+    }
+    return planSelect({ ...stmt, withClause: undefined }, { ...pc, ctes }, parent);
+  }
   if (stmt.intoClause) throw unsupported("SELECT INTO", "use CREATE TABLE, then INSERT INTO … SELECT");
   if (stmt.lockingClause && stmt.lockingClause.length > 0) throw unsupported("SELECT … FOR UPDATE/SHARE");
   if (stmt.windowClause && stmt.windowClause.length > 0) throw unsupported("WINDOW clauses");

@@ -33,6 +33,7 @@ import {
   type Services,
   type StatementPlan,
 } from "./plan.js";
+import { type KvLayer, WriteLayer } from "./savepoints.js";
 import { Sequences } from "./sequences.js";
 import { type Planned, planStatement } from "./statement.js";
 import { fromJs, type JsOptions, type SqlType, toJsFn, typeName, type Value } from "./types.js";
@@ -86,7 +87,10 @@ let overlayVersion = 0;
 /** One transaction's state: the engine transaction, its statement timestamp, and its not-yet-committed DDL. */
 export class TxnState implements DdlHost {
   failed = false;
-  private readonly pending = new Map<string, TableDef | null>();
+  private pending = new Map<string, TableDef | null>();
+  /** Open savepoints, oldest first: each one's write layer and the DDL pending when it was set. */
+  private readonly savepoints: { name: string; layer: WriteLayer; pending: Map<string, TableDef | null> }[] =
+    [];
   private overlay: { base: Catalog; cat: Catalog } | undefined;
 
   constructor(
@@ -109,7 +113,44 @@ export class TxnState implements DdlHost {
     this.overlay = undefined;
   }
 
+  /** Where statements read and write: the newest savepoint's layer, or the transaction. */
+  top(): KvLayer {
+    const n = this.savepoints.length;
+    return n === 0 ? this.txn : this.savepoints[n - 1]!.layer;
+  }
+
+  savepoint(name: string): void {
+    this.savepoints.push({ name, layer: new WriteLayer(this.top()), pending: new Map(this.pending) });
+  }
+
+  private find(name: string, what: string): number {
+    for (let i = this.savepoints.length - 1; i >= 0; i--) if (this.savepoints[i]!.name === name) return i;
+    throw sqlError("3B001", `savepoint "${name}" does not exist`, {
+      hint: `${what} names an open savepoint`,
+    });
+  }
+
+  /** Undoes everything since savepoint `name` (which stays open) and clears the failed state. */
+  rollbackTo(name: string): void {
+    const i = this.find(name, "ROLLBACK TO SAVEPOINT");
+    const sp = this.savepoints[i]!;
+    this.savepoints.length = i;
+    this.savepoints.push({ name, layer: new WriteLayer(this.top()), pending: sp.pending });
+    this.pending = new Map(sp.pending);
+    this.overlay = undefined;
+    this.failed = false;
+  }
+
+  /** Ends savepoint `name` and the ones after it, keeping their writes. */
+  release(name: string): void {
+    const i = this.find(name, "RELEASE SAVEPOINT");
+    for (let j = this.savepoints.length - 1; j >= i; j--) this.savepoints[j]!.layer.fold();
+    this.savepoints.length = i;
+  }
+
   async commit(): Promise<void> {
+    for (let j = this.savepoints.length - 1; j >= 0; j--) this.savepoints[j]!.layer.fold();
+    this.savepoints.length = 0;
     // HNSW caches must not serve nodes this commit replaces, from before it starts until it settled.
     const settled = this.sql.vectors.beginCommit(this.txn);
     let lsn: number;
@@ -455,6 +496,26 @@ export class Session {
         await s.commit();
         return { command: "COMMIT", rowCount: 0, columns: [], rows: NO_ROWS };
       }
+      case "savepoint":
+      case "release":
+      case "rollback_to": {
+        const command =
+          planned.kind === "savepoint" ? "SAVEPOINT" : planned.kind === "release" ? "RELEASE" : "ROLLBACK";
+        if (!state) {
+          const stmt =
+            planned.kind === "savepoint"
+              ? "SAVEPOINT"
+              : planned.kind === "release"
+                ? "RELEASE SAVEPOINT"
+                : "ROLLBACK TO SAVEPOINT";
+          throw sqlError(SqlState.NoActiveTransaction, `${stmt} can only be used in transaction blocks`);
+        }
+        if (planned.kind === "rollback_to") state.rollbackTo(planned.name);
+        else if (state.failed) throw failedTxn();
+        else if (planned.kind === "savepoint") state.savepoint(planned.name);
+        else state.release(planned.name);
+        return { command, rowCount: 0, columns: [], rows: NO_ROWS };
+      }
       case "set":
         if (state?.failed) throw failedTxn();
         if (planned.efSearch !== undefined) this.efSearch = planned.efSearch;
@@ -509,7 +570,8 @@ export class Session {
   private async execIn(state: TxnState, plan: StatementPlan, params: Value[]): Promise<ExecResult> {
     const env: Env = { params, now: state.now, sub: [] };
     if (this.efSearch !== undefined) env.efSearch = this.efSearch;
-    const ctx: ExecCtx = { kv: state.txn, txn: state.txn, env, services: this.sql.services, ddl: state };
+    const top = state.top();
+    const ctx: ExecCtx = { kv: top, txn: top, env, services: this.sql.services, ddl: state };
     if (plan.point) {
       // A primary-key point read inside a transaction: one txn.get, no iterator machinery.
       const row = await plan.point.access.point(ctx, EMPTY_ROW);

@@ -12,6 +12,7 @@ import type {
   VariableSetStmt,
   VariableShowStmt,
 } from "libpg-query";
+import { planAlterTable, planRename } from "./alter.js";
 import type { Catalog } from "./catalog.js";
 import { planCreateIndex, planCreateTable, planDrop, planTruncate } from "./ddl.js";
 import { planDelete, planInsert, planUpdate } from "./dml.js";
@@ -35,6 +36,7 @@ export type Planned =
   | { kind: "begin"; isolation: string | undefined }
   | { kind: "commit" }
   | { kind: "rollback" }
+  | { kind: "savepoint" | "release" | "rollback_to"; name: string }
   | { kind: "set"; command: string; efSearch?: number }
   | { kind: "show"; name: string; value: string };
 
@@ -139,7 +141,12 @@ function planInner(node: Node, pc: PlanCx): StatementPlan {
     case "MergeStmt":
       throw unsupported("MERGE", "use INSERT … ON CONFLICT");
     case "AlterTableStmt":
-      throw unsupported("ALTER TABLE");
+      return planAlterTable(
+        (node as { AlterTableStmt: import("libpg-query").AlterTableStmt }).AlterTableStmt,
+        pc,
+      );
+    case "RenameStmt":
+      return planRename((node as { RenameStmt: import("libpg-query").RenameStmt }).RenameStmt, pc);
     case "CopyStmt":
       throw unsupported("COPY");
     case "CreateTableAsStmt":
@@ -230,9 +237,11 @@ export function planStatement(node: Node, catalog: Catalog, position: (o: number
         if (t.chain) throw unsupported("ROLLBACK AND CHAIN");
         return { kind: "rollback" };
       case "TRANS_STMT_SAVEPOINT":
+        return { kind: "savepoint", name: t.savepoint_name ?? "" };
       case "TRANS_STMT_RELEASE":
+        return { kind: "release", name: t.savepoint_name ?? "" };
       case "TRANS_STMT_ROLLBACK_TO":
-        throw unsupported("savepoints");
+        return { kind: "rollback_to", name: t.savepoint_name ?? "" };
       default:
         throw unsupported(`transaction statement ${(t.kind ?? "").replace("TRANS_STMT_", "")}`);
     }

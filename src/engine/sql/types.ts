@@ -7,11 +7,13 @@
  *   form, so `===` is equality) · float4, float8 → number (float4 rounded with Math.fround) · numeric → canonical
  *   text ("1.50", "NaN") · text, varchar, bpchar (blank-padded), uuid (lowercase, hyphenated) → string ·
  *   bytea → Uint8Array · jsonb → Jsonb · timestamptz, timestamp → microseconds since the epoch · date → days ·
+ *   arrays (kind "array", element type in `elem`) → SqlArray (arrays.ts).
  *   vector → Float32Array (src/vector/vector.ts; `length` of the SqlType holds vector(n)'s dimension count).
  */
 
+import { arrayComparator, formatArrayText, parseArrayText, SqlArray } from "./arrays.js";
 import { type DateTimeKind, dateToMicros, formatDateTime, parseDateTime, toJsDate } from "./datetime.js";
-import { SqlState, sqlError } from "./errors.js";
+import { SqlState, sqlError, unsupported } from "./errors.js";
 import {
   compareJson,
   formatJsonb,
@@ -39,7 +41,7 @@ import {
   vectorKeyPart,
 } from "./vector-type.js";
 
-export type Value = null | boolean | number | bigint | string | Uint8Array | Jsonb | Float32Array;
+export type Value = null | boolean | number | bigint | string | Uint8Array | Jsonb | SqlArray | Float32Array;
 
 export type TypeKind =
   | "bool"
@@ -58,8 +60,9 @@ export type TypeKind =
   | "timestamp"
   | "date"
   | "uuid"
-  | "vector"
-  | "unknown";
+  | "unknown"
+  | "array"
+  | "vector";
 
 export const Oid: Record<TypeKind, number> = {
   bool: 16,
@@ -79,10 +82,31 @@ export const Oid: Record<TypeKind, number> = {
   numeric: 1700,
   uuid: 2950,
   jsonb: 3802,
+  array: 2277,
   // pgvector's OID is assigned by CREATE EXTENSION, so it differs per database; Twill DB has no extensions and
   // needs a fixed one. 16385 is in the range PostgreSQL leaves to user objects (>= 16384, so it never collides
   // with a built-in type) and is what a fresh PostgreSQL gives `vector` when pgvector is its first extension.
   vector: 16385,
+};
+
+/** PostgreSQL's array type OIDs by element type (pg_type.typarray). */
+export const ArrayOid: Partial<Record<TypeKind, number>> = {
+  bool: 1000,
+  bytea: 1001,
+  int2: 1005,
+  int4: 1007,
+  text: 1009,
+  bpchar: 1014,
+  varchar: 1015,
+  int8: 1016,
+  float4: 1021,
+  float8: 1022,
+  timestamp: 1115,
+  date: 1182,
+  timestamptz: 1185,
+  numeric: 1231,
+  uuid: 2951,
+  jsonb: 3807,
 };
 
 export interface SqlType {
@@ -93,6 +117,8 @@ export interface SqlType {
   /** numeric(p, s): precision and scale; -1 when unconstrained. */
   readonly precision: number;
   readonly scale: number;
+  /** Arrays: the element type. */
+  readonly elem?: SqlType;
 }
 
 function mk(kind: TypeKind, length = -1, precision = -1, scale = -1): SqlType {
@@ -118,7 +144,25 @@ export const T = {
   uuid: mk("uuid"),
   vector: mk("vector"),
   unknown: mk("unknown"),
+  /** anyarray: only a placeholder; real array types come from arrayOf(). */
+  array: Object.freeze({ kind: "array", oid: 2277, length: -1, precision: -1, scale: -1 }) as SqlType,
 } as const satisfies Record<TypeKind, SqlType>;
+
+const arrayTypes = new Map<string, SqlType>();
+
+/** The array type of `elem` (one object per element type, so types compare by identity too). */
+export function arrayOf(elem: SqlType): SqlType {
+  if (elem.kind === "array") throw unsupported("arrays of arrays (multidimensional arrays)");
+  const oid = ArrayOid[elem.kind];
+  if (oid === undefined) throw unsupported(`arrays of ${typeName(elem)}`);
+  const key = `${elem.kind}/${elem.length}/${elem.precision}/${elem.scale}`;
+  let t = arrayTypes.get(key);
+  if (!t) {
+    t = Object.freeze({ kind: "array", oid, length: -1, precision: -1, scale: -1, elem });
+    arrayTypes.set(key, t);
+  }
+  return t;
+}
 
 export function varcharType(n: number): SqlType {
   return mk("varchar", n);
@@ -139,9 +183,11 @@ export interface TypeSpec {
   length?: number;
   precision?: number;
   scale?: number;
+  elem?: TypeSpec;
 }
 
 export function typeFromSpec(spec: TypeSpec): SqlType {
+  if (spec.kind === "array") return arrayOf(typeFromSpec(spec.elem!));
   if (spec.length !== undefined && spec.length >= 0) return mk(spec.kind, spec.length);
   if (spec.precision !== undefined && spec.precision >= 0)
     return mk(spec.kind, -1, spec.precision, spec.scale ?? 0);
@@ -150,6 +196,7 @@ export function typeFromSpec(spec: TypeSpec): SqlType {
 
 export function typeToSpec(t: SqlType): TypeSpec {
   const spec: TypeSpec = { kind: t.kind };
+  if (t.elem) spec.elem = typeToSpec(t.elem);
   if (t.length >= 0) spec.length = t.length;
   if (t.precision >= 0) {
     spec.precision = t.precision;
@@ -183,6 +230,8 @@ export function typeName(t: SqlType): string {
       return "timestamp with time zone";
     case "timestamp":
       return "timestamp without time zone";
+    case "array":
+      return t.elem ? `${typeName(t.elem)}[]` : "anyarray";
     case "vector":
       return t.length >= 0 ? `vector(${t.length})` : "vector";
     default:
@@ -190,7 +239,7 @@ export function typeName(t: SqlType): string {
   }
 }
 
-export type Category = "N" | "S" | "D" | "B" | "U" | "J" | "X" | "?";
+export type Category = "N" | "S" | "D" | "B" | "U" | "J" | "X" | "A" | "?";
 
 export function category(t: SqlType): Category {
   switch (t.kind) {
@@ -217,6 +266,8 @@ export function category(t: SqlType): Category {
       return "J";
     case "bytea":
       return "X";
+    case "array":
+      return "A";
     default:
       return "?";
   }
@@ -234,14 +285,20 @@ const DATETIME_RANK: Partial<Record<TypeKind, number>> = { date: 1, timestamp: 2
 
 /** The common type two operands are promoted to (PostgreSQL's implicit casts); undefined when there is none. */
 export function commonType(a: SqlType, b: SqlType): SqlType | undefined {
+  if (a.kind === "array" && b.kind === "array") {
+    if (a === b) return a;
+    const e = commonType(a.elem!, b.elem!);
+    return e ? arrayOf(e) : undefined;
+  }
   if (a.kind === b.kind) {
     if (a.kind === "varchar" || a.kind === "bpchar" || a.kind === "vector")
       return a.length === b.length ? a : T[a.kind];
     if (a.kind === "numeric") return a.precision === b.precision && a.scale === b.scale ? a : T.numeric;
     return a;
   }
-  if (a.kind === "unknown") return b.kind === "bpchar" || b.kind === "varchar" ? T.text : stripMod(b);
-  if (b.kind === "unknown") return a.kind === "bpchar" || a.kind === "varchar" ? T.text : stripMod(a);
+  // An untyped literal takes the other side's type (char(n) compares blank-insensitively, as bpchar).
+  if (a.kind === "unknown") return b.kind === "varchar" ? T.text : stripMod(b);
+  if (b.kind === "unknown") return a.kind === "varchar" ? T.text : stripMod(a);
   const ca = category(a);
   const cb = category(b);
   if (ca !== cb) return undefined;
@@ -541,6 +598,8 @@ export function inputText(t: SqlType, text: string, now: number): Value {
     case "timestamp":
     case "date":
       return parseDateTime(text, t.kind, now);
+    case "array":
+      return parseArrayText(text, t.elem ?? T.text, now);
     case "vector":
       return parseVectorText(text, t.length);
   }
@@ -563,6 +622,8 @@ export function outputText(t: SqlType, v: Exclude<Value, null>): string {
     case "timestamp":
     case "date":
       return formatDateTime(v as number, t.kind);
+    case "array":
+      return formatArrayText(t.elem!, v as SqlArray);
     case "vector":
       return formatVectorValue(v as Float32Array);
     default:
@@ -618,6 +679,15 @@ export function castFunction(from: SqlType, to: SqlType, mode: CastMode): CastFn
   if (f === "unknown") {
     if (explicit && to.length >= 0 && k !== "vector") return (v) => applyLength(to, String(v), true);
     return (v, now) => inputText(to, String(v), now);
+  }
+  if (f === "array" && k === "array") {
+    // Element by element, with the element cast of the same mode (int4[] → int8[] is implicit, as in PostgreSQL).
+    const ef = castFunction(from.elem!, to.elem!, mode);
+    if (!ef) return undefined;
+    return (v, now) =>
+      new SqlArray(
+        (v as SqlArray).items.map((x) => (x === null ? null : ef(x as Exclude<Value, null>, now))),
+      );
   }
   if (f === k) {
     if (k === "varchar" || k === "bpchar") {
@@ -774,6 +844,10 @@ export function comparator(t: SqlType): Comparator {
       return (a, b) => Buffer.compare(a as Uint8Array, b as Uint8Array);
     case "jsonb":
       return (a, b) => compareJson((a as Jsonb).value, (b as Jsonb).value);
+    case "array": {
+      const c = arrayComparator(t.elem!);
+      return (a, b) => c(a as SqlArray, b as SqlArray);
+    }
     case "vector":
       return (a, b) => compareVectors(a as Float32Array, b as Float32Array);
     default:
@@ -816,6 +890,8 @@ export function keyPartFn(t: SqlType): (v: Value) => KeyPart {
       return (v) => (v === null ? null : trimEndBlanks(v as string));
     case "jsonb":
       return (v) => (v === null ? null : formatJsonb(v as Jsonb));
+    case "array":
+      throw unsupported("primary keys and indexes on array columns");
     case "vector":
       return (v) => (v === null ? null : vectorKeyPart(v as Float32Array));
     default:
@@ -860,6 +936,11 @@ export function toJsFn(t: SqlType, opts: JsOptions): ((v: Exclude<Value, null>) 
     case "timestamp":
     case "date":
       return (v) => toJsDate(v as number, t.kind as DateTimeKind);
+    case "array": {
+      const ef = toJsFn(t.elem!, opts);
+      return (v) =>
+        (v as SqlArray).items.map((x) => (x === null ? null : ef ? ef(x as Exclude<Value, null>) : x));
+    }
     default:
       return undefined;
   }
@@ -929,6 +1010,13 @@ export function fromJs(t: SqlType, v: unknown, now: number): Value {
     case "text":
     case "unknown":
       if (typeof v === "string") return v;
+      break;
+    case "array":
+      if (Array.isArray(v)) {
+        for (const x of v) if (Array.isArray(x)) throw unsupported("multidimensional arrays");
+        return new SqlArray(v.map((x) => fromJs(t.elem!, x, now)));
+      }
+      if (typeof v === "string") return inputText(t, v, now);
       break;
     case "vector":
       if (typeof v !== "string") return vectorFromJs(v, t.length);
