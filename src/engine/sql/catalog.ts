@@ -24,8 +24,8 @@
 
 import type { Node } from "libpg-query";
 import { encodeKey, tuplePrefixRange } from "../lsm/keycodec.js";
-import { decodeRow } from "./row-codec.js";
 import type { HnswSpec } from "./hnsw-index.js";
+import { decodeRow } from "./row-codec.js";
 import { type KeyPart, keyPartFn, type SqlType, type TypeSpec, typeFromSpec, type Value } from "./types.js";
 
 export const CATALOG_FORMAT = 1;
