@@ -39,7 +39,7 @@ import {
   tableKey,
 } from "./catalog.js";
 import { type CompileCx, compileExpr, resolveTypeName, Scope } from "./compile.js";
-import { allocateIds, ddlPlan, deleteRange, uniqueName, validateDefinition } from "./ddl.js";
+import { allocateIds, ddlPlan, deleteRange, firstColumnRef, uniqueName, validateDefinition } from "./ddl.js";
 import { SqlState, sqlError, unsupported } from "./errors.js";
 import { coerce, ParamTypes } from "./expr.js";
 import { hnswEmptied } from "./hnsw-index.js";
@@ -503,7 +503,8 @@ async function addConstraint(ctx: ExecCtx, pc: PlanCx, table: TableInfo, c: Cons
     case "CONSTR_CHECK": {
       if (c.is_no_inherit) throw unsupported("NO INHERIT");
       const cname =
-        c.conname ?? checkName(table, `${table.name}_${firstRef(c.raw_expr) ?? ""}_check`.replace("__", "_"));
+        c.conname ??
+        checkName(table, `${table.name}_${firstColumnRef(c.raw_expr) ?? ""}_check`.replace("__", "_"));
       if (table.def.checks.some((x) => x.name === cname))
         throw sqlError(
           SqlState.DuplicateObject,
@@ -524,27 +525,6 @@ async function addConstraint(ctx: ExecCtx, pc: PlanCx, table: TableInfo, c: Cons
     default:
       throw unsupported(`ADD CONSTRAINT ${(c.contype ?? "").replace("CONSTR_", "")}`);
   }
-}
-
-function firstRef(node: unknown): string | undefined {
-  if (node === null || typeof node !== "object") return undefined;
-  if (Array.isArray(node)) {
-    for (const n of node) {
-      const r = firstRef(n);
-      if (r) return r;
-    }
-    return undefined;
-  }
-  const o = node as Record<string, unknown>;
-  if ("ColumnRef" in o) {
-    const fields = ((o.ColumnRef as { fields?: Node[] }).fields ?? []).map(str);
-    return fields[fields.length - 1];
-  }
-  for (const k in o) {
-    const r = firstRef(o[k]);
-    if (r) return r;
-  }
-  return undefined;
 }
 
 // ---- ALTER COLUMN -------------------------------------------------------------------------------------------------

@@ -71,7 +71,8 @@ export function uniqueName(ctx: ExecCtx, base: string, taken: Set<string>): stri
   return name;
 }
 
-function firstColumnRef(node: unknown): string | undefined {
+/** The last name of the first column reference in a parse tree (PostgreSQL names CHECK constraints after it). */
+export function firstColumnRef(node: unknown): string | undefined {
   if (node === null || typeof node !== "object") return undefined;
   if (Array.isArray(node)) {
     for (const n of node) {
