@@ -1030,6 +1030,17 @@ export type JoinKind = "inner" | "left" | "right" | "full";
  * Nested-loop join. The inner side is either parameterised by the outer row (an index lookup per outer row) or
  * materialised once and probed through a hash table on the equi-join keys when there are any.
  */
+
+/** Joins a left row of `lw` values and a right row of `rw` values into one new row. */
+function rowConcat(lw: number, rw: number): (l: Value[], r: Value[]) => Value[] {
+  return (l, r) => {
+    const out: Value[] = new Array(lw + rw);
+    for (let i = 0; i < lw; i++) out[i] = l[i]!;
+    for (let i = 0; i < rw; i++) out[lw + i] = r[i]!;
+    return out;
+  };
+}
+
 export class JoinNode implements RowSource {
   constructor(
     readonly kind: JoinKind,
@@ -1048,12 +1059,7 @@ export class JoinNode implements RowSource {
     const lw = this.leftWidth;
     const rw = this.rightWidth;
     const nullsRight: Value[] = new Array(rw).fill(null);
-    const combine = (l: Value[], r: Value[]) => {
-      const out: Value[] = new Array(lw + rw);
-      for (let i = 0; i < lw; i++) out[i] = l[i]!;
-      for (let i = 0; i < rw; i++) out[lw + i] = r[i]!;
-      return out;
-    };
+    const combine = rowConcat(lw, rw);
     if ("param" in this.right) {
       const inner = this.right.param;
       for await (const l of this.left.rows(ctx, outer)) {
@@ -1118,12 +1124,7 @@ export class JoinNode implements RowSource {
     const lw = this.leftWidth;
     const rw = this.rightWidth;
     const nullsRight: Value[] = new Array(rw).fill(null);
-    const combine = (l: Value[], r: Value[]) => {
-      const out: Value[] = new Array(lw + rw);
-      for (let i = 0; i < lw; i++) out[i] = l[i]!;
-      for (let i = 0; i < rw; i++) out[lw + i] = r[i]!;
-      return out;
-    };
+    const combine = rowConcat(lw, rw);
     if ("param" in this.right) {
       // The outer side is pulled (so an early stop ends it); each inner lookup is pushed.
       const inner = this.right.param;
