@@ -12,6 +12,7 @@
  */
 
 import { ErrorCodes, TwillError } from "../errors.js";
+import { formatFloat } from "../util/float-text.js";
 
 /** pgvector's VECTOR_MAX_DIM. */
 export const VECTOR_MAX_DIM = 16000;
@@ -109,35 +110,9 @@ export function checkSameDims(a: Float32Array, b: Float32Array): void {
     throw vectorError("22000", `different vector dimensions ${a.length} and ${b.length}`);
 }
 
-/** float4 shortest round-trip text, as PostgreSQL's float4out (and so pgvector's vector_out) prints it. */
-function formatFloat4(v: number): string {
-  if (v === 0) return Object.is(v, -0) ? "-0" : "0";
-  let p = 1;
-  let s = v.toExponential(0);
-  while (p < 9 && Math.fround(Number(s)) !== v) s = v.toExponential(p++);
-  const e = s.indexOf("e");
-  const mantissa = s.slice(0, e);
-  const exp = Number(s.slice(e + 1));
-  const neg = mantissa.startsWith("-");
-  const digits = mantissa.replace("-", "").replace(".", "");
-  let out: string;
-  if (exp < -4 || exp >= 6) {
-    const m = digits.length > 1 ? `${digits[0]}.${digits.slice(1)}` : digits;
-    out = `${m}e${exp < 0 ? "-" : "+"}${String(Math.abs(exp)).padStart(2, "0")}`;
-  } else if (exp < 0) {
-    out = `0.${"0".repeat(-exp - 1)}${digits}`;
-  } else if (digits.length <= exp + 1) {
-    out = digits + "0".repeat(exp + 1 - digits.length);
-  } else {
-    out = `${digits.slice(0, exp + 1)}.${digits.slice(exp + 1)}`;
-  }
-  return neg ? `-${out}` : out;
-}
-
-/** pgvector's vector_out. */
 export function formatVector(v: Float32Array): string {
   const parts = new Array<string>(v.length);
-  for (let i = 0; i < v.length; i++) parts[i] = formatFloat4(v[i]!);
+  for (let i = 0; i < v.length; i++) parts[i] = formatFloat(v[i]!, true);
   return `[${parts.join(",")}]`;
 }
 
