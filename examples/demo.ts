@@ -122,6 +122,25 @@ try {
   const e = error as { sqlstate: string; message: string };
   console.log(`   bad input is an error with a SQLSTATE: ${e.sqlstate} ${e.message}`);
 }
-await sql.close();
 
-console.log("\nNext: branches and vector search (see README status).");
+// 7. Vector search and a branch: recall by meaning, then try a change on a fork without touching the base.
+await sql.exec("CREATE TABLE IF NOT EXISTS facts (id int PRIMARY KEY, body text NOT NULL, emb vector(3))");
+await sql.exec("CREATE INDEX IF NOT EXISTS facts_emb ON facts USING hnsw (emb vector_cosine_ops)");
+for (const [id, body, emb] of [
+  [1, "the user likes tea", [0.9, 0.1, 0]],
+  [2, "the build uses tsup", [0, 0.2, 0.9]],
+  [3, "the user dislikes coffee", [0.8, 0.3, 0.1]],
+] as const) {
+  await sql.query("INSERT INTO facts VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING", [id, body, [...emb]]);
+}
+const drinks = [1, 0.2, 0];
+const recall = (db: typeof sql) =>
+  db.query("SELECT body FROM facts ORDER BY emb <=> $1 LIMIT 2", [drinks]).then((r) => r.map((x) => x.body));
+console.log(`7. nearest to "drinks": ${(await recall(sql)).join("; ")}`);
+if ((await sql.branches()).some((b) => b.name === "speculate")) await sql.dropBranch("speculate");
+const fork = await sql.branch("speculate"); // O(1): one manifest object, no rows copied
+await fork.query("INSERT INTO facts VALUES (4, 'the user now drinks only water', $1)", [[1, 0.2, 0.05]]);
+console.log(`   on branch "speculate": ${(await recall(fork)).join("; ")}`);
+console.log(`   base is untouched:      ${(await recall(sql)).join("; ")}`);
+await fork.discard();
+await sql.close();
