@@ -199,18 +199,7 @@ class FromBuilder {
       if (cte) return this.cteItem(cte, rv);
       const sys = systemRelation(this.pc.catalog, rv);
       if (sys) {
-        const alias = rv.alias?.aliasname ?? sys.name;
-        const base = this.width;
-        const names = aliasNames(
-          rv.alias,
-          sys.columns.map((c) => c.name),
-          "table",
-        );
-        this.addRel(
-          alias,
-          sys.columns.map((c, i) => ({ name: names[i]!, type: c.type, index: base + i })),
-        );
-        this.width += sys.columns.length;
+        const base = this.addColumns(rv.alias?.aliasname ?? sys.name, rv.alias, sys.columns);
         return { kind: "source", source: sys.source, base, width: sys.columns.length };
       }
       const table = lookupTable(this.pc, rv);
@@ -239,17 +228,7 @@ class FromBuilder {
       if (!sel) throw unsupported("this kind of subquery in FROM");
       const planned = planSelect(sel, this.pc, this.parent);
       const alias = rs.alias?.aliasname ?? "unnamed_subquery";
-      const base = this.width;
-      const names = aliasNames(
-        rs.alias,
-        planned.columns.map((c) => c.name),
-        "table",
-      );
-      this.addRel(
-        alias,
-        planned.columns.map((c, i) => ({ name: names[i]!, type: c.type, index: base + i })),
-      );
-      this.width += planned.columns.length;
+      const base = this.addColumns(alias, rs.alias, planned.columns);
       return {
         kind: "source",
         source: new SubquerySource(planned.source, alias),
@@ -318,6 +297,26 @@ class FromBuilder {
     return this.rels.filter((r) =>
       r.columns.some((c) => c.index >= tree.base && c.index < tree.base + tree.width),
     );
+  }
+
+  /** Adds a relation of `columns` (renamed by the AS list, if any) after the current row; returns its first slot. */
+  private addColumns(
+    alias: string,
+    as: Alias | undefined,
+    columns: readonly { name: string; type: SqlType }[],
+  ): number {
+    const base = this.width;
+    const names = aliasNames(
+      as,
+      columns.map((c) => c.name),
+      "table",
+    );
+    this.addRel(
+      alias,
+      columns.map((c, i) => ({ name: names[i]!, type: c.type, index: base + i })),
+    );
+    this.width += columns.length;
+    return base;
   }
 
   private addRel(name: string, columns: ScopeColumn[]): void {
