@@ -4,13 +4,12 @@
  * fork positions, drop, merge policies, bad input.
  */
 
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { MergeConflictError } from "../src/engine/branch.js";
 import { Engine, type EngineOptions } from "../src/engine/engine.js";
 import { ErrorCodes, isTwillError } from "../src/errors.js";
 import { CountingStorage } from "../src/storage/counting.js";
-import type { Storage } from "../src/storage/types.js";
-import { backends } from "./helpers/backends.js";
+import { backends, storageScope } from "./helpers/backends.js";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array | undefined) => (b === undefined ? undefined : new TextDecoder().decode(b));
@@ -50,16 +49,7 @@ const small: EngineOptions = {
 
 for (const backend of backends) {
   describe.skipIf(!backend.available)(`branches on ${backend.name}://`, () => {
-    const storages: Storage[] = [];
-    const openStorage = async (url?: string) => {
-      const s = await backend.open(url);
-      storages.push(s);
-      return s;
-    };
-    afterAll(async () => {
-      for (const s of storages) await s.close();
-      await backend.cleanup();
-    });
+    const openStorage = storageScope(backend);
 
     it("forks by writing exactly one object, and isolates both ways", async () => {
       const counting = new CountingStorage(await openStorage());

@@ -4,8 +4,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { Engine, type EngineOptions } from "../src/engine/engine.js";
 import { ErrorCodes, TwillError } from "../src/errors.js";
 import { CountingStorage } from "../src/storage/counting.js";
-import type { Storage } from "../src/storage/types.js";
-import { backends } from "./helpers/backends.js";
+import { backends, storageScope } from "./helpers/backends.js";
 import { frameEnd } from "./helpers/log-bytes.js";
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -35,16 +34,7 @@ const small: EngineOptions = {
 
 for (const backend of backends) {
   describe.skipIf(!backend.available)(`engine on ${backend.name}://`, () => {
-    const storages: Storage[] = [];
-    const openStorage = async (url?: string) => {
-      const s = await backend.open(url);
-      storages.push(s);
-      return s;
-    };
-    afterAll(async () => {
-      for (const s of storages) await s.close();
-      await backend.cleanup();
-    });
+    const openStorage = storageScope(backend);
 
     it("commits, reads its own writes, and reads committed state", async () => {
       const engine = await Engine.open(await openStorage());

@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { afterAll } from "vitest";
 import type { StorageOptions } from "../../src/storage/open.js";
 import { openStorage } from "../../src/storage/open.js";
 import type { Storage } from "../../src/storage/types.js";
@@ -83,3 +84,20 @@ export const backends: Backend[] = [
     }),
   ),
 ];
+
+/**
+ * For one describe block: a function that opens storages of `backend`; they are closed, and the backend's temp
+ * state removed, after the block.
+ */
+export function storageScope(backend: Backend): (url?: string) => Promise<Storage> {
+  const storages: Storage[] = [];
+  afterAll(async () => {
+    for (const s of storages) await s.close();
+    await backend.cleanup();
+  });
+  return async (url?: string) => {
+    const s = await backend.open(url);
+    storages.push(s);
+    return s;
+  };
+}
