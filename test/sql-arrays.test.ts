@@ -3,22 +3,18 @@
  * Expressions are checked against PostgreSQL itself (PGlite) through their text form.
  */
 
-import { PGlite } from "@electric-sql/pglite";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { PGlite } from "@electric-sql/pglite";
+import { beforeAll, describe, expect, it } from "vitest";
 import type { Database } from "../src/database.js";
+import { pairWithPglite } from "./helpers/pglite-pair.js";
 import { expectSqlState, memoryDb } from "./sql-helpers.js";
 
 let pg: PGlite;
 let db: Database;
 
-beforeAll(async () => {
-  pg = await PGlite.create();
-  db = await memoryDb();
-}, 60_000);
-
-afterAll(async () => {
-  await db?.close();
-  await pg?.close();
+pairWithPglite([], (p, d) => {
+  pg = p;
+  db = d;
 });
 
 const EXPRESSIONS = [

@@ -3,9 +3,10 @@
  * with PostgreSQL itself (PGlite) on the same DDL, ALTERs included.
  */
 
-import { PGlite } from "@electric-sql/pglite";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { PGlite } from "@electric-sql/pglite";
+import { describe, expect, it } from "vitest";
 import type { Database } from "../src/database.js";
+import { pairWithPglite } from "./helpers/pglite-pair.js";
 import { expectSqlState, memoryDb } from "./sql-helpers.js";
 
 const DDL = [
@@ -25,18 +26,9 @@ const COLUMNS_SQL = `SELECT table_name, column_name, ordinal_position, is_nullab
 let pg: PGlite;
 let db: Database;
 
-beforeAll(async () => {
-  pg = await PGlite.create();
-  db = await memoryDb();
-  for (const s of DDL) {
-    await pg.exec(s);
-    await db.exec(s);
-  }
-}, 60_000);
-
-afterAll(async () => {
-  await db?.close();
-  await pg?.close();
+pairWithPglite(DDL, (p, d) => {
+  pg = p;
+  db = d;
 });
 
 /** PGlite returns some integer columns as numbers, some as strings; compare as text. */

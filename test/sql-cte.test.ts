@@ -1,9 +1,10 @@
 /** Non-recursive WITH queries (common table expressions) in SELECT, checked against PGlite. */
 
-import { PGlite } from "@electric-sql/pglite";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { PGlite } from "@electric-sql/pglite";
+import { describe, expect, it } from "vitest";
 import type { Database } from "../src/database.js";
-import { expectSqlState, memoryDb } from "./sql-helpers.js";
+import { pairWithPglite } from "./helpers/pglite-pair.js";
+import { expectSqlState } from "./sql-helpers.js";
 
 let pg: PGlite;
 let db: Database;
@@ -12,18 +13,9 @@ const SETUP = [
   "INSERT INTO t VALUES (1, 1, 'a'), (2, 1, 'b'), (3, 2, 'c'), (4, NULL, 'd')",
 ];
 
-beforeAll(async () => {
-  pg = await PGlite.create();
-  db = await memoryDb();
-  for (const s of SETUP) {
-    await pg.exec(s);
-    await db.exec(s);
-  }
-}, 60_000);
-
-afterAll(async () => {
-  await db?.close();
-  await pg?.close();
+pairWithPglite(SETUP, (p, d) => {
+  pg = p;
+  db = d;
 });
 
 const QUERIES = [
