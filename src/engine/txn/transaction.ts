@@ -6,7 +6,7 @@
 import { ErrorCodes, TwillError } from "../../errors.js";
 import { type AsyncCursor, LimitCursor } from "../lsm/cursor.js";
 import type { KeyValue, ScanRange } from "../lsm/tree.js";
-import { compareBytes } from "../lsm/types.js";
+import { compareBytes, NEEDS_IO, type NeedsIo } from "../lsm/types.js";
 import { type Write, WriteKind } from "./commit-record.js";
 import { type BufferedWrite, WriteBuffer } from "./write-buffer.js";
 
@@ -24,6 +24,8 @@ export interface TxnScanOptions extends ScanRange {
 export interface TxnHost {
   get(key: Uint8Array, snapshotLsn: number): Promise<Uint8Array | undefined>;
   scan(range: ScanRange, snapshotLsn: number): AsyncCursor<KeyValue>;
+  /** Memory-only read at a snapshot, or NEEDS_IO; optional (a host without it makes `getSync` say NEEDS_IO). */
+  getSync?(key: Uint8Array, snapshotLsn: number): Uint8Array | undefined | NeedsIo;
   commit(txn: Transaction): Promise<number>;
   release(txn: Transaction): void;
 }
@@ -90,6 +92,20 @@ export class Transaction {
     const own = this.writes.get(key);
     if (own) return own.kind === WriteKind.Put ? own.value : undefined;
     return this.host.get(key, this.snapshotLsn);
+  }
+
+  /**
+   * `get` from memory only: the value, undefined, or NEEDS_IO when a block must be read (then call `get`). A
+   * transaction that has written nothing skips the probe of its write set.
+   */
+  getSync(key: Uint8Array): Uint8Array | undefined | NeedsIo {
+    this.checkOpen();
+    checkKey(key);
+    if (this.writes.size > 0) {
+      const own = this.writes.get(key);
+      if (own) return own.kind === WriteKind.Put ? own.value : undefined;
+    }
+    return this.host.getSync === undefined ? NEEDS_IO : this.host.getSync(key, this.snapshotLsn);
   }
 
   put(key: Uint8Array, value: Uint8Array): void {
