@@ -303,6 +303,16 @@ function keyParts(
 export class TableAccess implements RowSource {
   private readonly eqFns: ((v: Value) => KeyPart)[];
   private readonly boundFn: ((v: Value) => KeyPart) | undefined;
+  /**
+   * The columns anything above reads (1) and those it never reads (0), set by the planner once the whole query
+   * is compiled; undefined: every column. Unread columns are skipped while decoding and come out NULL.
+   */
+  mask: Uint8Array | undefined;
+  /**
+   * `each` decodes every row into one array, overwritten by the next row: set by the planner only when the
+   * consumer keeps no row (an aggregate reading values out of each one as it comes).
+   */
+  reuseRows = false;
 
   constructor(
     readonly table: TableInfo,
@@ -335,7 +345,7 @@ export class TableAccess implements RowSource {
   /** Decodes a fetched row and applies the residual filter. */
   accept(bytes: Uint8Array | undefined, env: Env): Value[] | undefined {
     if (bytes === undefined) return undefined;
-    const row = decodeRow(this.table.types, bytes, this.table.missing);
+    const row = decodeRow(this.table.types, bytes, this.table.missing, this.mask);
     if (this.filter && this.filter.eval(row, env) !== true) return undefined;
     return row;
   }
@@ -344,6 +354,15 @@ export class TableAccess implements RowSource {
   private async fetch(ctx: ExecCtx, key: Uint8Array): Promise<Value[] | undefined> {
     if (key.length > KEY_BYTES_MAX) return undefined; // no stored key is that long
     return this.accept(await ctx.kv.get(key), ctx.env);
+  }
+
+  /** `fetch` from memory only, or NEEDS_IO when the read must wait (then `fetch`). */
+  private fetchSync(ctx: ExecCtx, key: Uint8Array): Value[] | undefined | NeedsIo {
+    if (key.length > KEY_BYTES_MAX) return undefined;
+    const kv = ctx.kv;
+    if (kv.getSync === undefined) return NEEDS_IO;
+    const bytes = kv.getSync(key);
+    return bytes === NEEDS_IO ? bytes : this.accept(bytes, ctx.env);
   }
 
   /** The row key of a primary-key point lookup; undefined when a key value is NULL (no row can match). */
@@ -406,7 +425,7 @@ export class TableAccess implements RowSource {
           end: table.range.end,
           reverse: path.reverse,
         })) {
-          const row = decodeRow(table.types, kv.value, table.missing);
+          const row = decodeRow(table.types, kv.value, table.missing, this.mask);
           if (filter === undefined || filter(row, env) === true) yield row;
         }
         return;
@@ -437,7 +456,7 @@ export class TableAccess implements RowSource {
         if (!r) return;
         const filter = this.filter?.eval;
         for await (const kv of ctx.kv.scan({ start: r.start, end: r.end, reverse: path.reverse })) {
-          const row = decodeRow(table.types, kv.value, table.missing);
+          const row = decodeRow(table.types, kv.value, table.missing, this.mask);
           if (filter === undefined || filter(row, env) === true) yield row;
         }
         return;
@@ -479,9 +498,11 @@ export class TableAccess implements RowSource {
     const path = this.path;
     const types = table.types;
     const missing = table.missing;
+    const mask = this.mask;
     const filter = this.filter?.eval;
+    const into: Value[] | undefined = this.reuseRows ? new Array(types.length) : undefined;
     const visitRow = (pair: KeyValue): boolean | undefined => {
-      const row = decodeRow(types, pair.value, missing);
+      const row = decodeRow(types, pair.value, missing, mask, into);
       if (filter !== undefined && filter(row, env) !== true) return true;
       return emit(row);
     };
@@ -506,14 +527,9 @@ export class TableAccess implements RowSource {
         range = parts ? tuplePrefixRange([path.index.id, ...parts]) : undefined;
       }
       if (!range) return;
-      // Stream the index entries (a LIMIT above stops the scan): each entry's row is fetched as it comes.
-      const getSync = ctx.kv.getSync;
-      const fetchRow = async (pk: Uint8Array): Promise<Value[] | undefined> => {
-        const key = concatBytes(table.keyPrefix, pk);
-        let bytes: Uint8Array | undefined | NeedsIo = getSync ? getSync(key) : NEEDS_IO;
-        if (bytes === NEEDS_IO) bytes = await ctx.kv.get(key);
-        return this.accept(bytes, env);
-      };
+      // Stream the index entries (a LIMIT above stops the scan): each entry's row is fetched as it comes, with no
+      // promise while the entry and its row are in memory.
+      const prefix = table.keyPrefix;
       const it = ctx.kv.scan({
         start: range.start,
         end: range.end,
@@ -528,7 +544,9 @@ export class TableAccess implements RowSource {
             continue;
           }
           if (pair === undefined) return;
-          const row = await fetchRow(pair.value);
+          const key = concatBytes(prefix, pair.value);
+          let row = this.fetchSync(ctx, key);
+          if (row === NEEDS_IO) row = await this.fetch(ctx, key);
           if (row && emit(row) === false) {
             c.close?.();
             return;
@@ -536,9 +554,31 @@ export class TableAccess implements RowSource {
         }
       }
       for await (const pair of it) {
-        const row = await fetchRow(pair.value);
+        const key = concatBytes(prefix, pair.value);
+        let row = this.fetchSync(ctx, key);
+        if (row === NEEDS_IO) row = await this.fetch(ctx, key);
         if (row && emit(row) === false) return;
       }
+      return;
+    }
+    if (path.kind === "pk-point" || path.kind === "index-point") {
+      // One row (a primary key, or a unique index entry and then its row): synchronous while both are in memory.
+      let key: Uint8Array | undefined;
+      if (path.kind === "pk-point") key = this.pointKey(outer ?? EMPTY_ROW, env);
+      else {
+        const parts = keyParts(path.keys, this.eqFns, outer ?? EMPTY_ROW, env);
+        if (!parts) return;
+        const ixKey = encodeKey([path.index.id, ...parts]);
+        if (ixKey.length > KEY_BYTES_MAX) return;
+        let pk = ctx.kv.getSync === undefined ? NEEDS_IO : ctx.kv.getSync(ixKey);
+        if (pk === NEEDS_IO) pk = await ctx.kv.get(ixKey);
+        if (pk === undefined) return;
+        key = concatBytes(table.keyPrefix, pk);
+      }
+      if (key === undefined) return;
+      let row = this.fetchSync(ctx, key);
+      if (row === NEEDS_IO) row = await this.fetch(ctx, key);
+      if (row) emit(row);
       return;
     }
     for await (const r of this.rows(ctx, outer)) if (emit(r) === false) return;

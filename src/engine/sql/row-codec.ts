@@ -20,7 +20,8 @@
  * Invariants: a row decodes only with the column types it was written with, in order; columns are appended and
  * never reordered (DROP COLUMN leaves a hidden column in place), so a row shorter than the schema (written before
  * ADD COLUMN) reads its missing columns as the column's "missing value" (catalog.ts), or NULL. Decoding checks bounds and the version byte and
- * throws CORRUPTION on anything else.
+ * throws CORRUPTION on anything else. A decode with a column mask builds only the masked-in columns and walks the
+ * bytes only up to the last of them (the block checksum, not this decoder, guards the rest).
  */
 
 import { ErrorCodes, TwillError } from "../../errors.js";
@@ -283,11 +284,44 @@ function need(n: number): void {
   if (at + n > src.length) throw corrupt(`needs ${n} bytes at ${at}, has ${src.length - at}`);
 }
 
+/**
+ * Short ASCII strings decoded lately, by a hash of their bytes (direct-mapped, last one wins). Values such as a
+ * status or a category repeat across rows: a hit returns the same string object with no allocation, and a Map
+ * keyed by it (GROUP BY, DISTINCT) finds its hash already computed. Strings are immutable, so sharing is exact.
+ */
+const STRING_CACHE_SLOTS = 1024;
+const SHORT_STRING_BYTES = 16;
+const stringCache: (string | undefined)[] = new Array(STRING_CACHE_SLOTS).fill(undefined);
+
 function readString(): string {
   const n = readVarint();
   need(n);
   const start = at;
   at += n;
+  if (n <= SHORT_STRING_BYTES) {
+    let h = n;
+    for (let i = start; i < at; i++) {
+      const c = src[i]!;
+      if (c >= 0x80) return utf8.decode(src.subarray(start, at));
+      h = (Math.imul(h, 31) + c) | 0;
+    }
+    const slot = h & (STRING_CACHE_SLOTS - 1);
+    const hit = stringCache[slot];
+    if (hit !== undefined && hit.length === n) {
+      let same = true;
+      for (let i = 0; i < n; i++) {
+        if (hit.charCodeAt(i) !== src[start + i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return hit;
+    }
+    let s = "";
+    for (let i = start; i < at; i++) s += String.fromCharCode(src[i]!);
+    stringCache[slot] = s;
+    return s;
+  }
   if (n <= 24) {
     let s = "";
     for (let i = start; i < at; i++) {
@@ -399,11 +433,79 @@ function readArray(elem: SqlType): SqlArray {
   return new SqlArray(items);
 }
 
+/** Steps over one stored value without building it (a column the query does not read). */
+function skipValue(t: SqlType): void {
+  switch (t.kind) {
+    case "bool":
+      need(1);
+      at += 1;
+      return;
+    case "int2":
+    case "int4":
+    case "date":
+      readVarint();
+      return;
+    case "float4":
+      need(4);
+      at += 4;
+      return;
+    case "int8":
+    case "timestamp":
+    case "timestamptz":
+    case "float8":
+      need(8);
+      at += 8;
+      return;
+    case "uuid":
+      need(16);
+      at += 16;
+      return;
+    case "vector": {
+      const n = readVarint();
+      need(4 * n);
+      at += 4 * n;
+      return;
+    }
+    case "array": {
+      const n = readVarint();
+      const bitmapAt = at;
+      const bitmapBytes = (n + 7) >> 3;
+      need(bitmapBytes);
+      at += bitmapBytes;
+      const elem = t.elem!;
+      for (let i = 0; i < n; i++) if (!((src[bitmapAt + (i >> 3)]! >> (i & 7)) & 1)) skipValue(elem);
+      return;
+    }
+    default: {
+      // Every other kind is a varint length and that many bytes (text, numeric, bytea, jsonb).
+      const n = readVarint();
+      need(n);
+      at += n;
+    }
+  }
+}
+
 /**
  * Decodes a row into `types.length` values; columns the row does not have (added after it was written) read as
- * their `missing` value, or NULL.
+ * their `missing` value, or NULL. With `mask`, only the columns whose mask byte is 1 are built; the others are
+ * stepped over (still bounds-checked) and read as NULL, so a caller passes a mask only when nothing reads them.
+ * With `into`, the values go into that array (reused across rows by a caller that keeps no row).
  */
-export function decodeRow(types: readonly SqlType[], bytes: Uint8Array, missing?: readonly Value[]): Value[] {
+export function decodeRow(
+  types: readonly SqlType[],
+  bytes: Uint8Array,
+  missing?: readonly Value[],
+  mask?: Uint8Array,
+  into?: Value[],
+): Value[] {
+  if (mask !== undefined || into !== undefined)
+    return decodeMasked(
+      types,
+      bytes,
+      missing,
+      mask ?? allColumns(types.length),
+      into ?? new Array(types.length),
+    );
   src = bytes;
   at = 0;
   if (bytes.length < 2 || bytes[0] !== FORMAT_VERSION) throw corrupt(`unknown format version ${bytes[0]}`);
@@ -427,5 +529,51 @@ export function decodeRow(types: readonly SqlType[], bytes: Uint8Array, missing?
   }
   for (let i = stored; i < width; i++) out[i] = missing === undefined ? null : missing[i]!;
   if (n <= width && at !== bytes.length) throw corrupt(`${bytes.length - at} trailing bytes`);
+  return out;
+}
+
+const allMasks: Uint8Array[] = [];
+
+function allColumns(width: number): Uint8Array {
+  let m = allMasks[width];
+  if (m === undefined) {
+    m = new Uint8Array(width).fill(1);
+    allMasks[width] = m;
+  }
+  return m;
+}
+
+function decodeMasked(
+  types: readonly SqlType[],
+  bytes: Uint8Array,
+  missing: readonly Value[] | undefined,
+  mask: Uint8Array,
+  out: Value[],
+): Value[] {
+  src = bytes;
+  if (bytes.length < 2 || bytes[0] !== FORMAT_VERSION) throw corrupt(`unknown format version ${bytes[0]}`);
+  at = 1;
+  const n = readVarint();
+  const bitmapAt = at;
+  const bitmapBytes = (n + 7) >> 3;
+  need(bitmapBytes);
+  at += bitmapBytes;
+  const width = types.length;
+  const stored = Math.min(n, width);
+  // The last stored column anyone reads: the bytes after it are not walked at all.
+  let last = stored - 1;
+  while (last >= 0 && mask[last] === 0) last--;
+  for (let i = 0; i <= last; i++) {
+    const t = types[i]!;
+    if ((bytes[bitmapAt + (i >> 3)]! >> (i & 7)) & 1) out[i] = null;
+    else if (mask[i] === 0) {
+      skipValue(t);
+      out[i] = null;
+    } else out[i] = t.kind === "array" ? readArray(t.elem!) : readValue(t.kind);
+  }
+  if (last === stored - 1 && n <= width && at !== bytes.length)
+    throw corrupt(`${bytes.length - at} trailing bytes`);
+  for (let i = last + 1; i < stored; i++) out[i] = null;
+  for (let i = stored; i < width; i++) out[i] = missing === undefined || mask[i] === 0 ? null : missing[i]!;
   return out;
 }

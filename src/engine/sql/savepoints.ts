@@ -13,7 +13,7 @@
  */
 
 import type { KeyValue } from "../lsm/tree.js";
-import { compareBytes } from "../lsm/types.js";
+import { compareBytes, NEEDS_IO, type NeedsIo } from "../lsm/types.js";
 import { resolveRange, type TxnScanOptions } from "../txn/transaction.js";
 import type { Kv, KvWriter } from "./plan.js";
 
@@ -37,6 +37,12 @@ export class WriteLayer implements KvLayer {
     const w = this.writes.get(keyString(key));
     if (w) return Promise.resolve(w.value);
     return this.below.get(key);
+  }
+
+  getSync(key: Uint8Array): Uint8Array | undefined | NeedsIo {
+    const w = this.writes.get(keyString(key));
+    if (w) return w.value;
+    return this.below.getSync === undefined ? NEEDS_IO : this.below.getSync(key);
   }
 
   put(key: Uint8Array, value: Uint8Array): void {

@@ -583,6 +583,10 @@ interface BuildState {
   pending: Expr[];
   /** Set when the single-table access path can provide ORDER BY. */
   leaf?: TableAccess;
+  /** Every table access built, with the row position of its first column, for the column masks. */
+  accesses: { access: TableAccess; base: number }[];
+  /** Row positions read by join conditions (ON, USING and WHERE conjuncts pushed into joins). */
+  joinRefs: number[];
 }
 
 function take(state: BuildState, pred: (e: Expr) => boolean): Expr[] {
@@ -607,6 +611,7 @@ function buildTree(tree: FromTree, state: BuildState, pushable: boolean): RowSou
       const residual = conjunction(mine.filter((e) => !choice.consumed.includes(e)));
       const access = new TableAccess(tree.table, choice.path, residual, tree.alias);
       state.leaf = access;
+      state.accesses.push({ access, base: tree.base });
       return access;
     }
     case "source":
@@ -652,17 +657,21 @@ function buildTree(tree: FromTree, state: BuildState, pushable: boolean): RowSou
       const rightBase = right.base;
       const leftWidth = rightBase;
       const cond = conjunction(conds);
+      for (const c of conds) state.joinRefs.push(...c.refs);
       if (right.kind === "table" && (tree.jk === "inner" || tree.jk === "left")) {
         const choice = chooseAccess(right.table, rightBase, conds);
         if (choice.path.kind !== "seq") {
           const access = new TableAccess(right.table, shiftPath(choice.path), undefined, right.alias);
+          state.accesses.push({ access, base: rightBase });
           return new JoinNode(tree.jk, left, { param: access }, cond, leftWidth, right.width);
         }
       }
-      const inner =
-        right.kind === "table"
-          ? new TableAccess(right.table, { kind: "seq", reverse: false }, undefined, right.alias)
-          : buildTree(right, state, false);
+      let inner: RowSource;
+      if (right.kind === "table") {
+        const access = new TableAccess(right.table, { kind: "seq", reverse: false }, undefined, right.alias);
+        state.accesses.push({ access, base: rightBase });
+        inner = access;
+      } else inner = buildTree(right, state, false);
       const leftKeys: Expr[] = [];
       const rightKeys: Expr[] = [];
       const keyTypes: SqlType[] = [];
@@ -692,6 +701,29 @@ function buildTree(tree: FromTree, state: BuildState, pushable: boolean): RowSou
         right.width,
       );
     }
+  }
+}
+
+/**
+ * Gives each table access the mask of the columns `read` (row positions) covers. None is set while the statement
+ * has a correlated subquery, whose references to the outer row are not in any expression's `refs`.
+ */
+function setColumnMasks(
+  accesses: readonly { access: TableAccess; base: number }[],
+  read: readonly number[],
+  pc: PlanCx,
+): void {
+  if (accesses.length === 0 || pc.initPlans.some((p) => p.correlated)) return;
+  const wanted = new Set(read);
+  for (const { access, base } of accesses) {
+    const n = access.table.types.length;
+    const mask = new Uint8Array(n);
+    let all = true;
+    for (let i = 0; i < n; i++) {
+      if (wanted.has(base + i)) mask[i] = 1;
+      else all = false;
+    }
+    access.mask = all ? undefined : mask;
   }
 }
 
@@ -784,7 +816,7 @@ export function planSelect(stmt: SelectStmt, pc: PlanCx, parent?: Scope): Planne
   const scope = new Scope(fb.rels, parent);
   const cx = makeCx(pc, scope, "WHERE");
   const where = stmt.whereClause ? asBool(compileExpr(stmt.whereClause, cx), cx, "WHERE") : undefined;
-  const state: BuildState = { pc, scope, pending: splitConjuncts(where) };
+  const state: BuildState = { pc, scope, pending: splitConjuncts(where), accesses: [], joinRefs: [] };
   let source: RowSource;
   if (trees.length === 0) source = new SingleRow();
   else {
@@ -942,6 +974,9 @@ export function planSelect(stmt: SelectStmt, pc: PlanCx, parent?: Scope): Planne
     }
   }
   if (grouped) {
+    // The aggregate keeps values, never a row: its scan may decode every row into the same array.
+    const scan = source instanceof FilterNode && source.perRow.length === 0 ? source.child : source;
+    if (scan instanceof TableAccess) scan.reuseRows = true;
     aggNode = new AggregateNode(source, groupExprs, aggs);
     source = aggNode;
     if (having) source = new FilterNode(source, having);
@@ -1006,6 +1041,18 @@ export function planSelect(stmt: SelectStmt, pc: PlanCx, parent?: Scope): Planne
 
   const width = items.length;
   const projected = [...items.map((i) => i.expr), ...hidden];
+  if (!vectorScan) {
+    // Row positions the query reads above the scans: unread columns need not be decoded.
+    const read = [...(where?.refs ?? []), ...state.joinRefs];
+    if (grouped) {
+      for (const g of groupExprs) read.push(...g.refs);
+      for (const a of aggs) {
+        for (const e of a.args) read.push(...e.refs);
+        if (a.filter) read.push(...a.filter.refs);
+      }
+    } else for (const e of projected) read.push(...e.refs);
+    setColumnMasks(state.accesses, read, pc);
+  }
   source = new ProjectNode(source, projected, correlatedPlans(projected, pc.initPlans));
   if (sortNeeded) source = new SortNode(source, sortKeys, sortText);
   if (distinct)
