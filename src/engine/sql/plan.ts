@@ -14,7 +14,7 @@ import type { Accumulator, AggregateSpec } from "./aggregates.js";
 import type { Catalog, IndexDef, TableDef, TableInfo } from "./catalog.js";
 import type { SubqueryMode } from "./compile.js";
 import { SqlState, sqlError } from "./errors.js";
-import { type Env, type Expr, hashKeyFn, tupleKeyFn } from "./expr.js";
+import { type Env, type EvalFn, type Expr, hashKeyFn, tupleKeyFn } from "./expr.js";
 import type { VectorIndexes } from "./hnsw-index.js";
 import { decodeRow } from "./row-codec.js";
 import { comparator, keyPartFn, type SqlType, type Value } from "./types.js";
@@ -769,16 +769,29 @@ export class AggregateNode implements RowSource {
     readonly child: RowSource,
     readonly groupExprs: Expr[],
     readonly aggs: AggregateSpec[],
-  ) {}
+  ) {
+    this.filters = aggs.map((a) => a.filter?.eval);
+    this.arity = Uint8Array.from(aggs, (a) => Math.min(a.args.length, 2));
+    this.arg0 = aggs.map((a) => a.args[0]?.eval);
+    this.arg1 = aggs.map((a) => a.args[1]?.eval);
+  }
+
+  /** Per aggregate, resolved once: its FILTER, its argument count and its first two arguments' closures. */
+  private readonly filters: (EvalFn | undefined)[];
+  private readonly arity: Uint8Array;
+  private readonly arg0: (EvalFn | undefined)[];
+  private readonly arg1: (EvalFn | undefined)[];
 
   private step(accs: Accumulator[], row: Value[], env: Env): void {
-    for (let i = 0; i < this.aggs.length; i++) {
-      const a = this.aggs[i]!;
-      if (a.filter && a.filter.eval(row, env) !== true) continue;
+    const n = accs.length;
+    for (let i = 0; i < n; i++) {
+      const filter = this.filters[i];
+      if (filter !== undefined && filter(row, env) !== true) continue;
       const acc = accs[i]!;
-      if (a.args.length === 0) acc.add(null);
-      else if (a.args.length === 1) acc.add(a.args[0]!.eval(row, env));
-      else (acc.add as (v: Value, w: Value) => void)(a.args[0]!.eval(row, env), a.args[1]!.eval(row, env));
+      const arity = this.arity[i];
+      if (arity === 0) acc.add(null);
+      else if (arity === 1) acc.add(this.arg0[i]!(row, env));
+      else (acc.add as (v: Value, w: Value) => void)(this.arg0[i]!(row, env), this.arg1[i]!(row, env));
     }
   }
 

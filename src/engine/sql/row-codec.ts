@@ -298,11 +298,17 @@ function readString(): string {
   need(n);
   const start = at;
   at += n;
+  return stringAt(src, start, at);
+}
+
+/** The text in bytes [start, end) (bounds already checked). */
+function stringAt(bytes: Uint8Array, start: number, end: number): string {
+  const n = end - start;
   if (n <= SHORT_STRING_BYTES) {
     let h = n;
-    for (let i = start; i < at; i++) {
-      const c = src[i]!;
-      if (c >= 0x80) return utf8.decode(src.subarray(start, at));
+    for (let i = start; i < end; i++) {
+      const c = bytes[i]!;
+      if (c >= 0x80) return utf8.decode(bytes.subarray(start, end));
       h = (Math.imul(h, 31) + c) | 0;
     }
     const slot = h & (STRING_CACHE_SLOTS - 1);
@@ -310,7 +316,7 @@ function readString(): string {
     if (hit !== undefined && hit.length === n) {
       let same = true;
       for (let i = 0; i < n; i++) {
-        if (hit.charCodeAt(i) !== src[start + i]) {
+        if (hit.charCodeAt(i) !== bytes[start + i]) {
           same = false;
           break;
         }
@@ -318,20 +324,20 @@ function readString(): string {
       if (same) return hit;
     }
     let s = "";
-    for (let i = start; i < at; i++) s += String.fromCharCode(src[i]!);
+    for (let i = start; i < end; i++) s += String.fromCharCode(bytes[i]!);
     stringCache[slot] = s;
     return s;
   }
   if (n <= 24) {
     let s = "";
-    for (let i = start; i < at; i++) {
-      const c = src[i]!;
-      if (c >= 0x80) return utf8.decode(src.subarray(start, at));
+    for (let i = start; i < end; i++) {
+      const c = bytes[i]!;
+      if (c >= 0x80) return utf8.decode(bytes.subarray(start, end));
       s += String.fromCharCode(c);
     }
     return s;
   }
-  return utf8.decode(src.subarray(start, at));
+  return utf8.decode(bytes.subarray(start, end));
 }
 
 function readInt64(timestamp: boolean): number | bigint {
@@ -543,6 +549,61 @@ function allColumns(width: number): Uint8Array {
   return m;
 }
 
+/** Column kinds the masked decoder reads inline (0: through the general readers). */
+const K_OTHER = 0;
+const K_BOOL = 1;
+const K_INT4 = 2;
+const K_DATE = 3;
+const K_INT8 = 4;
+const K_TIMESTAMP = 5;
+const K_FLOAT4 = 6;
+const K_FLOAT8 = 7;
+const K_TEXT = 8;
+
+function kindCode(t: SqlType): number {
+  switch (t.kind) {
+    case "bool":
+      return K_BOOL;
+    case "int2":
+    case "int4":
+      return K_INT4;
+    case "date":
+      return K_DATE;
+    case "int8":
+      return K_INT8;
+    case "timestamp":
+    case "timestamptz":
+      return K_TIMESTAMP;
+    case "float4":
+      return K_FLOAT4;
+    case "float8":
+      return K_FLOAT8;
+    case "text":
+    case "varchar":
+    case "bpchar":
+    case "numeric":
+      return K_TEXT;
+    default:
+      return K_OTHER;
+  }
+}
+
+/** The kind codes of the last column list decoded: a scan decodes one table's rows, so this hits. */
+let codesFor: readonly SqlType[] | undefined;
+let codes = new Uint8Array(0);
+
+function codesOf(types: readonly SqlType[]): Uint8Array {
+  if (types !== codesFor) {
+    codes = Uint8Array.from(types, kindCode);
+    codesFor = types;
+  }
+  return codes;
+}
+
+/**
+ * The masked decode. Positions live in a local variable and the common kinds are read inline; the rare ones go
+ * through the general readers (module state), and the result is the same as theirs.
+ */
 function decodeMasked(
   types: readonly SqlType[],
   bytes: Uint8Array,
@@ -550,29 +611,99 @@ function decodeMasked(
   mask: Uint8Array,
   out: Value[],
 ): Value[] {
-  src = bytes;
-  if (bytes.length < 2 || bytes[0] !== FORMAT_VERSION) throw corrupt(`unknown format version ${bytes[0]}`);
-  at = 1;
-  const n = readVarint();
-  const bitmapAt = at;
-  const bitmapBytes = (n + 7) >> 3;
-  need(bitmapBytes);
-  at += bitmapBytes;
+  const len = bytes.length;
+  if (len < 2 || bytes[0] !== FORMAT_VERSION) throw corrupt(`unknown format version ${bytes[0]}`);
+  let p = 1;
+  let n = bytes[1]!;
+  if (n < 0x80) p = 2;
+  else {
+    src = bytes;
+    at = 1;
+    n = readVarint();
+    p = at;
+  }
+  const bitmapAt = p;
+  p += (n + 7) >> 3;
+  if (p > len) throw corrupt(`needs ${p - bitmapAt} bytes at ${bitmapAt}, has ${len - bitmapAt}`);
   const width = types.length;
   const stored = Math.min(n, width);
+  const kinds = codesOf(types);
   // The last stored column anyone reads: the bytes after it are not walked at all.
   let last = stored - 1;
   while (last >= 0 && mask[last] === 0) last--;
   for (let i = 0; i <= last; i++) {
-    const t = types[i]!;
-    if ((bytes[bitmapAt + (i >> 3)]! >> (i & 7)) & 1) out[i] = null;
-    else if (mask[i] === 0) {
-      skipValue(t);
+    if ((bytes[bitmapAt + (i >> 3)]! >> (i & 7)) & 1) {
       out[i] = null;
-    } else out[i] = t.kind === "array" ? readArray(t.elem!) : readValue(t.kind);
+      continue;
+    }
+    const want = mask[i] === 1;
+    switch (kinds[i]) {
+      case K_BOOL:
+        if (p >= len) throw corrupt(`needs 1 bytes at ${p}, has 0`);
+        out[i] = want ? bytes[p] === 1 : null;
+        p += 1;
+        break;
+      case K_INT4:
+      case K_DATE: {
+        let u = bytes[p] ?? 0x100;
+        if (u < 0x80) p++;
+        else {
+          src = bytes;
+          at = p;
+          u = readVarint();
+          p = at;
+        }
+        if (!want) out[i] = null;
+        else {
+          const v = u % 2 === 0 ? u / 2 : -(u + 1) / 2;
+          out[i] =
+            kinds[i] === K_INT4
+              ? v
+              : v === 2147483647
+                ? Number.POSITIVE_INFINITY
+                : v === -2147483648
+                  ? Number.NEGATIVE_INFINITY
+                  : v;
+        }
+        break;
+      }
+      case K_FLOAT8:
+        if (p + 8 > len) throw corrupt(`needs 8 bytes at ${p}, has ${len - p}`);
+        if (want) {
+          if (littleEndian) for (let k = 0; k < 8; k++) f64b[k] = bytes[p + k]!;
+          else for (let k = 0; k < 8; k++) f64b[7 - k] = bytes[p + k]!;
+          out[i] = f64[0]!;
+        } else out[i] = null;
+        p += 8;
+        break;
+      case K_TEXT: {
+        let m = bytes[p] ?? 0x100;
+        if (m < 0x80) p++;
+        else {
+          src = bytes;
+          at = p;
+          m = readVarint();
+          p = at;
+        }
+        if (p + m > len) throw corrupt(`needs ${m} bytes at ${p}, has ${len - p}`);
+        out[i] = want ? stringAt(bytes, p, p + m) : null;
+        p += m;
+        break;
+      }
+      default: {
+        const t = types[i]!;
+        src = bytes;
+        at = p;
+        if (want) out[i] = t.kind === "array" ? readArray(t.elem!) : readValue(t.kind);
+        else {
+          skipValue(t);
+          out[i] = null;
+        }
+        p = at;
+      }
+    }
   }
-  if (last === stored - 1 && n <= width && at !== bytes.length)
-    throw corrupt(`${bytes.length - at} trailing bytes`);
+  if (last === stored - 1 && n <= width && p !== len) throw corrupt(`${len - p} trailing bytes`);
   for (let i = last + 1; i < stored; i++) out[i] = null;
   for (let i = stored; i < width; i++) out[i] = missing === undefined || mask[i] === 0 ? null : missing[i]!;
   return out;
