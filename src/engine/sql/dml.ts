@@ -336,15 +336,8 @@ export function planInsert(stmt: InsertStmt, pc: PlanCx): StatementPlan {
     const insertOne = async (row: Value[]): Promise<void> => {
       validateRow(table, rt, row, ctx.env);
       const pk = pkSuffix(table, row);
-      const conflict = await findConflict(
-        ctx,
-        table,
-        rt,
-        row,
-        pk,
-        undefined,
-        onConflict?.arbiter ?? undefined,
-      );
+      let conflict = findConflict(ctx, table, rt, row, pk, undefined, onConflict?.arbiter ?? undefined);
+      if (conflict instanceof Promise) conflict = await conflict;
       if (conflict) {
         const arbiterMatches =
           onConflict &&

@@ -9,6 +9,7 @@
  */
 
 import { encodeKey, type KeyPart } from "../lsm/keycodec.js";
+import { NEEDS_IO } from "../lsm/types.js";
 import { KEY_BYTES_MAX } from "../txn/transaction.js";
 import type { CheckDef, IndexDef, TableInfo } from "./catalog.js";
 import { asBool, type CompileCx, compileExpr, Scope, type ScopeRel } from "./compile.js";
@@ -177,9 +178,10 @@ export interface Conflict {
 
 /**
  * Finds the first uniqueness conflict a new row would cause (primary key, then unique indexes), without writing.
- * `ignorePk`: the key of the row being updated, which may keep its own values.
+ * `ignorePk`: the key of the row being updated, which may keep its own values. Each probe reads from memory
+ * first (`getSync`) and waits only when a block must be read, so a plain INSERT pays no promise per probe.
  */
-export async function findConflict(
+export function findConflict(
   ctx: ExecCtx,
   table: TableInfo,
   rt: TableRuntime,
@@ -188,38 +190,75 @@ export async function findConflict(
   ignorePk?: Uint8Array,
   /** ON CONFLICT's arbiter index, checked first as PostgreSQL does, so its action wins over another conflict. */
   arbiter?: IndexDef,
-): Promise<Conflict | undefined> {
-  const rowKey = checkKeySize(concatBytes(table.keyPrefix, pk), table.def.pkName ?? `${table.name}_pkey`);
+): Conflict | undefined | Promise<Conflict | undefined> {
   const indexes = table.def.indexes;
-  const checkIndex = async (i: number): Promise<Conflict | undefined> => {
-    if (!indexes[i]!.unique) return undefined;
-    const e = indexEntry(table, rt, i, row, pk);
-    if (!e.complete) return undefined;
-    const existing = await ctx.kv.get(checkKeySize(e.key, indexes[i]!.name));
-    if (existing !== undefined && !(ignorePk && bytesEqual(existing, ignorePk))) {
-      return { index: indexes[i], existingRowKey: concatBytes(table.keyPrefix, existing) };
-    }
-    return undefined;
-  };
   const arbiterAt = arbiter ? indexes.indexOf(arbiter) : -1;
-  if (arbiterAt !== -1) {
-    const c = await checkIndex(arbiterAt);
-    if (c) return c;
-  }
-  // A hidden rowid comes from a sequence and can never be set by a statement: no need to look it up.
-  if (
-    !table.hasRowid &&
-    !(ignorePk && bytesEqual(pk, ignorePk)) &&
-    (await ctx.kv.get(rowKey)) !== undefined
-  ) {
-    return { index: undefined, existingRowKey: rowKey };
-  }
-  for (let i = 0; i < indexes.length; i++) {
-    if (i === arbiterAt) continue;
-    const c = await checkIndex(i);
+  // The probes in PostgreSQL's order: the arbiter, the primary key, then the other unique indexes.
+  const order: number[] = [];
+  if (arbiterAt !== -1) order.push(arbiterAt);
+  order.push(-1);
+  for (let i = 0; i < indexes.length; i++) if (i !== arbiterAt) order.push(i);
+  return probeFrom(ctx, table, rt, row, pk, ignorePk, order, 0);
+}
+
+/** Runs the probes of `order` from `start`, synchronously until one has to wait for I/O. */
+function probeFrom(
+  ctx: ExecCtx,
+  table: TableInfo,
+  rt: TableRuntime,
+  row: readonly Value[],
+  pk: Uint8Array,
+  ignorePk: Uint8Array | undefined,
+  order: readonly number[],
+  start: number,
+): Conflict | undefined | Promise<Conflict | undefined> {
+  for (let j = start; j < order.length; j++) {
+    const probe = conflictProbe(table, rt, row, pk, ignorePk, order[j]!);
+    if (probe === undefined) continue;
+    const kv = ctx.kv;
+    const got = kv.getSync === undefined ? NEEDS_IO : kv.getSync(probe.key);
+    if (got === NEEDS_IO) {
+      return kv.get(probe.key).then((existing) => {
+        const c = probe.check(existing);
+        return c ?? probeFrom(ctx, table, rt, row, pk, ignorePk, order, j + 1);
+      });
+    }
+    const c = probe.check(got);
     if (c) return c;
   }
   return undefined;
+}
+
+/** The key one uniqueness probe reads, and what its value means; undefined when the probe is not needed. */
+function conflictProbe(
+  table: TableInfo,
+  rt: TableRuntime,
+  row: readonly Value[],
+  pk: Uint8Array,
+  ignorePk: Uint8Array | undefined,
+  at: number,
+): { key: Uint8Array; check: (existing: Uint8Array | undefined) => Conflict | undefined } | undefined {
+  if (at === -1) {
+    // A hidden rowid comes from a sequence and can never be set by a statement: no need to look it up.
+    if (table.hasRowid || (ignorePk && bytesEqual(pk, ignorePk))) return undefined;
+    const rowKey = checkKeySize(concatBytes(table.keyPrefix, pk), table.def.pkName ?? `${table.name}_pkey`);
+    return {
+      key: rowKey,
+      check: (existing) =>
+        existing !== undefined ? { index: undefined, existingRowKey: rowKey } : undefined,
+    };
+  }
+  const ix = table.def.indexes[at]!;
+  if (!ix.unique) return undefined;
+  const e = indexEntry(table, rt, at, row, pk);
+  if (!e.complete) return undefined;
+  return {
+    key: checkKeySize(e.key, ix.name),
+    check: (existing) =>
+      existing !== undefined && !(ignorePk && bytesEqual(existing, ignorePk))
+        ? { index: ix, existingRowKey: concatBytes(table.keyPrefix, existing) }
+        : undefined,
+  };
 }
 
 export function conflictError(table: TableInfo, c: Conflict, row: readonly Value[]) {
