@@ -60,6 +60,7 @@ export const SqlState = {
   DuplicateObject: "42710",
   AmbiguousColumn: "42702",
   DatatypeMismatch: "42804",
+  InvalidRecursion: "42P19",
   CannotCoerce: "42846",
   GroupingError: "42803",
   InvalidColumnReference: "42P10",

@@ -70,8 +70,9 @@ import {
   TrimNode,
   ValuesSource,
 } from "./plan.js";
+import { RecursiveUnion, WorkTable, WorkTableScan } from "./recursive.js";
 import { isSystemSchema, isSystemView, systemRelation } from "./system-catalog.js";
-import { keyOrdered, type SqlType, T } from "./types.js";
+import { keyOrdered, type SqlType, T, typeName } from "./types.js";
 
 export interface PlanCx {
   catalog: Catalog;
@@ -85,11 +86,71 @@ export interface PlanCx {
   ctes?: ReadonlyMap<string, CteDef>;
 }
 
-/** A non-recursive WITH query: planned afresh, as a subquery in FROM, wherever it is referenced. */
+/** A WITH query: planned afresh, as a subquery in FROM, wherever it is referenced. */
 interface CteDef {
   stmt: SelectStmt;
   colnames: string[];
   scope: ReadonlyMap<string, CteDef> | undefined;
+  /** WITH RECURSIVE: the query reads itself; `stmt` is non-recursive term UNION [ALL] recursive term. */
+  recursive?: { nonRecursive: SelectStmt; recursive: SelectStmt; all: boolean };
+  /** The self-reference inside a recursive term: it reads the working table. */
+  work?: {
+    table: WorkTable;
+    columns: OutputColumn[];
+    /** References planned so far (PostgreSQL allows one). */
+    uses: { n: number };
+    /** Set inside an expression subquery of the recursive term, where the reference is refused. */
+    forbidden?: boolean;
+  };
+}
+
+/** Whether `node` (an AST subtree) names relation `name` without a schema, i.e. could read the WITH query. */
+function readsRelation(node: unknown, name: string): boolean {
+  if (node === null || typeof node !== "object") return false;
+  if (Array.isArray(node)) return node.some((n) => readsRelation(n, name));
+  const o = node as Record<string, unknown>;
+  const rv = o.RangeVar as RangeVar | undefined;
+  if (rv && rv.relname === name && !rv.schemaname) return true;
+  for (const k in o) if (k !== "location" && readsRelation(o[k], name)) return true;
+  return false;
+}
+
+/** Splits a self-referencing WITH query into its two terms, refusing the forms PostgreSQL refuses. */
+function recursiveParts(q: SelectStmt, name: string): NonNullable<CteDef["recursive"]> {
+  if (q.op !== "SETOP_UNION" || !q.larg || !q.rarg) {
+    throw sqlError(
+      SqlState.InvalidRecursion,
+      `recursive query "${name}" does not have the form non-recursive-term UNION [ALL] recursive-term`,
+    );
+  }
+  if (readsRelation(q.larg, name))
+    throw sqlError(
+      SqlState.InvalidRecursion,
+      `recursive reference to query "${name}" must not appear within its non-recursive term`,
+    );
+  if ((q.sortClause?.length ?? 0) > 0) throw unsupported("ORDER BY in a recursive query");
+  if (q.limitCount || q.limitOffset) throw unsupported("LIMIT and OFFSET in a recursive query");
+  const rec = q.rarg;
+  if (rec.op && rec.op !== "SETOP_NONE") throw unsupported("a set operation inside a recursive term");
+  if ((rec.groupClause?.length ?? 0) > 0 || rec.havingClause || containsAggregate(rec.targetList))
+    throw sqlError(
+      SqlState.InvalidRecursion,
+      "aggregate functions are not allowed in a recursive query's recursive term",
+    );
+  if ((rec.sortClause?.length ?? 0) > 0) throw unsupported("ORDER BY in a recursive query");
+  if (rec.limitCount || rec.limitOffset) throw unsupported("LIMIT and OFFSET in a recursive query");
+  if (rec.withClause) throw unsupported("WITH inside a recursive term");
+  return { nonRecursive: q.larg, recursive: rec, all: q.all === true };
+}
+
+/** The WITH queries an expression subquery sees: a recursive term's self-reference is refused there. */
+function hideWorkTables(
+  ctes: ReadonlyMap<string, CteDef> | undefined,
+): ReadonlyMap<string, CteDef> | undefined {
+  if (!ctes || ![...ctes.values()].some((c) => c.work)) return ctes;
+  const out = new Map<string, CteDef>();
+  for (const [k, c] of ctes) out.set(k, c.work ? { ...c, work: { ...c.work, forbidden: true } } : c);
+  return out;
 }
 
 export interface PlannedQuery {
@@ -106,7 +167,8 @@ export function subqueryHost(pc: PlanCx): SubqueryHost {
   return {
     initPlan(select, cx, mode) {
       const outer = { scope: cx.grouped ? cx.grouped.inputScope : cx.scope, used: false };
-      const planned = planSelect(select, { ...pc, outer }, outer.scope);
+      const ctes = hideWorkTables(pc.ctes);
+      const planned = planSelect(select, { ...pc, outer, ...(ctes ? { ctes } : {}) }, outer.scope);
       const types = planned.columns.map((c) => c.type);
       const m: SubqueryMode = mode(types);
       const id = pc.initPlans.length;
@@ -328,8 +390,11 @@ class FromBuilder {
 
   /** A reference to a WITH query: its SELECT planned here as a subquery in FROM. */
   private cteItem(cte: CteDef, rv: RangeVar): FromTree {
-    const planned = planSelect(cte.stmt, { ...this.pc, ctes: cte.scope }, this.parent);
     const name = rv.relname ?? "";
+    if (cte.work) return this.workTableItem(cte.work, rv);
+    const planned = cte.recursive
+      ? this.planRecursive(cte, cte.recursive, name)
+      : planSelect(cte.stmt, { ...this.pc, ctes: cte.scope }, this.parent);
     if (cte.colnames.length > planned.columns.length)
       throw sqlError(
         SqlState.InvalidColumnReference,
@@ -349,6 +414,62 @@ class FromBuilder {
       source: new SubquerySource(planned.source, alias),
       base,
       width: planned.columns.length,
+    };
+  }
+
+  /**
+   * A recursive WITH query: the non-recursive term fixes the column types; the recursive term is planned with the
+   * query's name bound to the working table and must produce the same types (42804 otherwise, as PostgreSQL).
+   */
+  private planRecursive(cte: CteDef, r: NonNullable<CteDef["recursive"]>, name: string): PlannedQuery {
+    const first = planSelect(r.nonRecursive, { ...this.pc, ctes: cte.scope }, this.parent);
+    if (cte.colnames.length > first.columns.length)
+      throw sqlError(
+        SqlState.InvalidColumnReference,
+        `WITH query "${name}" has ${first.columns.length} columns available but ${cte.colnames.length} columns specified`,
+      );
+    const columns = first.columns.map((c, i) => ({ name: cte.colnames[i] ?? c.name, type: c.type }));
+    const table = new WorkTable(name);
+    const uses = { n: 0 };
+    const scope = new Map(cte.scope ?? []);
+    scope.set(name, { stmt: r.recursive, colnames: [], scope: undefined, work: { table, columns, uses } });
+    const rest = planSelect(r.recursive, { ...this.pc, ctes: scope }, this.parent);
+    if (rest.columns.length !== columns.length)
+      throw sqlError(SqlState.SyntaxError, "each UNION query must have the same number of columns");
+    rest.columns.forEach((c, i) => {
+      const want = columns[i]!.type;
+      if (typeName(c.type) !== typeName(want)) {
+        throw sqlError(
+          SqlState.DatatypeMismatch,
+          `recursive query "${name}" column ${i + 1} has type ${typeName(want)} in non-recursive term but type ${typeName(c.type)} overall`,
+          { hint: "Cast the output of the non-recursive term to the correct type." },
+        );
+      }
+    });
+    const types = columns.map((c) => c.type);
+    return { source: new RecursiveUnion(first.source, rest.source, table, r.all, types), columns };
+  }
+
+  /** The recursive term's reference to its own query. */
+  private workTableItem(work: NonNullable<CteDef["work"]>, rv: RangeVar): FromTree {
+    const name = rv.relname ?? "";
+    if (work.forbidden)
+      throw sqlError(
+        SqlState.InvalidRecursion,
+        `recursive reference to query "${name}" must not appear within a subquery`,
+      );
+    if (++work.uses.n > 1)
+      throw sqlError(
+        SqlState.InvalidRecursion,
+        `recursive reference to query "${name}" must not appear more than once`,
+      );
+    const alias = rv.alias?.aliasname ?? name;
+    const base = this.addColumns(alias, rv.alias, work.columns);
+    return {
+      kind: "source",
+      source: new WorkTableScan(work.table, alias),
+      base,
+      width: work.columns.length,
     };
   }
 
@@ -788,7 +909,6 @@ function intConst(node: Node | undefined): number | undefined {
 export function planSelect(stmt: SelectStmt, pc: PlanCx, parent?: Scope): PlannedQuery {
   if (stmt.withClause) {
     const w = stmt.withClause;
-    if (w.recursive) throw unsupported("WITH RECURSIVE");
     const ctes = new Map<string, CteDef>(pc.ctes ?? []);
     const here = new Set<string>();
     for (const n of w.ctes ?? []) {
@@ -799,7 +919,13 @@ export function planSelect(stmt: SelectStmt, pc: PlanCx, parent?: Scope): Planne
       const q = (c.ctequery as { SelectStmt?: SelectStmt } | undefined)?.SelectStmt;
       if (!q) throw unsupported("data-modifying statements in WITH");
       if (c.search_clause || c.cycle_clause) throw unsupported("SEARCH/CYCLE in WITH");
-      ctes.set(name, { stmt: q, colnames: (c.aliascolnames ?? []).map(str), scope: new Map(ctes) });
+      const colnames = (c.aliascolnames ?? []).map(str);
+      if (w.recursive && readsRelation(q, name)) {
+        ctes.set(name, { stmt: q, colnames, scope: new Map(ctes), recursive: recursiveParts(q, name) });
+        continue;
+      }
+      // Earlier WITH queries only (no forward references), so two queries can never plan each other in a loop.
+      ctes.set(name, { stmt: q, colnames, scope: new Map(ctes) });
     }
     return planSelect({ ...stmt, withClause: undefined }, { ...pc, ctes }, parent);
   }
