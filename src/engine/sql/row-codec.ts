@@ -588,13 +588,22 @@ function kindCode(t: SqlType): number {
   }
 }
 
-/** The kind codes of the last column list decoded: a scan decodes one table's rows, so this hits. */
+/**
+ * Kind codes per column list (a table version's `types` array lives as long as the table version), with the last
+ * one in front: a scan decodes one table's rows, a join alternates between two.
+ */
+const codesByTypes = new WeakMap<readonly SqlType[], Uint8Array>();
 let codesFor: readonly SqlType[] | undefined;
-let codes = new Uint8Array(0);
+let codes: Uint8Array = new Uint8Array(0);
 
 function codesOf(types: readonly SqlType[]): Uint8Array {
   if (types !== codesFor) {
-    codes = Uint8Array.from(types, kindCode);
+    let c = codesByTypes.get(types);
+    if (c === undefined) {
+      c = Uint8Array.from(types, kindCode);
+      codesByTypes.set(types, c);
+    }
+    codes = c;
     codesFor = types;
   }
   return codes;
