@@ -107,6 +107,10 @@ describe("masked row decode", () => {
     expect(a).toBe("shipped");
     expect(b).toBe("shipped");
     expect(c).toBe("shipper");
+    // Same length, first, middle and last byte (so the same cache slot), different text.
+    for (const t of ["aXbcd", "aYbcd", "aXbcd", "a\u00e9cd", "aYbcd"]) {
+      expect(decodeRow([T.text], encodeRow([T.text], [t]))[0]).toBe(t);
+    }
   });
 });
 

@@ -304,27 +304,27 @@ function readString(): string {
 /** The text in bytes [start, end) (bounds already checked). */
 function stringAt(bytes: Uint8Array, start: number, end: number): string {
   const n = end - start;
-  if (n <= SHORT_STRING_BYTES) {
-    let h = n;
+  if (n > 0 && n <= SHORT_STRING_BYTES) {
+    // The slot comes from the length and three bytes (no loop); the comparison then checks every byte, and a
+    // cached string is ASCII, so a hit needs no ASCII check of its own.
+    const h =
+      Math.imul(n, 0x9e3779b1) ^
+      Math.imul(bytes[start]!, 0x85ebca6b) ^
+      Math.imul(bytes[start + (n >> 1)]!, 0xc2b2ae35) ^
+      Math.imul(bytes[end - 1]!, 0x27d4eb2f);
+    const slot = (h ^ (h >>> 15)) & (STRING_CACHE_SLOTS - 1);
+    const hit = stringCache[slot];
+    if (hit !== undefined && hit.length === n) {
+      let i = 0;
+      while (i < n && hit.charCodeAt(i) === bytes[start + i]) i++;
+      if (i === n) return hit;
+    }
+    let s = "";
     for (let i = start; i < end; i++) {
       const c = bytes[i]!;
       if (c >= 0x80) return utf8.decode(bytes.subarray(start, end));
-      h = (Math.imul(h, 31) + c) | 0;
+      s += String.fromCharCode(c);
     }
-    const slot = h & (STRING_CACHE_SLOTS - 1);
-    const hit = stringCache[slot];
-    if (hit !== undefined && hit.length === n) {
-      let same = true;
-      for (let i = 0; i < n; i++) {
-        if (hit.charCodeAt(i) !== bytes[start + i]) {
-          same = false;
-          break;
-        }
-      }
-      if (same) return hit;
-    }
-    let s = "";
-    for (let i = start; i < end; i++) s += String.fromCharCode(bytes[i]!);
     stringCache[slot] = s;
     return s;
   }
@@ -676,6 +676,19 @@ function decodeMasked(
         }
         break;
       }
+      case K_INT8:
+      case K_TIMESTAMP:
+        if (want) {
+          src = bytes;
+          at = p;
+          out[i] = readInt64(kinds[i] === K_TIMESTAMP);
+          p = at;
+        } else {
+          if (p + 8 > len) throw corrupt(`needs 8 bytes at ${p}, has ${len - p}`);
+          out[i] = null;
+          p += 8;
+        }
+        break;
       case K_FLOAT8:
         if (p + 8 > len) throw corrupt(`needs 8 bytes at ${p}, has ${len - p}`);
         if (want) {
