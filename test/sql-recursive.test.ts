@@ -3,6 +3,7 @@
 import type { PGlite } from "@electric-sql/pglite";
 import { describe, expect, it } from "vitest";
 import type { Database } from "../src/database.js";
+import { RecursiveUnion } from "../src/engine/sql/recursive.js";
 import { TwillError } from "../src/errors.js";
 import { pairWithPglite } from "./helpers/pglite-pair.js";
 
@@ -122,6 +123,36 @@ describe("WITH RECURSIVE matches PostgreSQL", () => {
         error = e;
       }
       expect((error as TwillError).sqlstate, q).toBe("0A000");
+    }
+  });
+
+  it("stops a runaway recursion with 54000 instead of exhausting memory, but not one an outer LIMIT ends", async () => {
+    const saved = RecursiveUnion.rowsMax;
+    RecursiveUnion.rowsMax = 1000;
+    try {
+      let error: unknown;
+      try {
+        await db.query(
+          "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t) SELECT count(*) FROM t",
+        );
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(TwillError);
+      expect((error as TwillError).sqlstate).toBe("54000");
+      expect((error as TwillError).message).toMatch(/recursive query "t" produced more than 1000 rows/);
+      const rows = await db.query(
+        "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t) SELECT n FROM t LIMIT 5",
+      );
+      expect(rows).toEqual([1, 2, 3, 4, 5].map((n) => ({ n })));
+      // A bounded recursion under the cap is untouched.
+      expect(
+        await db.query(
+          "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < 999) SELECT count(*) AS c FROM t",
+        ),
+      ).toEqual([{ c: 999 }]);
+    } finally {
+      RecursiveUnion.rowsMax = saved;
     }
   });
 

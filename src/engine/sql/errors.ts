@@ -61,6 +61,7 @@ export const SqlState = {
   AmbiguousColumn: "42702",
   DatatypeMismatch: "42804",
   InvalidRecursion: "42P19",
+  ProgramLimitExceeded: "54000",
   CannotCoerce: "42846",
   GroupingError: "42803",
   InvalidColumnReference: "42P10",

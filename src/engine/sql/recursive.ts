@@ -7,8 +7,12 @@
  *
  * Plans are cached and shared between executions, so the working table lives per execution: in a WeakMap keyed by
  * the execution's Env, never on the plan node.
+ *
+ * PostgreSQL lets an endless recursion run until memory runs out; here one recursive query stops with 54000 after
+ * `RecursiveUnion.rowsMax` rows, so a runaway query fails with an error instead of taking the process down.
  */
 
+import { SqlState, sqlError } from "./errors.js";
 import type { Env } from "./expr.js";
 import { tupleKeyFn } from "./expr.js";
 import { collect, type Emit, type ExecCtx, type ExplainNode, type RowSource } from "./plan.js";
@@ -52,6 +56,9 @@ export class WorkTableScan implements RowSource {
 }
 
 export class RecursiveUnion implements RowSource {
+  /** Rows one execution may produce (both terms together) before it is stopped. */
+  static rowsMax = 10_000_000;
+
   constructor(
     readonly nonRecursive: RowSource,
     readonly recursive: RowSource,
@@ -64,7 +71,16 @@ export class RecursiveUnion implements RowSource {
   async *rows(ctx: ExecCtx): AsyncIterable<Value[]> {
     const keyOf = this.all ? undefined : tupleKeyFn(this.types);
     const seen = new Set<string>();
+    const max = RecursiveUnion.rowsMax;
+    let produced = 0;
     const fresh = (r: Value[]): boolean => {
+      if (++produced > max) {
+        throw sqlError(
+          SqlState.ProgramLimitExceeded,
+          `recursive query "${this.work.name}" produced more than ${max} rows`,
+          { hint: "add a condition that ends the recursion, or a LIMIT in the outer query" },
+        );
+      }
       if (keyOf === undefined) return true;
       const k = keyOf(r);
       if (seen.has(k)) return false;
@@ -83,9 +99,9 @@ export class RecursiveUnion implements RowSource {
     try {
       while (working.length > 0) {
         this.work.set(env, working);
-        const produced = await collect(this.recursive, ctx);
+        const round = await collect(this.recursive, ctx);
         const next: Value[][] = [];
-        for (const r of produced) {
+        for (const r of round) {
           if (!fresh(r)) continue;
           next.push(r);
           yield r;
