@@ -132,3 +132,49 @@ describe("WASM SIMD kernels", () => {
     }
   });
 });
+
+describe("vector arena (vectors resident in WASM memory)", () => {
+  it("gives exact kernel distances while slots are reused far beyond its capacity", async () => {
+    const { newArena, graphKernel } = await import("../src/vector/simd.js");
+    const { indexDistance } = await import("../src/vector/distance.js");
+    const { prng } = await import("../src/util/prng.js");
+    const dims = 37; // stride 40 floats = 160 bytes: 8 slots in 1,280 bytes
+    const arena = newArena(dims, 8 * 160)!;
+    expect(arena).not.toBeNull();
+    const r = prng(9);
+    const holders = Array.from({ length: 40 }, () => ({
+      vector: Float32Array.from({ length: dims }, () => r() - 0.5),
+      slot: -1,
+    }));
+    for (const metric of ["l2", "cosine", "ip"] as const) {
+      const k = graphKernel(metric, dims, arena);
+      const slow = indexDistance(metric);
+      // Pairs in an order that keeps evicting: every holder's hint goes stale many times over.
+      for (let round = 0; round < 5; round++) {
+        for (let i = 0; i < holders.length; i++) {
+          const a = holders[i]!;
+          const b = holders[(i * 7 + round * 3 + 1) % holders.length]!;
+          expect(k.distance(a, b)).toBeCloseTo(slow(a.vector, b.vector), 4);
+          expect(k.distance(b, a)).toBeCloseTo(slow(b.vector, a.vector), 4);
+        }
+      }
+    }
+    expect(arena.slots).toBe(8);
+  });
+
+  it("recopies a vector whose slot another vector took, even when the hint points at that slot", async () => {
+    const { newArena, graphKernel } = await import("../src/vector/simd.js");
+    const arena = newArena(8, 8 * 32)!;
+    const k = graphKernel("ip", 8, arena);
+    const ones = { vector: new Float32Array(8).fill(1), slot: -1 };
+    const twos = { vector: new Float32Array(8).fill(2), slot: -1 };
+    expect(k.distance(ones, ones)).toBe(-8);
+    // A different array claiming the same slot (a copied node object, a stale hint) must not read ones' copy.
+    const liar = { vector: new Float32Array(8).fill(3), slot: ones.slot };
+    expect(k.distance(liar, twos)).toBe(-48);
+    expect(k.distance(ones, twos)).toBe(-16);
+    k.release(twos);
+    expect(twos.slot).toBe(-1);
+    expect(k.distance(twos, twos)).toBe(-32);
+  });
+});

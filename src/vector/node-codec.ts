@@ -17,10 +17,16 @@
  *
  * Node ids are byte strings held in memory as latin1 strings (one char per byte), so they are Map keys and
  * round-trip exactly. Decoding checks every length against the record and throws CORRUPTION on a mismatch.
+ *
+ * In memory the graph names nodes by integer handles (hnsw.ts); records always carry the ids, so a record means
+ * the same in every process. Encoding and decoding translate through the store's handle table (`Handles`).
  */
 
 import { ErrorCodes, TwillError } from "../errors.js";
-import type { HnswMeta, HnswNode } from "./hnsw.js";
+import type { HnswMeta, HnswNode, NodeStore } from "./hnsw.js";
+
+/** The handle table of a node store. */
+export type Handles = Pick<NodeStore, "handle" | "idOf">;
 
 const FORMAT = 1;
 const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -29,12 +35,15 @@ function corrupt(what: string): TwillError {
   return new TwillError(ErrorCodes.Corruption, `corrupt HNSW record: ${what}`);
 }
 
-export function encodeNode(node: HnswNode): Uint8Array {
+export function encodeNode(node: HnswNode, handles: Handles): Uint8Array {
   const n = node.vector.length;
   let size = 8 + 4 * n;
+  const ids: string[][] = [];
   for (let l = 0; l <= node.level; l++) {
     size += 2;
-    for (const id of node.neighbors[l] ?? []) size += 2 + id.length;
+    const level = (node.neighbors[l] ?? []).map((h) => handles.idOf(h));
+    ids.push(level);
+    for (const id of level) size += 2 + id.length;
   }
   const out = new Uint8Array(size);
   const dv = new DataView(out.buffer);
@@ -46,7 +55,7 @@ export function encodeNode(node: HnswNode): Uint8Array {
   else for (let i = 0; i < n; i++) dv.setFloat32(8 + 4 * i, node.vector[i]!, true);
   let p = 8 + 4 * n;
   for (let l = 0; l <= node.level; l++) {
-    const links = node.neighbors[l] ?? [];
+    const links = ids[l]!;
     dv.setUint16(p, links.length, true);
     p += 2;
     for (const id of links) {
@@ -64,7 +73,7 @@ function latin1(bytes: Uint8Array, start: number, end: number): string {
   return s;
 }
 
-export function decodeNode(id: string, bytes: Uint8Array): HnswNode {
+export function decodeNode(id: string, bytes: Uint8Array, handles: Handles): HnswNode {
   if (bytes.length < 8 || bytes[0] !== FORMAT) throw corrupt(`node ${JSON.stringify(id)}: bad header`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const deleted = (bytes[1]! & 1) === 1;
@@ -75,40 +84,41 @@ export function decodeNode(id: string, bytes: Uint8Array): HnswNode {
   const vector = new Float32Array(n);
   if (littleEndian) new Uint8Array(vector.buffer).set(bytes.subarray(8, p));
   else for (let i = 0; i < n; i++) vector[i] = dv.getFloat32(8 + 4 * i, true);
-  const neighbors: string[][] = new Array(level + 1);
+  const neighbors: number[][] = new Array(level + 1);
   for (let l = 0; l <= level; l++) {
     if (p + 2 > bytes.length) throw corrupt(`node ${JSON.stringify(id)}: truncated links`);
     const c = dv.getUint16(p, true);
     p += 2;
-    const links: string[] = new Array(c);
+    const links: number[] = new Array(c);
     for (let j = 0; j < c; j++) {
       if (p + 2 > bytes.length) throw corrupt(`node ${JSON.stringify(id)}: truncated link`);
       const len = dv.getUint16(p, true);
       p += 2;
       if (p + len > bytes.length) throw corrupt(`node ${JSON.stringify(id)}: link runs past the record`);
-      links[j] = latin1(bytes, p, p + len);
+      links[j] = handles.handle(latin1(bytes, p, p + len));
       p += len;
     }
     neighbors[l] = links;
   }
   if (p !== bytes.length) throw corrupt(`node ${JSON.stringify(id)}: ${bytes.length - p} trailing bytes`);
-  return { id, vector, level, neighbors, deleted };
+  return { id, handle: handles.handle(id), vector, level, neighbors, deleted, slot: -1 };
 }
 
-export function encodeMeta(meta: HnswMeta): Uint8Array {
-  const out = new Uint8Array(4 + meta.entry.length);
+export function encodeMeta(meta: HnswMeta, handles: Handles): Uint8Array {
+  const entry = handles.idOf(meta.entry);
+  const out = new Uint8Array(4 + entry.length);
   out[0] = FORMAT;
   out[1] = meta.maxLevel;
-  new DataView(out.buffer).setUint16(2, meta.entry.length, true);
-  for (let i = 0; i < meta.entry.length; i++) out[4 + i] = meta.entry.charCodeAt(i);
+  new DataView(out.buffer).setUint16(2, entry.length, true);
+  for (let i = 0; i < entry.length; i++) out[4 + i] = entry.charCodeAt(i);
   return out;
 }
 
-export function decodeMeta(bytes: Uint8Array): HnswMeta {
+export function decodeMeta(bytes: Uint8Array, handles: Handles): HnswMeta {
   if (bytes.length < 4 || bytes[0] !== FORMAT) throw corrupt("meta: bad header");
   const len = bytes[2]! | (bytes[3]! << 8);
   if (4 + len !== bytes.length) throw corrupt("meta: bad entry length");
-  return { entry: latin1(bytes, 4, 4 + len), maxLevel: bytes[1]! };
+  return { entry: handles.handle(latin1(bytes, 4, 4 + len)), maxLevel: bytes[1]! };
 }
 
 /** Node ids from and to the bytes they stand for. */

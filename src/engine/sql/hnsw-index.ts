@@ -163,8 +163,18 @@ export function isHnsw(ix: IndexDef): boolean {
 
 // ---- the decoded-node cache and the commit protocol -------------------------------------------------------------
 
+/**
+ * One index's handle table and decoded committed nodes. Handles are given out per index for the life of the
+ * SqlEngine (ids are never forgotten: a few dozen bytes per row ever indexed), so every session's graph over
+ * this index names a node by the same integer, and the cache is an array indexed by it.
+ */
 class IndexCache {
-  readonly nodes = new Map<string, HnswNode>();
+  private readonly handles = new Map<string, number>();
+  private readonly ids: string[] = [];
+  readonly nodes: (HnswNode | undefined)[] = [];
+  /** Handles in the order their nodes entered the cache (eviction order; may repeat or be stale). */
+  readonly order: number[] = [];
+  orderHead = 0;
   meta: HnswMeta | undefined;
   lastWriteLsn = 0;
   inFlight = 0;
@@ -172,11 +182,26 @@ class IndexCache {
   usable(snapshot: number): boolean {
     return this.inFlight === 0 && snapshot >= this.lastWriteLsn;
   }
+
+  handle(id: string): number {
+    let h = this.handles.get(id);
+    if (h === undefined) {
+      h = this.ids.length;
+      this.ids.push(id);
+      this.handles.set(id, h);
+      this.nodes.push(undefined);
+    }
+    return h;
+  }
+
+  idOf(handle: number): string {
+    return this.ids[handle]!;
+  }
 }
 
-/** One transaction's HNSW writes: decoded nodes it put (its overlay) and indexes it emptied. */
+/** One transaction's HNSW writes: decoded nodes it put (its overlay, by handle) and indexes it emptied. */
 class TxnWrites {
-  readonly nodes = new Map<number, Map<string, HnswNode>>();
+  readonly nodes = new Map<number, Map<number, HnswNode>>();
   readonly metas = new Map<number, HnswMeta>();
   readonly emptied = new Set<number>();
 
@@ -186,7 +211,7 @@ class TxnWrites {
 }
 
 const nodeBytes = (n: HnswNode) =>
-  96 + 4 * n.vector.length + n.neighbors.reduce((s, l) => s + 24 * l.length, 0);
+  96 + 4 * n.vector.length + n.neighbors.reduce((s, l) => s + 8 * l.length + 16, 0);
 
 /** Per SqlEngine: the caches of all HNSW indexes and the writes of open transactions. */
 export class VectorIndexes {
@@ -215,30 +240,38 @@ export class VectorIndexes {
     if (!w && create) {
       w = new TxnWrites();
       this.txns.set(txn, w);
+      this.overlaysCreated++;
     }
     return w;
   }
 
+  /** Counts overlays ever created, so a store that found none can tell cheaply whether to look again. */
+  overlaysCreated = 0;
+
   add(cache: IndexCache, node: HnswNode): void {
-    if (cache.nodes.has(node.id)) return;
-    cache.nodes.set(node.id, node);
+    if (cache.nodes[node.handle] !== undefined) return;
+    cache.nodes[node.handle] = node;
+    cache.order.push(node.handle);
     this.bytes += nodeBytes(node);
     if (this.bytes > this.cacheBytesMax) this.evict(cache);
   }
 
   private evict(cache: IndexCache): void {
-    // Oldest first (Map order), from the index being filled, down to 7/8 of the budget.
-    for (const [id, n] of cache.nodes) {
-      if (this.bytes <= (this.cacheBytesMax * 7) / 8) break;
-      cache.nodes.delete(id);
-      this.bytes -= nodeBytes(n);
+    // Oldest first, from the index being filled, down to 7/8 of the budget.
+    const order = cache.order;
+    while (this.bytes > (this.cacheBytesMax * 7) / 8 && cache.orderHead < order.length) {
+      this.drop(cache, order[cache.orderHead++]!);
+    }
+    if (cache.orderHead > 4096 && cache.orderHead * 2 > order.length) {
+      order.splice(0, cache.orderHead);
+      cache.orderHead = 0;
     }
   }
 
-  private drop(cache: IndexCache, id: string): void {
-    const n = cache.nodes.get(id);
+  private drop(cache: IndexCache, h: number): void {
+    const n = cache.nodes[h];
     if (n) {
-      cache.nodes.delete(id);
+      cache.nodes[h] = undefined;
       this.bytes -= nodeBytes(n);
     }
   }
@@ -247,7 +280,8 @@ export class VectorIndexes {
   emptied(txn: Transaction, indexId: number): void {
     const w = this.writes(txn, true);
     w.emptied.add(indexId);
-    w.nodes.delete(indexId);
+    // Cleared, not deleted: a store of this transaction may hold the map.
+    w.nodes.get(indexId)?.clear();
     w.metas.delete(indexId);
   }
 
@@ -261,7 +295,8 @@ export class VectorIndexes {
     this.txns.delete(txn);
     // The overlay's nodes become the transaction's records now (put defers them), so the commit carries them.
     for (const [indexId, nodes] of w.nodes) {
-      for (const [id, node] of nodes) txn.put(nodeKey(indexId, id), encodeNode(node));
+      const handles = this.cache(indexId);
+      for (const node of nodes.values()) txn.put(nodeKey(indexId, node.id), encodeNode(node, handles));
     }
     const touched = w.touched();
     for (const id of touched) this.cache(id).inFlight++;
@@ -270,7 +305,9 @@ export class VectorIndexes {
         const c = this.cache(id);
         c.inFlight--;
         if (w.emptied.has(id)) {
-          for (const n of c.nodes.keys()) this.drop(c, n);
+          for (let h = 0; h < c.nodes.length; h++) this.drop(c, h);
+          c.order.length = 0;
+          c.orderHead = 0;
           c.meta = undefined;
         }
         // The committed versions are the newest as of `lsn`: install them for readers at or after it, unless a
@@ -336,6 +373,11 @@ const nodeKey = (indexId: number, id: string) => encodeKey([indexId, 1, idToByte
 export class KvNodeStore implements NodeStore {
   private readonly cache: IndexCache;
   private readonly snapshot: number;
+  /** The transaction's overlay of this index, once it exists. */
+  private mine: Map<number, HnswNode> | undefined;
+  private writes: TxnWrites | undefined;
+  /** `owner.overlaysCreated` when this store last looked for its transaction's overlay. */
+  private looked = -1;
 
   constructor(
     private readonly owner: VectorIndexes,
@@ -348,29 +390,43 @@ export class KvNodeStore implements NodeStore {
     this.snapshot = txn ? txn.snapshotLsn : -1;
   }
 
+  handle(id: string): number {
+    return this.cache.handle(id);
+  }
+
+  idOf(handle: number): string {
+    return this.cache.idOf(handle);
+  }
+
+  /** The transaction's HNSW writes; looked up again only when some overlay was created since the last look. */
   private own(): TxnWrites | undefined {
-    return this.txn ? this.owner.writes(this.txn, false) : undefined;
+    if (this.writes === undefined && this.txn && this.looked !== this.owner.overlaysCreated) {
+      this.looked = this.owner.overlaysCreated;
+      this.writes = this.owner.writes(this.txn, false);
+    }
+    if (this.writes !== undefined && this.mine === undefined) this.mine = this.writes.nodes.get(this.indexId);
+    return this.writes;
   }
 
   private cacheOk(w: TxnWrites | undefined): boolean {
     return this.txn !== undefined && !w?.emptied.has(this.indexId) && this.cache.usable(this.snapshot);
   }
 
-  get(id: string): HnswNode | undefined | Promise<HnswNode | undefined> {
+  get(h: number): HnswNode | undefined | Promise<HnswNode | undefined> {
     const w = this.own();
-    const mine = w?.nodes.get(this.indexId)?.get(id);
-    if (mine) return mine;
-    if (this.cacheOk(w)) {
-      const hit = this.cache.nodes.get(id);
-      if (hit) return hit;
-    }
-    return this.load(id, w);
+    if (w !== undefined) {
+      const mine = this.mine?.get(h);
+      if (mine) return mine;
+      if (!this.cacheOk(w)) return this.load(h, w);
+    } else if (this.txn === undefined || !this.cache.usable(this.snapshot)) return this.load(h, w);
+    return this.cache.nodes[h] ?? this.load(h, w);
   }
 
-  private async load(id: string, w: TxnWrites | undefined): Promise<HnswNode | undefined> {
+  private async load(h: number, w: TxnWrites | undefined): Promise<HnswNode | undefined> {
+    const id = this.cache.idOf(h);
     const bytes = await this.kv.get(nodeKey(this.indexId, id));
     if (bytes === undefined) return undefined;
-    const node = decodeNode(id, bytes);
+    const node = decodeNode(id, bytes, this.cache);
     // Only a committed version may enter the cache: not one this transaction wrote (or deleted) itself.
     const ownKey = this.txn?.hasWrite(nodeKey(this.indexId, id)) ?? true;
     if (!ownKey && this.cacheOk(w)) this.owner.add(this.cache, node);
@@ -386,13 +442,17 @@ export class KvNodeStore implements NodeStore {
     refuseInSavepoint(this.inSavepoint);
     const txn = this.txn;
     if (!txn) throw new Error("HNSW write outside a transaction");
-    const w = this.owner.writes(txn, true);
-    let m = w.nodes.get(this.indexId);
-    if (!m) {
-      m = new Map();
-      w.nodes.set(this.indexId, m);
+    if (this.mine === undefined) {
+      const w = this.owner.writes(txn, true);
+      this.writes = w;
+      let m = w.nodes.get(this.indexId);
+      if (!m) {
+        m = new Map();
+        w.nodes.set(this.indexId, m);
+      }
+      this.mine = m;
     }
-    m.set(node.id, node);
+    this.mine.set(node.handle, node);
   }
 
   meta(): HnswMeta | undefined | Promise<HnswMeta | undefined> {
@@ -406,7 +466,7 @@ export class KvNodeStore implements NodeStore {
   private async loadMeta(w: TxnWrites | undefined): Promise<HnswMeta | undefined> {
     const bytes = await this.kv.get(metaKey(this.indexId));
     if (bytes === undefined) return undefined;
-    const meta = decodeMeta(bytes);
+    const meta = decodeMeta(bytes, this.cache);
     const ownKey = this.txn?.hasWrite(metaKey(this.indexId)) ?? true;
     if (!ownKey && this.cacheOk(w)) this.cache.meta = meta;
     return meta;
@@ -416,8 +476,10 @@ export class KvNodeStore implements NodeStore {
     refuseInSavepoint(this.inSavepoint);
     const txn = this.txn;
     if (!txn) throw new Error("HNSW write outside a transaction");
-    txn.put(metaKey(this.indexId), encodeMeta(meta));
-    this.owner.writes(txn, true).metas.set(this.indexId, meta);
+    txn.put(metaKey(this.indexId), encodeMeta(meta, this.cache));
+    const w = this.owner.writes(txn, true);
+    this.writes = w;
+    w.metas.set(this.indexId, meta);
   }
 }
 
