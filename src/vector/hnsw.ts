@@ -335,7 +335,7 @@ export class Hnsw {
     const level = levelFor(id, this.params.m);
     const handle = store.handle(id);
     const meta = await store.meta();
-    const own = Float32Array.from(vector);
+    const own = new Float32Array(vector);
     const neighbors: number[][] = Array.from({ length: level + 1 }, () => []);
     if (meta === undefined) {
       store.put({ id, handle, vector: own, level, neighbors, deleted: false, slot: -1 });
@@ -389,7 +389,8 @@ export class Hnsw {
       next = [...current, to.handle];
     } else {
       const k = this.k(from.vector.length);
-      const cands: Candidate[] = [{ d: k.distance(from, to), node: to }];
+      const dTo = k.distance(from, to);
+      const cands: Candidate[] = [{ d: dTo, node: to }];
       for (const h of current) {
         let n = this.store.get(h);
         if (n instanceof Promise) n = await n;
@@ -397,11 +398,17 @@ export class Hnsw {
         // that are reachable only through them (there is no vacuum that repairs the graph yet).
         if (n !== undefined) cands.push({ d: k.distance(from, n), node: n });
       }
+      // When the new node would be rejected, the list stays as it was (not the pruned subset hnswlib would
+      // write): a node keeps its links, and a build writes no new version of a node whose links it did not
+      // extend. The cheap test first: a link nearer to `from` that is also nearer to `to` than `from` is
+      // rejects it (the heuristic's own test, against every nearer link rather than only the kept ones), at
+      // most one distance per link instead of the heuristic's pairwise pass.
+      for (let i = 1; i < cands.length; i++) {
+        const c = cands[i]!;
+        if (c.d < dTo && k.distance(to, c.node) < dTo) return;
+      }
       cands.sort((a, b) => a.d - b.d);
       const kept = this.selectNeighbors(cands, this.maxLinks(level));
-      // When the heuristic rejects the new node, the list stays as it was (not the pruned subset hnswlib would
-      // write): a node keeps its links, and a bulk build writes no new version of a node whose links it did not
-      // extend.
       if (!kept.some((c) => c.node === to)) return;
       next = kept.map((c) => c.node.handle);
     }
@@ -429,7 +436,7 @@ export class Hnsw {
     if (entry === undefined) throw new Error(`HNSW entry point ${meta.entry} is missing`);
     const kern = this.k(q.length);
     // A private copy: the caller's array may change while the search awaits, and the arena keys copies by array.
-    const qh = holder(Float32Array.from(q));
+    const qh = holder(new Float32Array(q));
     try {
       let ep: Candidate = { d: kern.distance(qh, entry), node: entry };
       for (let l = meta.maxLevel; l > 0; l--) ep = await this.greedy(qh, ep, l);
