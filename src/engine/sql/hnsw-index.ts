@@ -4,8 +4,8 @@
  * `ORDER BY col <op> $1 LIMIT k`.
  *
  * Storage: the graph (src/vector/hnsw.ts) runs over a node store whose records are engine KV records of the
- * statement's transaction (formats in src/vector/node-codec.ts; keys [indexId, 0] meta and [indexId, 1, pk] per
- * node). So a row and its node commit or roll back together, a crash loses neither, reopening never rebuilds the
+ * statement's transaction (formats in src/vector/node-codec.ts; keys [indexId, 0] meta, [indexId, 1, pk] a node's
+ * vector and [indexId, 1, pk, 1] its links). So a row and its node commit or roll back together, a crash loses neither, reopening never rebuilds the
  * graph, and a search reads only the nodes it visits (through the block cache).
  *
  * Decoded-node cache (per index, shared by all sessions of one SqlEngine). Correctness never depends on it:
@@ -36,8 +36,9 @@ import { Hnsw, type HnswMeta, type HnswNode, type HnswParams, type NodeStore } f
 import {
   decodeMeta,
   decodeNode,
+  encodeLinks,
   encodeMeta,
-  encodeNode,
+  encodeVector,
   idFromBytes,
   idToBytes,
 } from "../../vector/node-codec.js";
@@ -248,6 +249,13 @@ export class VectorIndexes {
   /** Counts overlays ever created, so a store that found none can tell cheaply whether to look again. */
   overlaysCreated = 0;
 
+  /**
+   * Vector arrays known to equal their node's committed vector record in this database: decoded from it, or
+   * committed by a transaction. A node version that keeps such an array (a relink, a delete) needs only its links
+   * record written. Arrays are never shared between nodes or modified (hnsw.ts), so identity is enough.
+   */
+  readonly storedVectors = new WeakSet<Float32Array>();
+
   add(cache: IndexCache, node: HnswNode): void {
     if (cache.nodes[node.handle] !== undefined) return;
     cache.nodes[node.handle] = node;
@@ -294,9 +302,14 @@ export class VectorIndexes {
     if (!w) return undefined;
     this.txns.delete(txn);
     // The overlay's nodes become the transaction's records now (put defers them), so the commit carries them.
+    // Links always (a concurrent writer of the same node then conflicts on that key); the vector only when it is
+    // not already the stored one (a relink or a delete keeps the node's vector array).
     for (const [indexId, nodes] of w.nodes) {
       const handles = this.cache(indexId);
-      for (const node of nodes.values()) txn.put(nodeKey(indexId, node.id), encodeNode(node, handles));
+      for (const node of nodes.values()) {
+        if (!this.storedVectors.has(node.vector)) txn.put(nodeKey(indexId, node.id), encodeVector(node));
+        txn.put(linksKey(indexId, node.id), encodeLinks(node, handles));
+      }
     }
     const touched = w.touched();
     for (const id of touched) this.cache(id).inFlight++;
@@ -318,7 +331,11 @@ export class VectorIndexes {
           if (install) this.add(c, node);
         }
         if (w.metas.has(id) || w.emptied.has(id)) c.meta = install ? w.metas.get(id) : undefined;
-        if (lsn !== undefined) c.lastWriteLsn = Math.max(c.lastWriteLsn, lsn);
+        if (lsn !== undefined) {
+          c.lastWriteLsn = Math.max(c.lastWriteLsn, lsn);
+          if (!w.emptied.has(id))
+            for (const node of w.nodes.get(id)?.values() ?? []) this.storedVectors.add(node.vector);
+        }
       }
     };
   }
@@ -368,6 +385,7 @@ export function hnswEmptied(ctx: ExecCtx, indexId: number): void {
 
 const metaKey = (indexId: number) => encodeKey([indexId, 0]);
 const nodeKey = (indexId: number, id: string) => encodeKey([indexId, 1, idToBytes(id)]);
+const linksKey = (indexId: number, id: string) => encodeKey([indexId, 1, idToBytes(id), 1]);
 
 /** NodeStore over the statement's transaction, with the transaction's overlay and the shared cache. */
 export class KvNodeStore implements NodeStore {
@@ -424,11 +442,14 @@ export class KvNodeStore implements NodeStore {
 
   private async load(h: number, w: TxnWrites | undefined): Promise<HnswNode | undefined> {
     const id = this.cache.idOf(h);
-    const bytes = await this.kv.get(nodeKey(this.indexId, id));
+    const vKey = nodeKey(this.indexId, id);
+    const lKey = linksKey(this.indexId, id);
+    const [bytes, links] = await Promise.all([this.kv.get(vKey), this.kv.get(lKey)]);
     if (bytes === undefined) return undefined;
-    const node = decodeNode(id, bytes, this.cache);
+    const node = decodeNode(id, bytes, links, this.cache);
+    this.owner.storedVectors.add(node.vector);
     // Only a committed version may enter the cache: not one this transaction wrote (or deleted) itself.
-    const ownKey = this.txn?.hasWrite(nodeKey(this.indexId, id)) ?? true;
+    const ownKey = this.txn ? this.txn.hasWrite(vKey) || this.txn.hasWrite(lKey) : true;
     if (!ownKey && this.cacheOk(w)) this.owner.add(this.cache, node);
     return node;
   }
