@@ -200,9 +200,40 @@ class IndexCache {
   }
 }
 
+/**
+ * One transaction's decoded nodes of one index, in an array by handle: a write transaction's searches look
+ * here first for every node they visit, and a Map lookup there was the SQL store's largest cost in a build.
+ */
+class Overlay {
+  private readonly byHandle: (HnswNode | undefined)[] = [];
+  /** Handles put, in first-put order. */
+  private readonly handles: number[] = [];
+
+  get(h: number): HnswNode | undefined {
+    return h < this.byHandle.length ? this.byHandle[h] : undefined;
+  }
+
+  set(node: HnswNode): void {
+    const h = node.handle;
+    const a = this.byHandle;
+    while (a.length <= h) a.push(undefined);
+    if (a[h] === undefined) this.handles.push(h);
+    a[h] = node;
+  }
+
+  clear(): void {
+    this.byHandle.length = 0;
+    this.handles.length = 0;
+  }
+
+  *values(): IterableIterator<HnswNode> {
+    for (const h of this.handles) yield this.byHandle[h]!;
+  }
+}
+
 /** One transaction's HNSW writes: decoded nodes it put (its overlay, by handle) and indexes it emptied. */
 class TxnWrites {
-  readonly nodes = new Map<number, Map<number, HnswNode>>();
+  readonly nodes = new Map<number, Overlay>();
   readonly metas = new Map<number, HnswMeta>();
   readonly emptied = new Set<number>();
 
@@ -326,8 +357,8 @@ export class VectorIndexes {
         // The committed versions are the newest as of `lsn`: install them for readers at or after it, unless a
         // newer commit of this index already settled (then its versions, or the engine, must answer).
         const install = lsn !== undefined && lsn >= c.lastWriteLsn && !w.emptied.has(id);
-        for (const [nid, node] of w.nodes.get(id) ?? []) {
-          this.drop(c, nid);
+        for (const node of w.nodes.get(id)?.values() ?? []) {
+          this.drop(c, node.handle);
           if (install) this.add(c, node);
         }
         if (w.metas.has(id) || w.emptied.has(id)) c.meta = install ? w.metas.get(id) : undefined;
@@ -392,7 +423,7 @@ export class KvNodeStore implements NodeStore {
   private readonly cache: IndexCache;
   private readonly snapshot: number;
   /** The transaction's overlay of this index, once it exists. */
-  private mine: Map<number, HnswNode> | undefined;
+  private mine: Overlay | undefined;
   private writes: TxnWrites | undefined;
   /** `owner.overlaysCreated` when this store last looked for its transaction's overlay. */
   private looked = -1;
@@ -468,12 +499,12 @@ export class KvNodeStore implements NodeStore {
       this.writes = w;
       let m = w.nodes.get(this.indexId);
       if (!m) {
-        m = new Map();
+        m = new Overlay();
         w.nodes.set(this.indexId, m);
       }
       this.mine = m;
     }
-    this.mine.set(node.handle, node);
+    this.mine.set(node);
   }
 
   meta(): HnswMeta | undefined | Promise<HnswMeta | undefined> {
