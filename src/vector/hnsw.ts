@@ -58,6 +58,11 @@ export interface NodeStore {
   /** The id a handle stands for. */
   idOf(handle: number): string;
   get(handle: number): MaybePromise<HnswNode | undefined>;
+  /**
+   * The node when the store has it at hand (memory, cache, overlay): the node, undefined when it is known
+   * absent, or null when only `get` can tell. Lets the search loop skip a promise check per visited node.
+   */
+  peek(handle: number): HnswNode | undefined | null;
   put(node: HnswNode): void;
   meta(): MaybePromise<HnswMeta | undefined>;
   putMeta(meta: HnswMeta): void;
@@ -258,8 +263,8 @@ export class Hnsw {
         for (let i = 0; i < links.length; i++) {
           const h = links[i]!;
           if (!visited.add(h)) continue;
-          let n = store.get(h);
-          if (n instanceof Promise) n = await n;
+          let n = store.peek(h);
+          if (n === null) n = await store.get(h);
           if (n === undefined) continue;
           const d = k.distance(q, n);
           if (res.size < ef || d < res.topDist()) {
@@ -471,6 +476,9 @@ export class MemoryNodeStore implements NodeStore {
     return this.ids[handle]!;
   }
   get(handle: number): HnswNode | undefined {
+    return this.byHandle[handle];
+  }
+  peek(handle: number): HnswNode | undefined {
     return this.byHandle[handle];
   }
   put(node: HnswNode): void {

@@ -471,6 +471,16 @@ export class KvNodeStore implements NodeStore {
     return this.cache.nodes[h] ?? this.load(h, w);
   }
 
+  peek(h: number): HnswNode | undefined | null {
+    const w = this.own();
+    if (w !== undefined) {
+      const mine = this.mine?.get(h);
+      if (mine) return mine;
+      if (!this.cacheOk(w)) return null;
+    } else if (this.txn === undefined || !this.cache.usable(this.snapshot)) return null;
+    return this.cache.nodes[h] ?? null;
+  }
+
   private async load(h: number, w: TxnWrites | undefined): Promise<HnswNode | undefined> {
     const id = this.cache.idOf(h);
     const vKey = nodeKey(this.indexId, id);
@@ -680,17 +690,19 @@ export class HnswScan implements RowSource {
     for (;;) {
       const { hits, exhausted } = await g.search(q, ef, ef);
       const out: Value[][] = [];
-      for (const h of hits) {
-        let row = fetched.get(h.id);
-        if (row === undefined) {
-          const bytes = await ctx.kv.get(concatBytes(table.keyPrefix, idToBytes(h.id)));
-          row = bytes === undefined ? null : decodeRow(table.types, bytes, table.missing);
-          if (row !== null && this.where && this.where.eval(row, env) !== true) row = null;
-          fetched.set(h.id, row);
+      // Rows are fetched a batch at a time, concurrently (one await per batch, not per row): unfiltered, the
+      // first k live hits are the answer (ef >= k), so the first batch is usually the last.
+      let i = 0;
+      while (i < hits.length && (this.where || out.length < k)) {
+        const n = Math.min(hits.length - i, this.where ? Math.max(k, 16) : k - out.length);
+        const batch = hits.slice(i, i + n);
+        i += n;
+        const rows = await Promise.all(batch.map((h) => this.fetch(ctx, fetched, h.id)));
+        for (const row of rows) {
+          if (row === null) continue;
+          out.push(row);
+          if (!this.where && out.length >= k) break;
         }
-        if (row !== null) out.push(row);
-        // Unfiltered: the first k hits are the answer (ef >= k).
-        if (!this.where && out.length >= k) break;
       }
       if (out.length >= k || exhausted || !this.where) {
         yield* out;
@@ -704,6 +716,22 @@ export class HnswScan implements RowSource {
       }
       ef = next;
     }
+  }
+
+  /** The row of a hit that passes the WHERE clause, or null; each id is read once per scan. */
+  private async fetch(
+    ctx: ExecCtx,
+    fetched: Map<string, Value[] | null>,
+    id: string,
+  ): Promise<Value[] | null> {
+    let row = fetched.get(id);
+    if (row !== undefined) return row;
+    const table = this.access.table;
+    const bytes = await ctx.kv.get(concatBytes(table.keyPrefix, idToBytes(id)));
+    row = bytes === undefined ? null : decodeRow(table.types, bytes, table.missing);
+    if (row !== null && this.where && this.where.eval(row, ctx.env) !== true) row = null;
+    fetched.set(id, row);
+    return row;
   }
 
   /** The exact top `k` of `rows` by the SQL distance (rows whose distance is NULL are not returned). */
