@@ -295,8 +295,8 @@ export class Hnsw {
       changed = false;
       const links = cur.node.neighbors[level] ?? [];
       for (const h of links) {
-        let n = this.store.get(h);
-        if (n instanceof Promise) n = await n;
+        let n = this.store.peek(h);
+        if (n === null) n = await this.store.get(h);
         if (n === undefined) continue;
         const d = k.distance(q, n);
         if (d < cur.d) {
@@ -354,8 +354,8 @@ export class Hnsw {
     for (let l = meta.maxLevel; l > level; l--) ep = await this.greedy(q, ep, l);
     let entries: Candidate[] = [ep];
     const linked: Candidate[][] = [];
-    let previous = store.get(handle);
-    if (previous instanceof Promise) previous = await previous;
+    let previous = store.peek(handle);
+    if (previous === null) previous = await store.get(handle);
     for (let l = Math.min(level, meta.maxLevel); l >= 0; l--) {
       // Deleted nodes may become links (as in hnswlib): they still route, and a new node among deleted ones must
       // be reachable.
@@ -377,46 +377,86 @@ export class Hnsw {
     const self: HnswNode = { id, handle, vector: own, level, neighbors, deleted: false, slot: q.slot };
     store.put(self);
     for (let l = Math.min(level, meta.maxLevel); l >= 0; l--) {
-      for (const c of linked[l] ?? []) await this.link(c.node.handle, self, l);
+      for (const c of linked[l] ?? []) {
+        const pending = this.link(c.node.handle, self, l);
+        if (pending) await pending;
+      }
     }
     if (level > meta.maxLevel) store.putMeta({ entry: handle, maxLevel: level });
   }
 
-  /** Adds `to` to the links of `fromH` on `level`, pruning with the heuristic when the list overflows. */
-  private async link(fromH: number, to: HnswNode, level: number): Promise<void> {
+  /**
+   * Adds `to` to the links of `fromH` on `level`, pruning with the heuristic when the list overflows.
+   * Synchronous when the store has every node at hand (a build relinks up to 2M nodes per insert, and a promise
+   * per relink was measurable); returns a promise only when it had to read.
+   */
+  private link(fromH: number, to: HnswNode, level: number): Promise<void> | undefined {
     // Re-read: an earlier link in this insert may have replaced the node.
+    const from = this.store.peek(fromH);
+    if (from === null) return this.linkAfterReads(fromH, to, level);
+    if (from === undefined || from.level < level) return;
+    const current = from.neighbors[level] ?? [];
+    if (current.includes(to.handle)) return;
+    if (current.length < this.maxLinks(level)) {
+      this.relink(from, level, [...current, to.handle]);
+      return;
+    }
+    const nodes: HnswNode[] = [];
+    for (const h of current) {
+      const n = this.store.peek(h);
+      if (n === null) return this.linkAfterReads(fromH, to, level);
+      if (n !== undefined) nodes.push(n);
+    }
+    this.prune(from, to, nodes, level);
+  }
+
+  private async linkAfterReads(fromH: number, to: HnswNode, level: number): Promise<void> {
     const from = await this.node(fromH);
     if (from === undefined || from.level < level) return;
     const current = from.neighbors[level] ?? [];
     if (current.includes(to.handle)) return;
-    let next: number[];
     if (current.length < this.maxLinks(level)) {
-      next = [...current, to.handle];
-    } else {
-      const k = this.k(from.vector.length);
-      const dTo = k.distance(from, to);
-      const cands: Candidate[] = [{ d: dTo, node: to }];
-      for (const h of current) {
-        let n = this.store.get(h);
-        if (n instanceof Promise) n = await n;
-        // Deleted nodes compete like live ones: they still route, and dropping them could strand the nodes
-        // that are reachable only through them (there is no vacuum that repairs the graph yet).
-        if (n !== undefined) cands.push({ d: k.distance(from, n), node: n });
-      }
-      // When the new node would be rejected, the list stays as it was (not the pruned subset hnswlib would
-      // write): a node keeps its links, and a build writes no new version of a node whose links it did not
-      // extend. The cheap test first: a link nearer to `from` that is also nearer to `to` than `from` is
-      // rejects it (the heuristic's own test, against every nearer link rather than only the kept ones), at
-      // most one distance per link instead of the heuristic's pairwise pass.
-      for (let i = 1; i < cands.length; i++) {
-        const c = cands[i]!;
-        if (c.d < dTo && k.distance(to, c.node) < dTo) return;
-      }
-      cands.sort((a, b) => a.d - b.d);
-      const kept = this.selectNeighbors(cands, this.maxLinks(level));
-      if (!kept.some((c) => c.node === to)) return;
-      next = kept.map((c) => c.node.handle);
+      this.relink(from, level, [...current, to.handle]);
+      return;
     }
+    const nodes: HnswNode[] = [];
+    for (const h of current) {
+      const n = await this.node(h);
+      if (n !== undefined) nodes.push(n);
+    }
+    this.prune(from, to, nodes, level);
+  }
+
+  /**
+   * `from`'s full list on `level` plus `to`, pruned by the heuristic. Deleted nodes compete like live ones: they
+   * still route, and dropping them could strand the nodes reachable only through them (no vacuum repairs the
+   * graph yet).
+   */
+  private prune(from: HnswNode, to: HnswNode, current: readonly HnswNode[], level: number): void {
+    const k = this.k(from.vector.length);
+    const dTo = k.distance(from, to);
+    const cands: Candidate[] = [{ d: dTo, node: to }];
+    for (const n of current) cands.push({ d: k.distance(from, n), node: n });
+    // When the new node would be rejected, the list stays as it was (not the pruned subset hnswlib would
+    // write): a node keeps its links, and a build writes no new version of a node whose links it did not
+    // extend. The cheap test first: a link nearer to `from` that is also nearer to `to` than `from` is
+    // rejects it (the heuristic's own test, against every nearer link rather than only the kept ones), at
+    // most one distance per link instead of the heuristic's pairwise pass.
+    for (let i = 1; i < cands.length; i++) {
+      const c = cands[i]!;
+      if (c.d < dTo && k.distance(to, c.node) < dTo) return;
+    }
+    cands.sort((a, b) => a.d - b.d);
+    const kept = this.selectNeighbors(cands, this.maxLinks(level));
+    if (!kept.some((c) => c.node === to)) return;
+    this.relink(
+      from,
+      level,
+      kept.map((c) => c.node.handle),
+    );
+  }
+
+  private relink(from: HnswNode, level: number, next: number[]): void {
     const neighbors = from.neighbors.slice();
     neighbors[level] = next;
     this.store.put({ ...from, neighbors });
