@@ -345,4 +345,29 @@ describe("HNSW through SQL", () => {
     expect(search).toBeLessThan(total * 0.3);
     await db.close();
   }, 120_000);
+
+  it("an insert rewrites only the links of the neighbours it joins, not their vectors", async () => {
+    const url = `memory://hnsw-relink-${process.pid}`;
+    const dims = 256;
+    const data = randomVectors(1500, dims, 77);
+    const counting = new CountingStorage(await openStorage(url));
+    const engine = await Engine.open(counting, {});
+    const sql = await SqlEngine.open(engine, { int8: "number", statementCacheSize: 10 });
+    const db = new Database(sql, engine, counting, url);
+    await db.exec(`CREATE TABLE t (id int PRIMARY KEY, emb vector(${dims}))`);
+    await db.exec("CREATE INDEX ON t USING hnsw (emb vector_l2_ops)");
+    await load(db, "t", data);
+    const before = counting.reset();
+    expect(before.appendBytes).toBeGreaterThan(0);
+    const extra = randomVectors(20, dims, 78);
+    for (let i = 0; i < extra.length; i++)
+      await db.query("INSERT INTO t VALUES ($1, $2)", [10_000 + i, extra[i]]);
+    const perInsert = counting.reset().appendBytes / extra.length;
+    // The row and the new node each carry the vector once (2 × 1 KiB); each relinked neighbour (up to 2M = 32)
+    // adds its links (~250 bytes with key and framing). Whole node records would add each one's 1 KiB vector too.
+    expect(perInsert).toBeLessThan(10 * 4 * dims);
+    const got = await ids(db, "SELECT id FROM t ORDER BY emb <-> $1 LIMIT 1", [extra[3]!]);
+    expect(got).toEqual([10_003]);
+    await db.close();
+  }, 120_000);
 });

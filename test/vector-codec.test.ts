@@ -132,3 +132,124 @@ describe("WASM SIMD kernels", () => {
     }
   });
 });
+
+describe("vector arena (vectors resident in WASM memory)", () => {
+  it("gives exact kernel distances while slots are reused far beyond its capacity", async () => {
+    const { newArena, graphKernel } = await import("../src/vector/simd.js");
+    const { indexDistance } = await import("../src/vector/distance.js");
+    const { prng } = await import("../src/util/prng.js");
+    const dims = 37; // stride 40 floats = 160 bytes: 8 slots in 1,280 bytes
+    const arena = newArena(dims, 8 * 160)!;
+    expect(arena).not.toBeNull();
+    const r = prng(9);
+    const holders = Array.from({ length: 40 }, () => ({
+      vector: Float32Array.from({ length: dims }, () => r() - 0.5),
+      slot: -1,
+    }));
+    for (const metric of ["l2", "cosine", "ip"] as const) {
+      const k = graphKernel(metric, dims, arena);
+      const slow = indexDistance(metric);
+      // Pairs in an order that keeps evicting: every holder's hint goes stale many times over.
+      for (let round = 0; round < 5; round++) {
+        for (let i = 0; i < holders.length; i++) {
+          const a = holders[i]!;
+          const b = holders[(i * 7 + round * 3 + 1) % holders.length]!;
+          expect(k.distance(a, b)).toBeCloseTo(slow(a.vector, b.vector), 4);
+          expect(k.distance(b, a)).toBeCloseTo(slow(b.vector, a.vector), 4);
+        }
+      }
+    }
+    expect(arena.slots).toBe(8);
+  });
+
+  it("recopies a vector whose slot another vector took, even when the hint points at that slot", async () => {
+    const { newArena, graphKernel } = await import("../src/vector/simd.js");
+    const arena = newArena(8, 8 * 32)!;
+    const k = graphKernel("ip", 8, arena);
+    const ones = { vector: new Float32Array(8).fill(1), slot: -1 };
+    const twos = { vector: new Float32Array(8).fill(2), slot: -1 };
+    expect(k.distance(ones, ones)).toBe(-8);
+    // A different array claiming the same slot (a copied node object, a stale hint) must not read ones' copy.
+    const liar = { vector: new Float32Array(8).fill(3), slot: ones.slot };
+    expect(k.distance(liar, twos)).toBe(-48);
+    expect(k.distance(ones, twos)).toBe(-16);
+    k.release(twos);
+    expect(twos.slot).toBe(-1);
+    expect(k.distance(twos, twos)).toBe(-32);
+  });
+});
+
+describe("HNSW node records (node-codec.ts)", () => {
+  const table = async () => {
+    const { MemoryNodeStore } = await import("../src/vector/hnsw.js");
+    return new MemoryNodeStore();
+  };
+
+  it("round-trips a node through its vector and links records", async () => {
+    const { decodeNode, encodeLinks, encodeVector } = await import("../src/vector/node-codec.js");
+    const ids = await table();
+    const node = {
+      id: "\u0001a",
+      handle: ids.handle("\u0001a"),
+      vector: Float32Array.from([0.5, -1, 2]),
+      level: 1,
+      neighbors: [[ids.handle("b"), ids.handle("\u00ffc")], [ids.handle("b")]],
+      deleted: true,
+      slot: -1,
+    };
+    const back = decodeNode(node.id, encodeVector(node), encodeLinks(node, ids), ids);
+    expect([...back.vector]).toEqual([0.5, -1, 2]);
+    expect(back.level).toBe(1);
+    expect(back.deleted).toBe(true);
+    expect(back.neighbors.map((l) => l.map((h) => ids.idOf(h)))).toEqual([["b", "\u00ffc"], ["b"]]);
+    // The vector record does not carry the links: a relink rewrites only the small record.
+    expect(encodeVector(node).length).toBe(8 + 4 * 3);
+  });
+
+  it("reads format-1 node records (written before the split), superseded by a links record once written", async () => {
+    const { decodeNode, encodeLinks } = await import("../src/vector/node-codec.js");
+    const ids = await table();
+    // format 1: header (format 1, deleted, level 0), n = 2, two floats, then level 0's links: 1 link "xy"
+    const v1 = new Uint8Array(8 + 8 + 2 + 2 + 2);
+    const dv = new DataView(v1.buffer);
+    v1.set([1, 1, 0, 0]);
+    dv.setUint32(4, 2, true);
+    dv.setFloat32(8, 1.5, true);
+    dv.setFloat32(12, -2, true);
+    dv.setUint16(16, 1, true);
+    dv.setUint16(18, 2, true);
+    v1.set([0x78, 0x79], 20);
+    const old = decodeNode("n", v1, undefined, ids);
+    expect([...old.vector]).toEqual([1.5, -2]);
+    expect(old.deleted).toBe(true);
+    expect(old.neighbors.map((l) => l.map((h) => ids.idOf(h)))).toEqual([["xy"]]);
+    const relinked = { ...old, neighbors: [[ids.handle("zz")]], deleted: false };
+    const now = decodeNode("n", v1, encodeLinks(relinked, ids), ids);
+    expect(now.deleted).toBe(false);
+    expect(now.neighbors.map((l) => l.map((h) => ids.idOf(h)))).toEqual([["zz"]]);
+  });
+
+  it("refuses inconsistent records with CORRUPTION", async () => {
+    const { decodeNode, encodeLinks, encodeVector } = await import("../src/vector/node-codec.js");
+    const ids = await table();
+    const node = {
+      id: "a",
+      handle: ids.handle("a"),
+      vector: Float32Array.from([1, 2]),
+      level: 0,
+      neighbors: [[]],
+      deleted: false,
+      slot: -1,
+    };
+    const vec = encodeVector(node);
+    expect(() => decodeNode("a", vec, undefined, ids)).toThrow(/links record missing/);
+    const tallLinks = encodeLinks({ ...node, level: 1, neighbors: [[], []] }, ids);
+    expect(() => decodeNode("a", vec, tallLinks, ids)).toThrow(/links level/);
+    expect(() => decodeNode("a", vec.subarray(0, 10), encodeLinks(node, ids), ids)).toThrow(/runs past/);
+    try {
+      decodeNode("a", vec, undefined, ids);
+    } catch (e) {
+      expect((e as { code?: string }).code).toBe("CORRUPTION");
+    }
+  });
+});

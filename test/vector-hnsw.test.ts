@@ -57,15 +57,15 @@ describe("HNSW (in-memory node store)", () => {
     const h = new Hnsw({ m: 4, efConstruction: 16, metric: "l2" }, store);
     const data = randomVectors(2000, 8, 3);
     for (let i = 0; i < data.length; i++) await h.insert(String(i), data[i]!);
-    for (const n of store.nodes.values()) {
+    for (const n of store.nodes()) {
       expect(n.neighbors.length).toBe(n.level + 1);
       n.neighbors.forEach((l, lv) => {
         expect(l.length).toBeLessThanOrEqual(lv === 0 ? 8 : 4);
-        for (const id of l) expect(store.nodes.get(id)!.level).toBeGreaterThanOrEqual(lv);
+        for (const h of l) expect(store.get(h)!.level).toBeGreaterThanOrEqual(lv);
       });
     }
     const meta = store.meta()!;
-    expect(store.nodes.get(meta.entry)!.level).toBe(meta.maxLevel);
+    expect(store.get(meta.entry)!.level).toBe(meta.maxLevel);
   });
 
   it("deleted nodes are never returned; re-insert moves a node", async () => {

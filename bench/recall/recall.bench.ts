@@ -25,10 +25,12 @@
  * recall ≥ 0.95 over hnswlib's QPS at the smallest ef where hnswlib does, and Twill's build time / hnswlib's.
  *
  * Run: npm run bench:recall [-- --quick] [-- --full] [-- --systems twill-sql,twill-direct,hnswlib,pglite]
+ *      [-- --chart-from bench/results/recall-full.json]  (only redraws that file's chart)
  *   default  50,000 × 384 and 10,000 × 1,536, 1,000 queries, PGlite on 10,000 × 384
  *   --quick  5,000 × 384 and 1,000 × 1,536, 200 queries, PGlite on 2,000 × 384 (a couple of minutes)
  *   --full   100,000 × 384 and 20,000 × 1,536 (the issue's sizes; long on 2 cores)
- * Writes bench/results/recall.json and bench/results/recall.svg (recall vs QPS, log scale); a run narrowed by
+ * Writes bench/results/recall.json and bench/results/recall.svg (recall vs QPS, log scale; recall-full.* for
+ * --full, so the issue-size run and the default run are both kept); a run narrowed by
  * --systems writes them to $TMPDIR instead.
  */
 
@@ -132,7 +134,9 @@ function makeDataset(name: string, n: number, d: number): Dataset {
 
 /** Exact top-K ids per query (cosine distance on unit vectors), cached on disk. */
 function groundTruth(ds: Dataset, n = ds.n): Int32Array[] {
-  const file = join(DATA_DIR, `recall-${ds.name}-${n}x${ds.d}-s${SEED}-q${ds.queries.length}.gt`);
+  // The key names the full dataset's size too: a subset is the first n points of a mixture that depends on it
+  // (clusters = size / 500), so the 10,000-point PGlite subset of the default and the --full set differ.
+  const file = join(DATA_DIR, `recall-${ds.name}-${ds.n}-${n}x${ds.d}-s${SEED}-q${ds.queries.length}.gt`);
   if (existsSync(file)) {
     const buf = readFileSync(file);
     const all = new Int32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
@@ -529,7 +533,8 @@ async function main(): Promise<void> {
   );
 
   const outDir = narrowed ? tmpdir() : join(import.meta.dirname, "..", "results");
-  writeResult(join(outDir, "recall.json"), {
+  const base = full ? "recall-full" : "recall";
+  writeResult(join(outDir, `${base}.json`), {
     machine: machine(),
     sizes: quick ? "quick" : full ? "full" : "default",
     queries: QUERIES,
@@ -539,8 +544,13 @@ async function main(): Promise<void> {
     results,
     comparisons,
   });
-  writeFileSync(join(outDir, "recall.svg"), svgChart(results));
-  console.log(`chart written to ${join(outDir, "recall.svg")}`);
+  writeFileSync(join(outDir, `${base}.svg`), svgChart(results));
+  console.log(`chart written to ${join(outDir, `${base}.svg`)}`);
 }
 
-await main();
+// --chart-from <results.json>: redraw a results file's chart (after results were corrected by hand) and stop.
+const chartFrom = arg("--chart-from");
+if (chartFrom !== undefined) {
+  const saved = JSON.parse(readFileSync(chartFrom, "utf8")) as { results: SystemResult[] };
+  writeFileSync(chartFrom.replace(/\.json$/, ".svg"), svgChart(saved.results));
+} else await main();

@@ -18,24 +18,34 @@
  *
  * The store may answer synchronously (memory, cached blocks) or with a promise (I/O); the algorithm awaits only
  * when it gets a promise, so a search over cached nodes costs one promise in all.
+ *
+ * Nodes are named inside the graph by integer handles the store hands out (`handle(id)`, stable for the
+ * store's life), not by their ids: neighbour lists are small integer arrays, the store's lookup is an array
+ * index, and the visited set of a search is a stamped Uint32Array (taken from a pool, so searches interleaving
+ * at an await never share one). Distances run on the arena kernels (simd.ts): a node's vector is copied into
+ * WASM memory once, not once per distance.
  */
 
+import { ErrorCodes, TwillError } from "../errors.js";
 import type { Metric } from "./distance.js";
-import { graphDistance } from "./simd.js";
+import { type ArenaHolder, type GraphKernel, graphKernel } from "./simd.js";
 
-export interface HnswNode {
+export interface HnswNode extends ArenaHolder {
+  /** The node's id outside the graph (for the SQL index: the row's encoded primary key, latin1). */
   readonly id: string;
-  /** The vector the graph compares (unit length under cosine). */
+  /** The store's integer handle of `id`. */
+  readonly handle: number;
+  /** The vector the graph compares (unit length under cosine). Never modified once in a graph. */
   readonly vector: Float32Array;
   readonly level: number;
-  /** neighbours[l] for l = 0..level: ids of the node's links on that level. */
-  readonly neighbors: readonly (readonly string[])[];
+  /** neighbours[l] for l = 0..level: handles of the node's links on that level. */
+  readonly neighbors: readonly (readonly number[])[];
   readonly deleted: boolean;
 }
 
 export interface HnswMeta {
-  /** The entry point: a node on the top level. */
-  readonly entry: string;
+  /** The entry point's handle: a node on the top level. */
+  readonly entry: number;
   readonly maxLevel: number;
 }
 
@@ -43,7 +53,16 @@ type MaybePromise<T> = T | Promise<T>;
 
 /** Where the graph lives. `put` and `putMeta` must be visible to later `get`/`meta` calls of the same store. */
 export interface NodeStore {
-  get(id: string): MaybePromise<HnswNode | undefined>;
+  /** The handle of `id`, given out on first use and stable for the store's life. */
+  handle(id: string): number;
+  /** The id a handle stands for. */
+  idOf(handle: number): string;
+  get(handle: number): MaybePromise<HnswNode | undefined>;
+  /**
+   * The node when the store has it at hand (memory, cache, overlay): the node, undefined when it is known
+   * absent, or null when only `get` can tell. Lets the search loop skip a promise check per visited node.
+   */
+  peek(handle: number): HnswNode | undefined | null;
   put(node: HnswNode): void;
   meta(): MaybePromise<HnswMeta | undefined>;
   putMeta(meta: HnswMeta): void;
@@ -100,132 +119,186 @@ class Heap {
   private above(a: number, b: number): boolean {
     return this.max ? this.d[a]! > this.d[b]! : this.d[a]! < this.d[b]!;
   }
-  private swap(a: number, b: number): void {
-    const d = this.d[a]!;
-    this.d[a] = this.d[b]!;
-    this.d[b] = d;
-    const n = this.n[a]!;
-    this.n[a] = this.n[b]!;
-    this.n[b] = n;
-  }
   push(dist: number, node: HnswNode): void {
-    this.d.push(dist);
-    this.n.push(node);
-    let i = this.d.length - 1;
+    const d = this.d;
+    const n = this.n;
+    let i = d.length;
+    d.push(dist);
+    n.push(node);
+    // Sift up by moving parents down, then place the new pair once.
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (!this.above(i, p)) break;
-      this.swap(i, p);
+      if (this.max ? d[p]! >= dist : d[p]! <= dist) break;
+      d[i] = d[p]!;
+      n[i] = n[p]!;
       i = p;
     }
+    d[i] = dist;
+    n[i] = node;
   }
   pop(): HnswNode {
-    const top = this.n[0]!;
-    const lastD = this.d.pop()!;
-    const lastN = this.n.pop()!;
-    if (this.d.length > 0) {
-      this.d[0] = lastD;
-      this.n[0] = lastN;
+    const d = this.d;
+    const n = this.n;
+    const top = n[0]!;
+    const lastD = d.pop()!;
+    const lastN = n.pop()!;
+    const len = d.length;
+    if (len > 0) {
       let i = 0;
-      const len = this.d.length;
       for (;;) {
         const l = 2 * i + 1;
+        if (l >= len) break;
         const r = l + 1;
-        let best = i;
-        if (l < len && this.above(l, best)) best = l;
-        if (r < len && this.above(r, best)) best = r;
-        if (best === i) break;
-        this.swap(i, best);
-        i = best;
+        const c = r < len && this.above(r, l) ? r : l;
+        if (this.max ? d[c]! <= lastD : d[c]! >= lastD) break;
+        d[i] = d[c]!;
+        n[i] = n[c]!;
+        i = c;
       }
+      d[i] = lastD;
+      n[i] = lastN;
     }
     return top;
   }
 }
+
+/** A set of handles: a Uint32Array of stamps, cleared by bumping the stamp. */
+class Visited {
+  marks = new Uint32Array(1024);
+  stamp = 0;
+
+  reset(size: number): void {
+    if (this.marks.length < size) this.marks = new Uint32Array(Math.max(size, 2 * this.marks.length));
+    if (this.stamp === 0xffffffff) {
+      this.marks.fill(0);
+      this.stamp = 0;
+    }
+    this.stamp++;
+  }
+
+  /** Adds `h`; false when it was already there. */
+  add(h: number): boolean {
+    let m = this.marks;
+    if (h >= m.length) {
+      const bigger = new Uint32Array(Math.max(h + 1, 2 * m.length));
+      bigger.set(m);
+      this.marks = m = bigger;
+    }
+    if (m[h] === this.stamp) return false;
+    m[h] = this.stamp;
+    return true;
+  }
+}
+
+/** Visited sets not in use; a search takes one and gives it back, so interleaved searches never share one. */
+const visitedPool: Visited[] = [];
 
 interface Candidate {
   d: number;
   node: HnswNode;
 }
 
+/** The query of one search or insert, as an arena holder of its own. */
+function holder(vector: Float32Array): ArenaHolder {
+  return { vector, slot: -1 };
+}
+
 export class Hnsw {
-  readonly dist: (a: Float32Array, b: Float32Array) => number;
+  private kernel: GraphKernel | undefined;
+  private dims = -1;
 
   constructor(
     readonly params: HnswParams,
     readonly store: NodeStore,
-  ) {
-    this.dist = graphDistance(params.metric);
+  ) {}
+
+  /** The kernel for this graph's dimension count, fixed by the first vector it sees. */
+  private k(n: number): GraphKernel {
+    if (this.kernel === undefined) {
+      this.kernel = graphKernel(this.params.metric, n);
+      this.dims = n;
+    } else if (n !== this.dims) {
+      throw new TwillError(
+        ErrorCodes.InvalidArgument,
+        `vector has ${n} dimensions, the graph's vectors have ${this.dims}`,
+      );
+    }
+    return this.kernel;
   }
 
-  private async node(id: string): Promise<HnswNode | undefined> {
-    return this.store.get(id);
+  private async node(h: number): Promise<HnswNode | undefined> {
+    return this.store.get(h);
   }
 
   /**
    * Beam search on one level from `entries`. `live`: only non-deleted nodes enter the result (they all route).
-   * `exclude`: a node never returned (the node being re-inserted). Returns up to ef nodes, nearest first, and
-   * whether the search ran out of nodes to visit before the beam filled.
+   * `exclude`: a handle never returned (the node being re-inserted). Returns up to ef nodes, nearest first.
    */
   private async searchLayer(
-    q: Float32Array,
+    q: ArenaHolder,
     entries: readonly Candidate[],
     ef: number,
     level: number,
     live: boolean,
-    exclude?: string,
+    exclude = -1,
   ): Promise<Candidate[]> {
-    const dist = this.dist;
-    const visited = new Set<string>();
-    const cand = new Heap(false);
-    const res = new Heap(true);
-    for (const e of entries) {
-      visited.add(e.node.id);
-      cand.push(e.d, e.node);
-      if ((!live || !e.node.deleted) && e.node.id !== exclude) res.push(e.d, e.node);
-    }
-    while (cand.size > 0) {
-      const cd = cand.topDist();
-      if (res.size >= ef && cd > res.topDist()) break;
-      const c = cand.pop();
-      const links = c.neighbors[level];
-      if (links === undefined) continue;
-      for (let i = 0; i < links.length; i++) {
-        const id = links[i]!;
-        if (visited.has(id)) continue;
-        visited.add(id);
-        let n = this.store.get(id);
-        if (n instanceof Promise) n = await n;
-        if (n === undefined) continue;
-        const d = dist(q, n.vector);
-        if (res.size < ef || d < res.topDist()) {
-          cand.push(d, n);
-          if ((!live || !n.deleted) && id !== exclude) {
-            res.push(d, n);
-            if (res.size > ef) res.pop();
+    const k = this.k(q.vector.length);
+    const store = this.store;
+    const visited = visitedPool.pop() ?? new Visited();
+    try {
+      visited.reset(0);
+      const cand = new Heap(false);
+      const res = new Heap(true);
+      for (const e of entries) {
+        visited.add(e.node.handle);
+        cand.push(e.d, e.node);
+        if ((!live || !e.node.deleted) && e.node.handle !== exclude) res.push(e.d, e.node);
+      }
+      while (cand.size > 0) {
+        const cd = cand.topDist();
+        if (res.size >= ef && cd > res.topDist()) break;
+        const c = cand.pop();
+        const links = c.neighbors[level];
+        if (links === undefined) continue;
+        for (let i = 0; i < links.length; i++) {
+          const h = links[i]!;
+          if (!visited.add(h)) continue;
+          let n = store.peek(h);
+          if (n === null) n = await store.get(h);
+          if (n === undefined) continue;
+          const d = k.distance(q, n);
+          if (res.size < ef || d < res.topDist()) {
+            cand.push(d, n);
+            if ((!live || !n.deleted) && h !== exclude) {
+              res.push(d, n);
+              if (res.size > ef) res.pop();
+            }
           }
         }
       }
+      const out: Candidate[] = new Array(res.size);
+      for (let i = out.length - 1; i >= 0; i--) {
+        const d = res.topDist();
+        out[i] = { d, node: res.pop() };
+      }
+      return out;
+    } finally {
+      visitedPool.push(visited);
     }
-    const out: Candidate[] = new Array(res.size);
-    for (let i = out.length - 1; i >= 0; i--) {
-      const d = res.topDist();
-      out[i] = { d, node: res.pop() };
-    }
-    return out;
   }
 
   /** Greedy descent on one level: move to a closer neighbour while there is one. */
-  private async greedy(q: Float32Array, start: Candidate, level: number): Promise<Candidate> {
+  private async greedy(q: ArenaHolder, start: Candidate, level: number): Promise<Candidate> {
+    const k = this.k(q.vector.length);
     let cur = start;
     for (let changed = true; changed; ) {
       changed = false;
       const links = cur.node.neighbors[level] ?? [];
-      for (const id of links) {
-        let n = this.store.get(id);
-        if (n instanceof Promise) n = await n;
+      for (const h of links) {
+        let n = this.store.peek(h);
+        if (n === null) n = await this.store.get(h);
         if (n === undefined) continue;
-        const d = this.dist(q, n.vector);
+        const d = k.distance(q, n);
         if (d < cur.d) {
           cur = { d, node: n };
           changed = true;
@@ -240,9 +313,10 @@ export class Hnsw {
     const out: Candidate[] = [];
     for (const c of cands) {
       if (out.length >= m) break;
+      const k = this.k(c.node.vector.length);
       let good = true;
       for (const r of out) {
-        if (this.dist(c.node.vector, r.node.vector) < c.d) {
+        if (k.distance(c.node, r.node) < c.d) {
           good = false;
           break;
         }
@@ -256,87 +330,141 @@ export class Hnsw {
     return level === 0 ? 2 * this.params.m : this.params.m;
   }
 
-  /** Inserts (or re-inserts) `id`. `vector` is what the graph compares (normalised by the caller for cosine). */
+  /**
+   * Inserts (or re-inserts) `id`. `vector` is what the graph compares (normalised by the caller for cosine); the
+   * graph keeps a copy, so the caller may reuse the array.
+   */
   async insert(id: string, vector: Float32Array): Promise<void> {
     const store = this.store;
+    const k = this.k(vector.length);
     const level = levelFor(id, this.params.m);
+    const handle = store.handle(id);
     const meta = await store.meta();
-    const neighbors: string[][] = Array.from({ length: level + 1 }, () => []);
+    const own = new Float32Array(vector);
+    const neighbors: number[][] = Array.from({ length: level + 1 }, () => []);
     if (meta === undefined) {
-      store.put({ id, vector, level, neighbors, deleted: false });
-      store.putMeta({ entry: id, maxLevel: level });
+      store.put({ id, handle, vector: own, level, neighbors, deleted: false, slot: -1 });
+      store.putMeta({ entry: handle, maxLevel: level });
       return;
     }
     const entry = await this.node(meta.entry);
-    if (entry === undefined) throw new Error(`HNSW entry point ${JSON.stringify(meta.entry)} is missing`);
-    let ep: Candidate = { d: this.dist(vector, entry.vector), node: entry };
-    for (let l = meta.maxLevel; l > level; l--) ep = await this.greedy(vector, ep, l);
+    if (entry === undefined) throw new Error(`HNSW entry point ${meta.entry} is missing`);
+    const q = holder(own);
+    let ep: Candidate = { d: k.distance(q, entry), node: entry };
+    for (let l = meta.maxLevel; l > level; l--) ep = await this.greedy(q, ep, l);
     let entries: Candidate[] = [ep];
     const linked: Candidate[][] = [];
-    let previous = store.get(id);
-    if (previous instanceof Promise) previous = await previous;
+    let previous = store.peek(handle);
+    if (previous === null) previous = await store.get(handle);
     for (let l = Math.min(level, meta.maxLevel); l >= 0; l--) {
       // Deleted nodes may become links (as in hnswlib): they still route, and a new node among deleted ones must
       // be reachable.
-      const w = await this.searchLayer(vector, entries, this.params.efConstruction, l, false, id);
+      const w = await this.searchLayer(q, entries, this.params.efConstruction, l, false, handle);
       const chosen = this.selectNeighbors(w, this.params.m);
-      const mine = chosen.map((c) => c.node.id);
+      const mine = chosen.map((c) => c.node.handle);
       neighbors[l] = mine;
       // Re-insert (an update): keep the old links while there is room. Nodes near the old position may be
       // reachable only through this node; dropping its links would cut them off the graph.
       const old = previous?.neighbors[l];
       if (old) {
         const room = this.maxLinks(l) - mine.length;
-        const kept = old.filter((x) => x !== id && !mine.includes(x)).slice(0, Math.max(0, room));
+        const kept = old.filter((x) => x !== handle && !mine.includes(x)).slice(0, Math.max(0, room));
         mine.push(...kept);
       }
       linked[l] = chosen;
       if (w.length > 0) entries = w;
     }
-    const self: HnswNode = { id, vector, level, neighbors, deleted: false };
+    const self: HnswNode = { id, handle, vector: own, level, neighbors, deleted: false, slot: q.slot };
     store.put(self);
     for (let l = Math.min(level, meta.maxLevel); l >= 0; l--) {
-      for (const c of linked[l] ?? []) await this.link(c.node.id, id, vector, l);
+      for (const c of linked[l] ?? []) {
+        const pending = this.link(c.node.handle, self, l);
+        if (pending) await pending;
+      }
     }
-    if (level > meta.maxLevel) store.putMeta({ entry: id, maxLevel: level });
+    if (level > meta.maxLevel) store.putMeta({ entry: handle, maxLevel: level });
   }
 
-  /** Adds `to` to the links of `from` on `level`, pruning with the heuristic when the list overflows. */
-  private async link(fromId: string, to: string, toVector: Float32Array, level: number): Promise<void> {
+  /**
+   * Adds `to` to the links of `fromH` on `level`, pruning with the heuristic when the list overflows.
+   * Synchronous when the store has every node at hand (a build relinks up to 2M nodes per insert, and a promise
+   * per relink was measurable); returns a promise only when it had to read.
+   */
+  private link(fromH: number, to: HnswNode, level: number): Promise<void> | undefined {
     // Re-read: an earlier link in this insert may have replaced the node.
-    const from = await this.node(fromId);
+    const from = this.store.peek(fromH);
+    if (from === null) return this.linkAfterReads(fromH, to, level);
     if (from === undefined || from.level < level) return;
     const current = from.neighbors[level] ?? [];
-    if (current.includes(to)) return;
-    let next: string[];
+    if (current.includes(to.handle)) return;
     if (current.length < this.maxLinks(level)) {
-      next = [...current, to];
-    } else {
-      const cands: Candidate[] = [
-        { d: this.dist(from.vector, toVector), node: await this.stub(to, toVector) },
-      ];
-      for (const id of current) {
-        let n = this.store.get(id);
-        if (n instanceof Promise) n = await n;
-        // Deleted nodes compete like live ones: they still route, and dropping them could strand the nodes
-        // that are reachable only through them (there is no vacuum that repairs the graph yet).
-        if (n !== undefined) cands.push({ d: this.dist(from.vector, n.vector), node: n });
-      }
-      cands.sort((a, b) => a.d - b.d);
-      next = this.selectNeighbors(cands, this.maxLinks(level)).map((c) => c.node.id);
+      this.relink(from, level, [...current, to.handle]);
+      return;
     }
+    const nodes: HnswNode[] = [];
+    for (const h of current) {
+      const n = this.store.peek(h);
+      if (n === null) return this.linkAfterReads(fromH, to, level);
+      if (n !== undefined) nodes.push(n);
+    }
+    this.prune(from, to, nodes, level);
+  }
+
+  private async linkAfterReads(fromH: number, to: HnswNode, level: number): Promise<void> {
+    const from = await this.node(fromH);
+    if (from === undefined || from.level < level) return;
+    const current = from.neighbors[level] ?? [];
+    if (current.includes(to.handle)) return;
+    if (current.length < this.maxLinks(level)) {
+      this.relink(from, level, [...current, to.handle]);
+      return;
+    }
+    const nodes: HnswNode[] = [];
+    for (const h of current) {
+      const n = await this.node(h);
+      if (n !== undefined) nodes.push(n);
+    }
+    this.prune(from, to, nodes, level);
+  }
+
+  /**
+   * `from`'s full list on `level` plus `to`, pruned by the heuristic. Deleted nodes compete like live ones: they
+   * still route, and dropping them could strand the nodes reachable only through them (no vacuum repairs the
+   * graph yet).
+   */
+  private prune(from: HnswNode, to: HnswNode, current: readonly HnswNode[], level: number): void {
+    const k = this.k(from.vector.length);
+    const dTo = k.distance(from, to);
+    const cands: Candidate[] = [{ d: dTo, node: to }];
+    for (const n of current) cands.push({ d: k.distance(from, n), node: n });
+    // When the new node would be rejected, the list stays as it was (not the pruned subset hnswlib would
+    // write): a node keeps its links, and a build writes no new version of a node whose links it did not
+    // extend. The cheap test first: a link nearer to `from` that is also nearer to `to` than `from` is
+    // rejects it (the heuristic's own test, against every nearer link rather than only the kept ones), at
+    // most one distance per link instead of the heuristic's pairwise pass.
+    for (let i = 1; i < cands.length; i++) {
+      const c = cands[i]!;
+      if (c.d < dTo && k.distance(to, c.node) < dTo) return;
+    }
+    cands.sort((a, b) => a.d - b.d);
+    const kept = this.selectNeighbors(cands, this.maxLinks(level));
+    if (!kept.some((c) => c.node === to)) return;
+    this.relink(
+      from,
+      level,
+      kept.map((c) => c.node.handle),
+    );
+  }
+
+  private relink(from: HnswNode, level: number, next: number[]): void {
     const neighbors = from.neighbors.slice();
     neighbors[level] = next;
     this.store.put({ ...from, neighbors });
   }
 
-  private async stub(id: string, vector: Float32Array): Promise<HnswNode> {
-    return (await this.node(id)) ?? { id, vector, level: 0, neighbors: [], deleted: false };
-  }
-
   /** Marks `id` deleted: it keeps routing searches but is never returned. No-op when absent. */
   async markDeleted(id: string): Promise<void> {
-    const n = await this.node(id);
+    const n = await this.node(this.store.handle(id));
     if (n === undefined || n.deleted) return;
     this.store.put({ ...n, deleted: true });
   }
@@ -350,30 +478,65 @@ export class Hnsw {
     const meta = await this.store.meta();
     if (meta === undefined || k <= 0) return { hits: [], exhausted: true };
     const entry = await this.node(meta.entry);
-    if (entry === undefined) throw new Error(`HNSW entry point ${JSON.stringify(meta.entry)} is missing`);
-    let ep: Candidate = { d: this.dist(q, entry.vector), node: entry };
-    for (let l = meta.maxLevel; l > 0; l--) ep = await this.greedy(q, ep, l);
-    const width = Math.max(ef, k);
-    const w = await this.searchLayer(q, [ep], width, 0, true);
-    const hits = w.slice(0, k).map((c) => ({ id: c.node.id, distance: c.d }));
-    return { hits, exhausted: w.length < width };
+    if (entry === undefined) throw new Error(`HNSW entry point ${meta.entry} is missing`);
+    const kern = this.k(q.length);
+    // A private copy: the caller's array may change while the search awaits, and the arena keys copies by array.
+    const qh = holder(new Float32Array(q));
+    try {
+      let ep: Candidate = { d: kern.distance(qh, entry), node: entry };
+      for (let l = meta.maxLevel; l > 0; l--) ep = await this.greedy(qh, ep, l);
+      const width = Math.max(ef, k);
+      const w = await this.searchLayer(qh, [ep], width, 0, true);
+      const hits = w.slice(0, k).map((c) => ({ id: c.node.id, distance: c.d }));
+      return { hits, exhausted: w.length < width };
+    } finally {
+      kern.release(qh);
+    }
   }
 }
 
-/** A NodeStore over a Map: the direct in-memory API and the reference for tests. */
+/** A NodeStore over arrays indexed by handle: the direct in-memory API and the reference for tests. */
 export class MemoryNodeStore implements NodeStore {
-  readonly nodes = new Map<string, HnswNode>();
+  private readonly byHandle: (HnswNode | undefined)[] = [];
+  private readonly handles = new Map<string, number>();
+  private readonly ids: string[] = [];
   private m: HnswMeta | undefined;
-  get(id: string): HnswNode | undefined {
-    return this.nodes.get(id);
+
+  handle(id: string): number {
+    let h = this.handles.get(id);
+    if (h === undefined) {
+      h = this.ids.length;
+      this.ids.push(id);
+      this.handles.set(id, h);
+      this.byHandle.push(undefined);
+    }
+    return h;
+  }
+  idOf(handle: number): string {
+    return this.ids[handle]!;
+  }
+  get(handle: number): HnswNode | undefined {
+    return this.byHandle[handle];
+  }
+  peek(handle: number): HnswNode | undefined {
+    return this.byHandle[handle];
   }
   put(node: HnswNode): void {
-    this.nodes.set(node.id, node);
+    this.byHandle[node.handle] = node;
   }
   meta(): HnswMeta | undefined {
     return this.m;
   }
   putMeta(meta: HnswMeta): void {
     this.m = meta;
+  }
+  /** The node of an id, if stored. */
+  node(id: string): HnswNode | undefined {
+    const h = this.handles.get(id);
+    return h === undefined ? undefined : this.byHandle[h];
+  }
+  /** Every stored node. */
+  *nodes(): IterableIterator<HnswNode> {
+    for (const n of this.byHandle) if (n) yield n;
   }
 }

@@ -16,6 +16,17 @@
  * per call. Identity is the token: concurrent searches interleaving at an await simply recopy their query.
  * Measured on the shared 2-core machine at 384 dimensions, copy included: ~150–230 ns per distance against
  * ~540–750 ns for the unrolled TypeScript loop.
+ *
+ * The graph itself uses a second pair of kernels, `(a, b, nb: i32) → f32` over the arrays at byte offsets a and
+ * b, through a `VectorArena`: node vectors are copied into WASM memory once, into a slot of their own, and a
+ * distance is then two offsets and the arithmetic (the copy cost ten times the arithmetic at 384 dimensions).
+ * The arena is a cache of copies, never the owner of a vector:
+ *   - each slot remembers the Float32Array it holds a copy of (`owners[slot]`), and a holder's `slot` is only a
+ *     hint that is checked against it on every use, so a slot given to another vector is simply recopied;
+ *   - vectors are never modified once they are in a graph (the graph copies what callers hand it), so an
+ *     array's copy stays equal to it;
+ *   - when the arena is full, slots are reused in FIFO order; eviction costs a copy, never a wrong distance.
+ * Slot tails beyond n dimensions stay zero: every vector in one arena has the same n.
  */
 
 import { dot, indexDistance, l2Squared, type Metric } from "./distance.js";
@@ -39,33 +50,46 @@ const F32X4_ADD = 228;
 const F32X4_SUB = 229;
 const F32X4_MUL = 230;
 
-/** One kernel body: params (nb), locals i: i32, acc0, acc1: v128. `l2` selects (a−b)² over a·b. */
-function body(l2: boolean): number[] {
+/**
+ * One kernel body. `at`: the arena form, params (a, b, nb) with A at byte a and B at byte b; otherwise params
+ * (nb) with A at 0 and B at nb. Locals after the params: i: i32, acc0, acc1, scratch: v128. `l2` selects (a−b)²
+ * over a·b.
+ */
+function body(l2: boolean, at: boolean): number[] {
+  const P = at ? 3 : 1; // first local after the params
+  const I = P;
+  const ACC0 = P + 1;
+  const ACC1 = P + 2;
+  const SCRATCH = P + 3;
+  const NB = at ? 2 : 0;
   const zero = [...simd(V128_CONST), ...new Array<number>(16).fill(0)];
   const GET = 0x20;
   const SET = 0x21;
   const TEE = 0x22;
-  const combine = l2 ? [...simd(F32X4_SUB), TEE, 4, GET, 4, ...simd(F32X4_MUL)] : simd(F32X4_MUL);
+  const combine = l2 ? [...simd(F32X4_SUB), TEE, SCRATCH, GET, SCRATCH, ...simd(F32X4_MUL)] : simd(F32X4_MUL);
+  // the address of A[i] and of B[i] (i in bytes)
+  const addrA = at ? [GET, 0, GET, I, 0x6a] : [GET, I];
+  const addrB = at ? [GET, 1, GET, I, 0x6a] : [GET, I, GET, NB, 0x6a];
   // acc += f(A[i + offset], B[i + offset]) over one f32x4 lane group
   const term = (offset: number, acc: number) => [
     ...[GET, acc],
-    ...[GET, 1, ...simd(V128_LOAD), 4, offset],
-    ...[GET, 1, GET, 0, 0x6a, ...simd(V128_LOAD), 4, offset],
+    ...[...addrA, ...simd(V128_LOAD), 4, offset],
+    ...[...addrB, ...simd(V128_LOAD), 4, offset],
     ...combine,
     ...simd(F32X4_ADD),
     ...[SET, acc],
   ];
-  const lane = (n: number) => [GET, 2, ...simd(F32X4_EXTRACT_LANE), n];
+  const lane = (n: number) => [GET, ACC0, ...simd(F32X4_EXTRACT_LANE), n];
   const code = [
     ...[0x02, 0x01, 0x7f, 0x03, 0x7b], // locals: 1 × i32 (i), 3 × v128 (acc0, acc1, scratch)
-    ...[...zero, SET, 2, ...zero, SET, 3, 0x41, 0, SET, 1], // acc0 = acc1 = 0; i = 0
+    ...[...zero, SET, ACC0, ...zero, SET, ACC1, 0x41, 0, SET, I], // acc0 = acc1 = 0; i = 0
     ...[0x03, 0x40], // loop
-    ...term(0, 2),
-    ...term(16, 3),
-    ...[GET, 1, 0x41, 32, 0x6a, TEE, 1], // i += 32 (tee: i stays on the stack)
-    ...[GET, 0, 0x49, 0x0d, 0], // br_if (i < nb)
+    ...term(0, ACC0),
+    ...term(16, ACC1),
+    ...[GET, I, 0x41, 32, 0x6a, TEE, I], // i += 32 (tee: i stays on the stack)
+    ...[GET, NB, 0x49, 0x0d, 0], // br_if (i < nb)
     0x0b, // end loop
-    ...[GET, 2, GET, 3, ...simd(F32X4_ADD), SET, 2], // acc0 += acc1
+    ...[GET, ACC0, GET, ACC1, ...simd(F32X4_ADD), SET, ACC0], // acc0 += acc1
     ...[...lane(0), ...lane(1), 0x92, ...lane(2), 0x92, ...lane(3), 0x92], // horizontal sum
     0x0b,
   ];
@@ -78,14 +102,24 @@ function section(id: number, bytes: number[]): number[] {
 
 function moduleBytes(): Uint8Array {
   const name = (s: string) => [s.length, ...Array.from(s, (c) => c.charCodeAt(0))];
-  const exports = [3, ...name("mem"), 2, 0, ...name("dot"), 0, 0, ...name("l2sq"), 0, 1];
+  const exports = [
+    ...[5, ...name("mem"), 2, 0, ...name("dot"), 0, 0, ...name("l2sq"), 0, 1],
+    ...[...name("dotAt"), 0, 2, ...name("l2sqAt"), 0, 3],
+  ];
   return new Uint8Array([
     ...[0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0], // magic, version 1
-    ...section(1, [1, 0x60, 1, 0x7f, 1, 0x7d]), // type 0: (i32) → f32
-    ...section(3, [2, 0, 0]), // two functions of type 0
+    // type 0: (i32) → f32; type 1: (i32, i32, i32) → f32
+    ...section(1, [2, 0x60, 1, 0x7f, 1, 0x7d, 0x60, 3, 0x7f, 0x7f, 0x7f, 1, 0x7d]),
+    ...section(3, [4, 0, 0, 1, 1]), // dot, l2sq of type 0; dotAt, l2sqAt of type 1
     ...section(5, [1, 0, 1]), // one memory, min 1 page
     ...section(7, exports),
-    ...section(10, [2, ...body(false), ...body(true)]),
+    ...section(10, [
+      4,
+      ...body(false, false),
+      ...body(true, false),
+      ...body(false, true),
+      ...body(true, true),
+    ]),
   ]);
 }
 
@@ -104,17 +138,26 @@ interface Instance {
   mem: WasmMemory;
   dot: (nb: number) => number;
   l2sq: (nb: number) => number;
+  dotAt: (a: number, b: number, nb: number) => number;
+  l2sqAt: (a: number, b: number, nb: number) => number;
 }
 
+let compiled: { wa: WasmApi; module: object } | null | undefined;
+
+/** A fresh instance (its own memory) of the kernel module, or undefined without WebAssembly SIMD. */
 function instantiate(): Instance | undefined {
   try {
-    const wa = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
-    const bytes = moduleBytes();
-    if (!wa?.validate(bytes)) return undefined;
-    const inst = new wa.Instance(new wa.Module(bytes));
+    if (compiled === undefined) {
+      const wa = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+      const bytes = moduleBytes();
+      compiled = wa?.validate(bytes) ? { wa, module: new wa.Module(bytes) } : null;
+    }
+    if (compiled === null) return undefined;
+    const inst = new compiled.wa.Instance(compiled.module);
     const e = inst.exports as unknown as Instance;
-    return { mem: e.mem, dot: e.dot, l2sq: e.l2sq };
+    return { mem: e.mem, dot: e.dot, l2sq: e.l2sq, dotAt: e.dotAt, l2sqAt: e.l2sqAt };
   } catch {
+    compiled = null;
     return undefined; // no WebAssembly or no SIMD: the TypeScript kernels serve
   }
 }
@@ -189,3 +232,149 @@ export function graphDistance(metric: Metric): (a: Float32Array, b: Float32Array
 
 // Re-exported for tests comparing the two implementations.
 export { dot as dotTs, l2Squared as l2SquaredTs };
+
+// ---- the arena: vectors resident in WASM memory ----------------------------------------------------------------
+
+/** Something with a vector and an arena slot hint (an HNSW node, or a search's query). */
+export interface ArenaHolder {
+  readonly vector: Float32Array;
+  /** The slot last holding a copy of `vector` in the arena, or −1; checked on every use. */
+  slot: number;
+}
+
+/** A distance between two holders' vectors in one graph's metric. */
+export interface GraphKernel {
+  distance(a: ArenaHolder, b: ArenaHolder): number;
+  /** Gives back the slot of a holder that is done (a search's query), so queries do not churn the arena. */
+  release(h: ArenaHolder): void;
+}
+
+/** Upper bound of one arena's WASM memory; beyond it slots are reused (FIFO). */
+export const ARENA_BYTES_MAX = 256 * 1024 * 1024;
+const PAGE = 65536;
+
+/** Vectors of one dimension count resident in one WASM instance's memory (see the header). */
+export class VectorArena {
+  readonly stride: number;
+  private readonly strideBytes: number;
+  private view: Float32Array;
+  private readonly owners: (Float32Array | undefined)[] = [];
+  private capacity: number;
+  private readonly maxSlots: number;
+  private next = 0;
+  private readonly free: number[] = [];
+
+  constructor(
+    private readonly w: Instance,
+    readonly dims: number,
+    bytesMax = ARENA_BYTES_MAX,
+  ) {
+    this.stride = Math.ceil(dims / 8) * 8;
+    this.strideBytes = this.stride * 4;
+    // At least a few slots, so the two operands of one distance never evict each other.
+    this.maxSlots = Math.max(8, Math.floor(bytesMax / this.strideBytes));
+    this.capacity = Math.min(this.maxSlots, Math.floor(w.mem.buffer.byteLength / this.strideBytes));
+    this.view = new Float32Array(w.mem.buffer);
+  }
+
+  /** How many slots exist now (grows up to the byte bound). */
+  get slots(): number {
+    return this.capacity;
+  }
+
+  /** The slot holding a copy of `h.vector`, copying it in when the hint is stale. */
+  slotOf(h: ArenaHolder): number {
+    const s = h.slot;
+    if (s >= 0 && this.owners[s] === h.vector) return s;
+    return this.load(h);
+  }
+
+  private load(h: ArenaHolder): number {
+    let s = this.free.pop();
+    if (s === undefined) {
+      if (this.next >= this.capacity) {
+        if (this.capacity < this.maxSlots) this.grow();
+        else this.next = 0; // full: reuse the oldest slot
+      }
+      s = this.next++;
+    }
+    this.view.set(h.vector, s * this.stride);
+    this.owners[s] = h.vector;
+    h.slot = s;
+    return s;
+  }
+
+  private grow(): void {
+    const want = Math.min(this.maxSlots, Math.max(64, this.capacity * 2));
+    const bytes = want * this.strideBytes;
+    const have = this.w.mem.buffer.byteLength;
+    if (bytes > have) this.w.mem.grow(Math.ceil((bytes - have) / PAGE));
+    this.view = new Float32Array(this.w.mem.buffer);
+    this.capacity = Math.min(this.maxSlots, Math.floor(this.w.mem.buffer.byteLength / this.strideBytes));
+  }
+
+  /** Frees `h`'s slot for the next copy; `h` must not be used with this arena again. */
+  release(h: ArenaHolder): void {
+    const s = h.slot;
+    if (s >= 0 && this.owners[s] === h.vector) {
+      this.owners[s] = undefined;
+      this.free.push(s);
+    }
+    h.slot = -1;
+  }
+
+  /** The byte offsets of both holders' copies (re-checking `a`: loading `b` may have reused its slot). */
+  private pair(a: ArenaHolder, b: ArenaHolder, k: (x: number, y: number, nb: number) => number): number {
+    let sa = this.slotOf(a);
+    const sb = this.slotOf(b);
+    if (this.owners[sa] !== a.vector) sa = this.slotOf(a);
+    return k(sa * this.strideBytes, sb * this.strideBytes, this.strideBytes);
+  }
+
+  dot(a: ArenaHolder, b: ArenaHolder): number {
+    return this.pair(a, b, this.w.dotAt);
+  }
+
+  l2sq(a: ArenaHolder, b: ArenaHolder): number {
+    return this.pair(a, b, this.w.l2sqAt);
+  }
+}
+
+const arenas = new Map<number, VectorArena | null>();
+
+/** The shared arena for vectors of `dims` dimensions, or null without WebAssembly SIMD. */
+export function arenaFor(dims: number): VectorArena | null {
+  let a = arenas.get(dims);
+  if (a === undefined) {
+    const w = instantiate();
+    a = w ? new VectorArena(w, dims) : null;
+    arenas.set(dims, a);
+  }
+  return a;
+}
+
+/** A private arena with its own byte bound (tests of slot reuse). */
+export function newArena(dims: number, bytesMax: number): VectorArena | null {
+  const w = instantiate();
+  return w ? new VectorArena(w, dims, bytesMax) : null;
+}
+
+/**
+ * The graph kernel of `metric` for vectors of `dims` dimensions: on the arena when WebAssembly SIMD is there,
+ * else the TypeScript kernels on the holders' arrays. Every vector given to one kernel must have `dims` floats.
+ */
+export function graphKernel(metric: Metric, dims: number, arena = arenaFor(dims)): GraphKernel {
+  if (!arena) {
+    const f = indexDistance(metric);
+    return { distance: (a, b) => f(a.vector, b.vector), release: () => {} };
+  }
+  const release = (h: ArenaHolder) => arena.release(h);
+  switch (metric) {
+    case "l2":
+      return { distance: (a, b) => arena.l2sq(a, b), release };
+    case "cosine":
+      return { distance: (a, b) => 1 - arena.dot(a, b), release };
+    case "ip":
+      return { distance: (a, b) => -arena.dot(a, b), release };
+  }
+}

@@ -4,8 +4,8 @@
  * `ORDER BY col <op> $1 LIMIT k`.
  *
  * Storage: the graph (src/vector/hnsw.ts) runs over a node store whose records are engine KV records of the
- * statement's transaction (formats in src/vector/node-codec.ts; keys [indexId, 0] meta and [indexId, 1, pk] per
- * node). So a row and its node commit or roll back together, a crash loses neither, reopening never rebuilds the
+ * statement's transaction (formats in src/vector/node-codec.ts; keys [indexId, 0] meta, [indexId, 1, pk] a node's
+ * vector and [indexId, 1, pk, 1] its links). So a row and its node commit or roll back together, a crash loses neither, reopening never rebuilds the
  * graph, and a search reads only the nodes it visits (through the block cache).
  *
  * Decoded-node cache (per index, shared by all sessions of one SqlEngine). Correctness never depends on it:
@@ -36,8 +36,9 @@ import { Hnsw, type HnswMeta, type HnswNode, type HnswParams, type NodeStore } f
 import {
   decodeMeta,
   decodeNode,
+  encodeLinks,
   encodeMeta,
-  encodeNode,
+  encodeVector,
   idFromBytes,
   idToBytes,
 } from "../../vector/node-codec.js";
@@ -163,8 +164,18 @@ export function isHnsw(ix: IndexDef): boolean {
 
 // ---- the decoded-node cache and the commit protocol -------------------------------------------------------------
 
+/**
+ * One index's handle table and decoded committed nodes. Handles are given out per index for the life of the
+ * SqlEngine (ids are never forgotten: a few dozen bytes per row ever indexed), so every session's graph over
+ * this index names a node by the same integer, and the cache is an array indexed by it.
+ */
 class IndexCache {
-  readonly nodes = new Map<string, HnswNode>();
+  private readonly handles = new Map<string, number>();
+  private readonly ids: string[] = [];
+  readonly nodes: (HnswNode | undefined)[] = [];
+  /** Handles in the order their nodes entered the cache (eviction order; may repeat or be stale). */
+  readonly order: number[] = [];
+  orderHead = 0;
   meta: HnswMeta | undefined;
   lastWriteLsn = 0;
   inFlight = 0;
@@ -172,11 +183,57 @@ class IndexCache {
   usable(snapshot: number): boolean {
     return this.inFlight === 0 && snapshot >= this.lastWriteLsn;
   }
+
+  handle(id: string): number {
+    let h = this.handles.get(id);
+    if (h === undefined) {
+      h = this.ids.length;
+      this.ids.push(id);
+      this.handles.set(id, h);
+      this.nodes.push(undefined);
+    }
+    return h;
+  }
+
+  idOf(handle: number): string {
+    return this.ids[handle]!;
+  }
 }
 
-/** One transaction's HNSW writes: decoded nodes it put (its overlay) and indexes it emptied. */
+/**
+ * One transaction's decoded nodes of one index, in an array by handle: a write transaction's searches look
+ * here first for every node they visit, and a Map lookup there was the SQL store's largest cost in a build.
+ */
+class Overlay {
+  private readonly byHandle: (HnswNode | undefined)[] = [];
+  /** Handles put, in first-put order. */
+  private readonly handles: number[] = [];
+
+  get(h: number): HnswNode | undefined {
+    return h < this.byHandle.length ? this.byHandle[h] : undefined;
+  }
+
+  set(node: HnswNode): void {
+    const h = node.handle;
+    const a = this.byHandle;
+    while (a.length <= h) a.push(undefined);
+    if (a[h] === undefined) this.handles.push(h);
+    a[h] = node;
+  }
+
+  clear(): void {
+    this.byHandle.length = 0;
+    this.handles.length = 0;
+  }
+
+  *values(): IterableIterator<HnswNode> {
+    for (const h of this.handles) yield this.byHandle[h]!;
+  }
+}
+
+/** One transaction's HNSW writes: decoded nodes it put (its overlay, by handle) and indexes it emptied. */
 class TxnWrites {
-  readonly nodes = new Map<number, Map<string, HnswNode>>();
+  readonly nodes = new Map<number, Overlay>();
   readonly metas = new Map<number, HnswMeta>();
   readonly emptied = new Set<number>();
 
@@ -186,7 +243,7 @@ class TxnWrites {
 }
 
 const nodeBytes = (n: HnswNode) =>
-  96 + 4 * n.vector.length + n.neighbors.reduce((s, l) => s + 24 * l.length, 0);
+  96 + 4 * n.vector.length + n.neighbors.reduce((s, l) => s + 8 * l.length + 16, 0);
 
 /** Per SqlEngine: the caches of all HNSW indexes and the writes of open transactions. */
 export class VectorIndexes {
@@ -215,30 +272,45 @@ export class VectorIndexes {
     if (!w && create) {
       w = new TxnWrites();
       this.txns.set(txn, w);
+      this.overlaysCreated++;
     }
     return w;
   }
 
+  /** Counts overlays ever created, so a store that found none can tell cheaply whether to look again. */
+  overlaysCreated = 0;
+
+  /**
+   * Vector arrays known to equal their node's committed vector record in this database: decoded from it, or
+   * committed by a transaction. A node version that keeps such an array (a relink, a delete) needs only its links
+   * record written. Arrays are never shared between nodes or modified (hnsw.ts), so identity is enough.
+   */
+  readonly storedVectors = new WeakSet<Float32Array>();
+
   add(cache: IndexCache, node: HnswNode): void {
-    if (cache.nodes.has(node.id)) return;
-    cache.nodes.set(node.id, node);
+    if (cache.nodes[node.handle] !== undefined) return;
+    cache.nodes[node.handle] = node;
+    cache.order.push(node.handle);
     this.bytes += nodeBytes(node);
     if (this.bytes > this.cacheBytesMax) this.evict(cache);
   }
 
   private evict(cache: IndexCache): void {
-    // Oldest first (Map order), from the index being filled, down to 7/8 of the budget.
-    for (const [id, n] of cache.nodes) {
-      if (this.bytes <= (this.cacheBytesMax * 7) / 8) break;
-      cache.nodes.delete(id);
-      this.bytes -= nodeBytes(n);
+    // Oldest first, from the index being filled, down to 7/8 of the budget.
+    const order = cache.order;
+    while (this.bytes > (this.cacheBytesMax * 7) / 8 && cache.orderHead < order.length) {
+      this.drop(cache, order[cache.orderHead++]!);
+    }
+    if (cache.orderHead > 4096 && cache.orderHead * 2 > order.length) {
+      order.splice(0, cache.orderHead);
+      cache.orderHead = 0;
     }
   }
 
-  private drop(cache: IndexCache, id: string): void {
-    const n = cache.nodes.get(id);
+  private drop(cache: IndexCache, h: number): void {
+    const n = cache.nodes[h];
     if (n) {
-      cache.nodes.delete(id);
+      cache.nodes[h] = undefined;
       this.bytes -= nodeBytes(n);
     }
   }
@@ -247,7 +319,8 @@ export class VectorIndexes {
   emptied(txn: Transaction, indexId: number): void {
     const w = this.writes(txn, true);
     w.emptied.add(indexId);
-    w.nodes.delete(indexId);
+    // Cleared, not deleted: a store of this transaction may hold the map.
+    w.nodes.get(indexId)?.clear();
     w.metas.delete(indexId);
   }
 
@@ -260,8 +333,14 @@ export class VectorIndexes {
     if (!w) return undefined;
     this.txns.delete(txn);
     // The overlay's nodes become the transaction's records now (put defers them), so the commit carries them.
+    // Links always (a concurrent writer of the same node then conflicts on that key); the vector only when it is
+    // not already the stored one (a relink or a delete keeps the node's vector array).
     for (const [indexId, nodes] of w.nodes) {
-      for (const [id, node] of nodes) txn.put(nodeKey(indexId, id), encodeNode(node));
+      const handles = this.cache(indexId);
+      for (const node of nodes.values()) {
+        if (!this.storedVectors.has(node.vector)) txn.put(nodeKey(indexId, node.id), encodeVector(node));
+        txn.put(linksKey(indexId, node.id), encodeLinks(node, handles));
+      }
     }
     const touched = w.touched();
     for (const id of touched) this.cache(id).inFlight++;
@@ -270,18 +349,24 @@ export class VectorIndexes {
         const c = this.cache(id);
         c.inFlight--;
         if (w.emptied.has(id)) {
-          for (const n of c.nodes.keys()) this.drop(c, n);
+          for (let h = 0; h < c.nodes.length; h++) this.drop(c, h);
+          c.order.length = 0;
+          c.orderHead = 0;
           c.meta = undefined;
         }
         // The committed versions are the newest as of `lsn`: install them for readers at or after it, unless a
         // newer commit of this index already settled (then its versions, or the engine, must answer).
         const install = lsn !== undefined && lsn >= c.lastWriteLsn && !w.emptied.has(id);
-        for (const [nid, node] of w.nodes.get(id) ?? []) {
-          this.drop(c, nid);
+        for (const node of w.nodes.get(id)?.values() ?? []) {
+          this.drop(c, node.handle);
           if (install) this.add(c, node);
         }
         if (w.metas.has(id) || w.emptied.has(id)) c.meta = install ? w.metas.get(id) : undefined;
-        if (lsn !== undefined) c.lastWriteLsn = Math.max(c.lastWriteLsn, lsn);
+        if (lsn !== undefined) {
+          c.lastWriteLsn = Math.max(c.lastWriteLsn, lsn);
+          if (!w.emptied.has(id))
+            for (const node of w.nodes.get(id)?.values() ?? []) this.storedVectors.add(node.vector);
+        }
       }
     };
   }
@@ -331,11 +416,17 @@ export function hnswEmptied(ctx: ExecCtx, indexId: number): void {
 
 const metaKey = (indexId: number) => encodeKey([indexId, 0]);
 const nodeKey = (indexId: number, id: string) => encodeKey([indexId, 1, idToBytes(id)]);
+const linksKey = (indexId: number, id: string) => encodeKey([indexId, 1, idToBytes(id), 1]);
 
 /** NodeStore over the statement's transaction, with the transaction's overlay and the shared cache. */
 export class KvNodeStore implements NodeStore {
   private readonly cache: IndexCache;
   private readonly snapshot: number;
+  /** The transaction's overlay of this index, once it exists. */
+  private mine: Overlay | undefined;
+  private writes: TxnWrites | undefined;
+  /** `owner.overlaysCreated` when this store last looked for its transaction's overlay. */
+  private looked = -1;
 
   constructor(
     private readonly owner: VectorIndexes,
@@ -348,31 +439,58 @@ export class KvNodeStore implements NodeStore {
     this.snapshot = txn ? txn.snapshotLsn : -1;
   }
 
+  handle(id: string): number {
+    return this.cache.handle(id);
+  }
+
+  idOf(handle: number): string {
+    return this.cache.idOf(handle);
+  }
+
+  /** The transaction's HNSW writes; looked up again only when some overlay was created since the last look. */
   private own(): TxnWrites | undefined {
-    return this.txn ? this.owner.writes(this.txn, false) : undefined;
+    if (this.writes === undefined && this.txn && this.looked !== this.owner.overlaysCreated) {
+      this.looked = this.owner.overlaysCreated;
+      this.writes = this.owner.writes(this.txn, false);
+    }
+    if (this.writes !== undefined && this.mine === undefined) this.mine = this.writes.nodes.get(this.indexId);
+    return this.writes;
   }
 
   private cacheOk(w: TxnWrites | undefined): boolean {
     return this.txn !== undefined && !w?.emptied.has(this.indexId) && this.cache.usable(this.snapshot);
   }
 
-  get(id: string): HnswNode | undefined | Promise<HnswNode | undefined> {
+  get(h: number): HnswNode | undefined | Promise<HnswNode | undefined> {
     const w = this.own();
-    const mine = w?.nodes.get(this.indexId)?.get(id);
-    if (mine) return mine;
-    if (this.cacheOk(w)) {
-      const hit = this.cache.nodes.get(id);
-      if (hit) return hit;
-    }
-    return this.load(id, w);
+    if (w !== undefined) {
+      const mine = this.mine?.get(h);
+      if (mine) return mine;
+      if (!this.cacheOk(w)) return this.load(h, w);
+    } else if (this.txn === undefined || !this.cache.usable(this.snapshot)) return this.load(h, w);
+    return this.cache.nodes[h] ?? this.load(h, w);
   }
 
-  private async load(id: string, w: TxnWrites | undefined): Promise<HnswNode | undefined> {
-    const bytes = await this.kv.get(nodeKey(this.indexId, id));
+  peek(h: number): HnswNode | undefined | null {
+    const w = this.own();
+    if (w !== undefined) {
+      const mine = this.mine?.get(h);
+      if (mine) return mine;
+      if (!this.cacheOk(w)) return null;
+    } else if (this.txn === undefined || !this.cache.usable(this.snapshot)) return null;
+    return this.cache.nodes[h] ?? null;
+  }
+
+  private async load(h: number, w: TxnWrites | undefined): Promise<HnswNode | undefined> {
+    const id = this.cache.idOf(h);
+    const vKey = nodeKey(this.indexId, id);
+    const lKey = linksKey(this.indexId, id);
+    const [bytes, links] = await Promise.all([this.kv.get(vKey), this.kv.get(lKey)]);
     if (bytes === undefined) return undefined;
-    const node = decodeNode(id, bytes);
+    const node = decodeNode(id, bytes, links, this.cache);
+    this.owner.storedVectors.add(node.vector);
     // Only a committed version may enter the cache: not one this transaction wrote (or deleted) itself.
-    const ownKey = this.txn?.hasWrite(nodeKey(this.indexId, id)) ?? true;
+    const ownKey = this.txn ? this.txn.hasWrite(vKey) || this.txn.hasWrite(lKey) : true;
     if (!ownKey && this.cacheOk(w)) this.owner.add(this.cache, node);
     return node;
   }
@@ -386,13 +504,17 @@ export class KvNodeStore implements NodeStore {
     refuseInSavepoint(this.inSavepoint);
     const txn = this.txn;
     if (!txn) throw new Error("HNSW write outside a transaction");
-    const w = this.owner.writes(txn, true);
-    let m = w.nodes.get(this.indexId);
-    if (!m) {
-      m = new Map();
-      w.nodes.set(this.indexId, m);
+    if (this.mine === undefined) {
+      const w = this.owner.writes(txn, true);
+      this.writes = w;
+      let m = w.nodes.get(this.indexId);
+      if (!m) {
+        m = new Overlay();
+        w.nodes.set(this.indexId, m);
+      }
+      this.mine = m;
     }
-    m.set(node.id, node);
+    this.mine.set(node);
   }
 
   meta(): HnswMeta | undefined | Promise<HnswMeta | undefined> {
@@ -406,7 +528,7 @@ export class KvNodeStore implements NodeStore {
   private async loadMeta(w: TxnWrites | undefined): Promise<HnswMeta | undefined> {
     const bytes = await this.kv.get(metaKey(this.indexId));
     if (bytes === undefined) return undefined;
-    const meta = decodeMeta(bytes);
+    const meta = decodeMeta(bytes, this.cache);
     const ownKey = this.txn?.hasWrite(metaKey(this.indexId)) ?? true;
     if (!ownKey && this.cacheOk(w)) this.cache.meta = meta;
     return meta;
@@ -416,8 +538,10 @@ export class KvNodeStore implements NodeStore {
     refuseInSavepoint(this.inSavepoint);
     const txn = this.txn;
     if (!txn) throw new Error("HNSW write outside a transaction");
-    txn.put(metaKey(this.indexId), encodeMeta(meta));
-    this.owner.writes(txn, true).metas.set(this.indexId, meta);
+    txn.put(metaKey(this.indexId), encodeMeta(meta, this.cache));
+    const w = this.owner.writes(txn, true);
+    this.writes = w;
+    w.metas.set(this.indexId, meta);
   }
 }
 
@@ -566,17 +690,19 @@ export class HnswScan implements RowSource {
     for (;;) {
       const { hits, exhausted } = await g.search(q, ef, ef);
       const out: Value[][] = [];
-      for (const h of hits) {
-        let row = fetched.get(h.id);
-        if (row === undefined) {
-          const bytes = await ctx.kv.get(concatBytes(table.keyPrefix, idToBytes(h.id)));
-          row = bytes === undefined ? null : decodeRow(table.types, bytes, table.missing);
-          if (row !== null && this.where && this.where.eval(row, env) !== true) row = null;
-          fetched.set(h.id, row);
+      // Rows are fetched a batch at a time, concurrently (one await per batch, not per row): unfiltered, the
+      // first k live hits are the answer (ef >= k), so the first batch is usually the last.
+      let i = 0;
+      while (i < hits.length && (this.where || out.length < k)) {
+        const n = Math.min(hits.length - i, this.where ? Math.max(k, 16) : k - out.length);
+        const batch = hits.slice(i, i + n);
+        i += n;
+        const rows = await Promise.all(batch.map((h) => this.fetch(ctx, fetched, h.id)));
+        for (const row of rows) {
+          if (row === null) continue;
+          out.push(row);
+          if (!this.where && out.length >= k) break;
         }
-        if (row !== null) out.push(row);
-        // Unfiltered: the first k hits are the answer (ef >= k).
-        if (!this.where && out.length >= k) break;
       }
       if (out.length >= k || exhausted || !this.where) {
         yield* out;
@@ -590,6 +716,22 @@ export class HnswScan implements RowSource {
       }
       ef = next;
     }
+  }
+
+  /** The row of a hit that passes the WHERE clause, or null; each id is read once per scan. */
+  private async fetch(
+    ctx: ExecCtx,
+    fetched: Map<string, Value[] | null>,
+    id: string,
+  ): Promise<Value[] | null> {
+    let row = fetched.get(id);
+    if (row !== undefined) return row;
+    const table = this.access.table;
+    const bytes = await ctx.kv.get(concatBytes(table.keyPrefix, idToBytes(id)));
+    row = bytes === undefined ? null : decodeRow(table.types, bytes, table.missing);
+    if (row !== null && this.where && this.where.eval(row, ctx.env) !== true) row = null;
+    fetched.set(id, row);
+    return row;
   }
 
   /** The exact top `k` of `rows` by the SQL distance (rows whose distance is NULL are not returned). */
