@@ -11,6 +11,14 @@
  *   3. Once the append is durable, each transaction's writes enter the memtable with its commit LSN (the LSN of
  *      its COMMIT frame) and its `commit()` resolves. Readers see it from then on.
  *
+ * Ingest (a transaction whose writes pass `ingestBytesMin`, such as a bulk load): instead of log frames and
+ * memtable entries it becomes SSTs, as in RocksDB's ingest of external files. It is a group of its own; with the
+ * pipeline to itself its commit LSN is the log's next position, so its writes are stamped with it and written as
+ * SSTs (durable), then one INGEST frame naming them is appended (durable: the commit point), then a manifest
+ * taking them in is installed, and only then does `commit()` resolve. Recovery either finds the frame (and adds
+ * the SSTs unless the manifest already took them in) or not (the SSTs are orphans, deleted at open). The tree
+ * places the SSTs (LsmTree.ingest) so reads stay newest-first.
+ *
  * Open: load the newest manifest; open the log (the writer lock); replay frames after the manifest's flushed LSN;
  * append an EPOCH frame and install a manifest with the next epoch, which fences any older writer.
  *
@@ -52,7 +60,14 @@ import { type AsyncCursor, LimitCursor } from "./lsm/cursor.js";
 import { emptyManifest, installManifest, loadLatestManifest, type Manifest } from "./lsm/manifest.js";
 import { type KeyValue, LsmTree, type ScanRange, type TreeStats } from "./lsm/tree.js";
 import { type Entry, EntryKind, NEEDS_IO, type NeedsIo } from "./lsm/types.js";
-import { decodeFrame, encodeCommit, encodeEpoch, FrameType, type Write } from "./txn/commit-record.js";
+import {
+  decodeFrame,
+  encodeCommit,
+  encodeEpoch,
+  encodeIngest,
+  FrameType,
+  type Write,
+} from "./txn/commit-record.js";
 import { resolveRange, Transaction, type TxnHost, type TxnScanOptions } from "./txn/transaction.js";
 import { type BufferedWrite, stampEntries } from "./txn/write-buffer.js";
 
@@ -86,6 +101,12 @@ export const engineOptionsSchema = z
       .max(1024 * 1024)
       .default(4 * 1024),
     autoMaintenance: z.boolean().default(true),
+    /** A transaction writing at least this many key and value bytes is committed by ingest (see above). */
+    ingestBytesMin: z
+      .number()
+      .int()
+      .min(1)
+      .default(16 * 1024 * 1024),
   })
   .strict();
 
@@ -101,6 +122,8 @@ interface QueuedCommit {
   writes: BufferedWrite[];
   frames: Uint8Array[];
   bytes: number;
+  /** Committed as SSTs plus one INGEST frame, in a group of its own. */
+  ingest: boolean;
   resolve: (lsn: number) => void;
   reject: (error: unknown) => void;
 }
@@ -112,6 +135,8 @@ export interface EngineStats extends TreeStats {
   commits: number;
   appends: number;
   conflicts: number;
+  /** Transactions committed by ingest. */
+  ingests: number;
   openTransactions: number;
 }
 
@@ -139,6 +164,7 @@ export class Engine implements TxnHost {
   private commits = 0;
   private appends = 0;
   private conflicts = 0;
+  private ingests = 0;
   private openTxns = 0;
   private truncating: Promise<void> = Promise.resolve();
   /** Child branches' fork LSNs by name (each also counted in `snapshots`). */
@@ -239,8 +265,9 @@ export class Engine implements TxnHost {
         epoch = manifest.epoch + 1;
         const { firstLsn } = await log.append([encodeEpoch(epoch)]);
         lastApplied = Math.max(lastLsn, base + firstLsn);
+        // From the tree's manifest: replay may have taken in ingested SSTs.
         const next: Manifest = {
-          ...manifest,
+          ...tree.currentManifest,
           version: manifest.version + 1,
           epoch,
           createdAt: new Date().toISOString(),
@@ -305,6 +332,12 @@ export class Engine implements TxnHost {
       last = frame.lsn;
       if (decoded.type === FrameType.Epoch) {
         parts = [];
+        continue;
+      }
+      if (decoded.type === FrameType.Ingest) {
+        parts = [];
+        tree.adoptIngested(decoded.ssts, frame.lsn);
+        if (frame.lsn === upTo) return last;
         continue;
       }
       if (decoded.type === FrameType.Part) {
@@ -414,13 +447,26 @@ export class Engine implements TxnHost {
     }
     const queuedConflict = this.conflictWithQueued(txn);
     if (queuedConflict) throw this.conflict(queuedConflict);
-    const frames = encodeCommit(writes);
+    const ingest = this.wantsIngest(writes);
+    const frames = ingest ? [] : encodeCommit(writes);
     let bytes = 0;
     for (const f of frames) bytes += f.length;
     return new Promise<number>((resolve, reject) => {
-      this.queue.push({ txn, writes, frames, bytes, resolve, reject });
+      this.queue.push({ txn, writes, frames, bytes, ingest, resolve, reject });
       this.pump();
     });
+  }
+
+  /** Whether the writes carry at least `ingestBytesMin` bytes (counting stops there). */
+  private wantsIngest(writes: readonly BufferedWrite[]): boolean {
+    const min = this.options.ingestBytesMin;
+    let bytes = 0;
+    for (let i = 0; i < writes.length; i++) {
+      const w = writes[i]!;
+      bytes += w.key.length + w.value.length;
+      if (bytes >= min) return true;
+    }
+    return false;
   }
 
   /**
@@ -462,11 +508,16 @@ export class Engine implements TxnHost {
     let take = 0;
     while (take < this.queue.length) {
       const q = this.queue[take]!;
-      if (take > 0 && (frames + q.frames.length > GROUP_FRAMES_MAX || bytes + q.bytes > GROUP_BYTES_MAX))
+      if (
+        take > 0 &&
+        (q.ingest || frames + q.frames.length > GROUP_FRAMES_MAX || bytes + q.bytes > GROUP_BYTES_MAX)
+      )
         break;
       frames += q.frames.length;
       bytes += q.bytes;
       take++;
+      // An ingest has the pipeline to itself: its commit LSN is the log position it finds.
+      if (q.ingest) break;
     }
     const group = this.queue.splice(0, take);
     this.inflight = group;
@@ -486,9 +537,13 @@ export class Engine implements TxnHost {
     try {
       if (this.tree.needsBackPressure) await this.tree.waitForFlush();
       this.checkWritable();
+      const log = this.log ?? (await this.openLogForFirstCommit());
+      if (group.length === 1 && group[0]!.ingest) {
+        await this.ingestOne(log, group[0]!);
+        return;
+      }
       const frames = group.length === 1 ? group[0]!.frames : group.flatMap((q) => q.frames);
       this.appends++;
-      const log = this.log ?? (await this.openLogForFirstCommit());
       const firstLsn = (await log.append(frames)).firstLsn + this.branchCtx.lsnBase;
       // Durable: apply every commit of the group before yielding, so readers see the group at once.
       let lsn = firstLsn;
@@ -519,6 +574,27 @@ export class Engine implements TxnHost {
       }
       for (const q of group) q.reject(this.failure ?? error);
     }
+  }
+
+  /** Commits one transaction by ingest (see the header); the caller handles failures as for an append. */
+  private async ingestOne(log: Log, q: QueuedCommit): Promise<void> {
+    const base = this.branchCtx.lsnBase;
+    const lsn = base + log.nextLsn();
+    const entries = stampEntries(q.writes, lsn);
+    await this.tree.ingest(entries, lsn, this.lastLsn, async (ssts) => {
+      this.appends++;
+      const { firstLsn } = await log.append([encodeIngest(ssts)]);
+      if (base + firstLsn !== lsn) {
+        throw new TwillError(
+          ErrorCodes.Internal,
+          `ingest expected lsn ${lsn} but the log appended at ${base + firstLsn}`,
+        );
+      }
+    });
+    this.lastLsn = lsn;
+    this.commits++;
+    this.ingests++;
+    q.resolve(lsn);
   }
 
   /**
@@ -581,6 +657,7 @@ export class Engine implements TxnHost {
       commits: this.commits,
       appends: this.appends,
       conflicts: this.conflicts,
+      ingests: this.ingests,
       openTransactions: this.openTxns,
     };
   }

@@ -13,6 +13,11 @@
  *   - An SST object is deleted only after a manifest without it is installed and no read that started on an
  *     older view is still running.
  *   - L1 SSTs never overlap, and all versions of one key live in one L1 SST.
+ *   - Ingest (`ingest`, one huge committed transaction written straight to SSTs at its commit LSN) keeps the
+ *     newest-first read order: its SSTs go to L1 when their key range overlaps nothing in the tree (no memtable,
+ *     no SST: no key of theirs has another version), else to the front of L0 after every memtable whose range
+ *     overlaps was flushed (so no older version of one of their keys sits above them). No compaction merges while
+ *     an ingest runs, so the overlap check and the install see the same SSTs.
  */
 
 import { ErrorCodes, TwillError } from "../../errors.js";
@@ -134,6 +139,10 @@ export class LsmTree {
   private manifestLock: Promise<unknown> = Promise.resolve();
   private flushing: Promise<void> | undefined;
   private compacting: Promise<void> | undefined;
+  /** Set while an ingest runs: a compaction waits for it before it picks its inputs. */
+  private ingesting: Promise<void> | undefined;
+  /** Set while a compaction merges (after it passed any ingest): an ingest waits for it. */
+  private merging: Promise<void> | undefined;
   private failure: TwillError | undefined;
   private closed = false;
   private flushes = 0;
@@ -423,11 +432,26 @@ export class LsmTree {
     if (this.failure) throw this.failure;
   }
 
+  /** Waits for a running ingest, then compacts (an ingest in turn waits for the merge). */
+  private async compactL0(): Promise<void> {
+    while (this.ingesting) await this.ingesting;
+    const merge = this.mergeL0();
+    this.merging = merge.then(
+      () => undefined,
+      () => undefined,
+    );
+    try {
+      await merge;
+    } finally {
+      this.merging = undefined;
+    }
+  }
+
   /**
    * Merges all current L0 SSTs with the L1 SSTs they overlap into new, non-overlapping L1 SSTs. Versions no live
    * snapshot can see are dropped, and so are deletes (L1 is the bottom level; not on a branch, see hasLayersBelow).
    */
-  private async compactL0(): Promise<void> {
+  private async mergeL0(): Promise<void> {
     const view = this.view;
     const inputsL0 = view.l0;
     if (inputsL0.length === 0) return;
@@ -503,6 +527,164 @@ export class LsmTree {
     this.compactions++;
     await this.collectGarbage();
     await pruneManifests(this.storage, this.branch, 5);
+  }
+
+  // ---- ingest -------------------------------------------------------------------------------------------------
+
+  /** Whether a memtable holds a key in [lo, hi]. */
+  private memOverlaps(lo: Uint8Array, hi: Uint8Array): boolean {
+    for (const table of [this.view.active, ...this.view.immutables.map((i) => i.table)]) {
+      if (table.entryCount === 0) continue;
+      const first = table.iterate({}).nextSync();
+      const last = table.iterate({ reverse: true }).nextSync();
+      if (first && last && compareBytes(last.key, lo) >= 0 && compareBytes(first.key, hi) <= 0) return true;
+    }
+    return false;
+  }
+
+  /** Whether an SST's key range meets [lo, hi]. */
+  private sstOverlaps(lo: Uint8Array, hi: Uint8Array): boolean {
+    const meets = (h: SstHandle) => compareBytes(h.maxKey, lo) >= 0 && compareBytes(h.minKey, hi) <= 0;
+    return this.view.l0.some(meets) || this.view.l1.some(meets);
+  }
+
+  private get memtablesEmpty(): boolean {
+    return this.view.active.entryCount === 0 && this.view.immutables.length === 0;
+  }
+
+  /** The manifest's SST list and the view with `metas` (all of one level) added where they belong. */
+  private withIngested(metas: SstMeta[]): { ssts: SstMeta[]; view: View } {
+    const handles = metas.map((m) => this.handleFor(m));
+    if (metas[0]!.level === 0) {
+      return {
+        ssts: [...metas, ...this.manifest.ssts],
+        view: { ...this.view, seq: this.view.seq + 1, l0: [...handles, ...this.view.l0] },
+      };
+    }
+    const l1 = [...this.manifest.ssts.filter((m) => m.level === 1), ...metas].sort((a, b) =>
+      compareBytes(unhex(a.minKey), unhex(b.minKey)),
+    );
+    return {
+      ssts: [...this.manifest.ssts.filter((m) => m.level === 0), ...l1],
+      view: {
+        ...this.view,
+        seq: this.view.seq + 1,
+        l1: [...this.view.l1, ...handles].sort((a, b) => compareBytes(a.minKey, b.minKey)),
+      },
+    };
+  }
+
+  /**
+   * Commits one transaction as SSTs: `entries` (strictly increasing keys, one per key, every lsn = `lsn`, which is
+   * above every applied commit, `appliedLsn` being the newest) are placed per the header, written durably, made
+   * the commit by `makeDurable` (the engine appends its INGEST frame), then installed in a manifest recording
+   * `ingestedLsn`. Resolves once readers see them. A failure leaves at most unreferenced SST objects.
+   */
+  async ingest(
+    entries: readonly Entry[],
+    lsn: number,
+    appliedLsn: number,
+    makeDurable: (ssts: SstMeta[]) => Promise<void>,
+  ): Promise<void> {
+    this.checkUsable();
+    if (entries.length === 0) throw new TwillError(ErrorCodes.Internal, "ingest of no entries");
+    let open = () => {};
+    this.ingesting = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    try {
+      while (this.merging) await this.merging;
+      const lo = entries[0]!.key;
+      const hi = entries[entries.length - 1]!.key;
+      if (this.memOverlaps(lo, hi)) await this.flush(appliedLsn);
+      const level = this.sstOverlaps(lo, hi) ? 0 : 1;
+      const metas = await this.writeIngestSsts(level, entries);
+      await makeDurable(metas);
+      await this.withManifestLock(async () => {
+        const emptied = this.memtablesEmpty;
+        const { ssts, view } = this.withIngested(metas);
+        const next: Manifest = {
+          ...this.manifest,
+          version: this.manifest.version + 1,
+          flushedLsn: emptied ? Math.max(this.manifest.flushedLsn, lsn) : this.manifest.flushedLsn,
+          nextSstId: Math.max(this.manifest.nextSstId, this.nextSstId),
+          ssts,
+          ingestedLsn: lsn,
+          createdAt: new Date().toISOString(),
+        };
+        await installManifest(this.storage, this.branch, next);
+        this.manifest = next;
+        this.view = view;
+        if (emptied) this.onFlushed?.(next.flushedLsn);
+      });
+    } finally {
+      this.ingesting = undefined;
+      open();
+    }
+    if (this.options.autoMaintenance && this.view.l0.length >= this.options.l0CompactionTrigger) {
+      void this.compactInBackground();
+    }
+  }
+
+  /** Level 0: one SST. Level 1: SSTs of ~sstBytesTarget (every key is distinct, so any cut is a key boundary). */
+  private async writeIngestSsts(level: 0 | 1, entries: readonly Entry[]): Promise<SstMeta[]> {
+    const metas: SstMeta[] = [];
+    let out = this.startSst(level);
+    let sinceYield = 0;
+    for (let i = 0; i < entries.length; i++) {
+      if (level === 1 && out.estimatedBytes >= this.options.sstBytesTarget) {
+        const meta = await out.finish();
+        if (meta) metas.push(meta);
+        out = this.startSst(level);
+      }
+      out.add(entries[i]!);
+      if (++sinceYield === flushEntriesPerTurn) {
+        sinceYield = 0;
+        await yieldTurn();
+      }
+    }
+    const meta = await out.finish();
+    if (meta) metas.push(meta);
+    return metas;
+  }
+
+  /**
+   * Replay of an INGEST frame at `lsn`: takes its SSTs into the tree and the in-memory manifest (the engine's next
+   * manifest install makes that durable), unless the manifest already took them in. CORRUPTION when the frame
+   * does not fit the tree as the ingest left it.
+   */
+  adoptIngested(metas: SstMeta[], lsn: number): void {
+    if (lsn <= (this.manifest.ingestedLsn ?? 0)) return;
+    const corrupt = (why: string) =>
+      new TwillError(ErrorCodes.Corruption, `the INGEST frame at lsn ${lsn} ${why}`, {
+        hint: "the log or the manifest objects were altered; restore them from a backup",
+      });
+    const level = metas[0]!.level;
+    let lo = unhex(metas[0]!.minKey);
+    let hi = unhex(metas[0]!.maxKey);
+    for (const m of metas) {
+      if (m.level !== level || m.minLsn !== lsn || m.maxLsn !== lsn) {
+        throw corrupt(`lists SST ${m.key} with level ${m.level} and lsns ${m.minLsn}..${m.maxLsn}`);
+      }
+      if (this.manifest.ssts.some((s) => s.key === m.key || s.id === m.id))
+        throw corrupt(`names SST ${m.key}, which the manifest already lists`);
+      const min = unhex(m.minKey);
+      const max = unhex(m.maxKey);
+      if (compareBytes(min, lo) < 0) lo = min;
+      if (compareBytes(max, hi) > 0) hi = max;
+    }
+    if (this.memOverlaps(lo, hi)) throw corrupt("overlaps versions replayed before it");
+    if (level === 1 && this.sstOverlaps(lo, hi)) throw corrupt("overlaps the SSTs of the manifest");
+    const emptied = this.memtablesEmpty;
+    const { ssts, view } = this.withIngested(metas);
+    this.manifest = {
+      ...this.manifest,
+      flushedLsn: emptied ? Math.max(this.manifest.flushedLsn, lsn) : this.manifest.flushedLsn,
+      nextSstId: Math.max(this.manifest.nextSstId, ...metas.map((m) => m.id + 1)),
+      ssts,
+      ingestedLsn: lsn,
+    };
+    this.view = view;
   }
 
   /** Deletes obsolete SSTs that no running read can still reach. */
