@@ -69,7 +69,7 @@ import {
   type Write,
 } from "./txn/commit-record.js";
 import { resolveRange, Transaction, type TxnHost, type TxnScanOptions } from "./txn/transaction.js";
-import { type BufferedWrite, stampEntries } from "./txn/write-buffer.js";
+import { type BufferedWrite, stampEntries, stampEntry, type WriteList } from "./txn/write-buffer.js";
 
 export const engineOptionsSchema = z
   .object({
@@ -119,7 +119,10 @@ const OPEN_ATTEMPTS_MAX = 5;
 
 interface QueuedCommit {
   txn: Transaction;
-  writes: BufferedWrite[];
+  /** For conflict checks; the ingest's is made one write at a time. */
+  writes: WriteList;
+  /** What enters the memtable; empty for an ingest. */
+  entries: BufferedWrite[];
   frames: Uint8Array[];
   bytes: number;
   /** Committed as SSTs plus one INGEST frame, in a group of its own. */
@@ -423,7 +426,10 @@ export class Engine implements TxnHost {
   /** @internal TxnHost: conflict check, then queue for the next group append. */
   async commit(txn: Transaction): Promise<number> {
     this.checkWritable();
-    const writes = txn.ownWrites();
+    // A transaction for ingest never has all its write objects made at once (see write-buffer.ts).
+    const ingest = txn.ownByteCount >= this.options.ingestBytesMin;
+    const entries = ingest ? [] : txn.ownWrites();
+    const writes = ingest ? txn.ownWriteList() : entries;
     if (writes.length === 0) return txn.snapshotLsn;
     const snapshot = txn.snapshotLsn;
     // SST part of the check: only SSTs holding versions newer than the snapshot matter. Re-run if a flush or
@@ -431,8 +437,9 @@ export class Engine implements TxnHost {
     for (;;) {
       const seq = this.tree.viewSeq;
       if (this.tree.sstMaxLsn > snapshot) {
-        for (const w of writes) {
-          if ((await this.tree.newestSstLsn(w.key, snapshot)) > snapshot) throw this.conflict(w.key);
+        for (let i = 0; i < writes.length; i++) {
+          const key = writes.at(i)!.key;
+          if ((await this.tree.newestSstLsn(key, snapshot)) > snapshot) throw this.conflict(key);
         }
       }
       if (seq === this.tree.viewSeq) break;
@@ -441,32 +448,20 @@ export class Engine implements TxnHost {
     // Memtable and queue part, synchronous up to the enqueue. Memtables with nothing newer than the snapshot
     // cannot conflict, which spares a bulk load a probe per write.
     if (this.tree.memMaxLsn > snapshot) {
-      for (const w of writes) {
-        if (this.tree.newestMemLsn(w.key) > snapshot) throw this.conflict(w.key);
+      for (let i = 0; i < writes.length; i++) {
+        const key = writes.at(i)!.key;
+        if (this.tree.newestMemLsn(key) > snapshot) throw this.conflict(key);
       }
     }
-    const queuedConflict = this.conflictWithQueued(txn);
+    const queuedConflict = this.conflictWithQueued(txn, writes);
     if (queuedConflict) throw this.conflict(queuedConflict);
-    const ingest = this.wantsIngest(writes);
-    const frames = ingest ? [] : encodeCommit(writes);
+    const frames = ingest ? [] : encodeCommit(entries);
     let bytes = 0;
     for (const f of frames) bytes += f.length;
     return new Promise<number>((resolve, reject) => {
-      this.queue.push({ txn, writes, frames, bytes, ingest, resolve, reject });
+      this.queue.push({ txn, writes, entries, frames, bytes, ingest, resolve, reject });
       this.pump();
     });
-  }
-
-  /** Whether the writes carry at least `ingestBytesMin` bytes (counting stops there). */
-  private wantsIngest(writes: readonly BufferedWrite[]): boolean {
-    const min = this.options.ingestBytesMin;
-    let bytes = 0;
-    for (let i = 0; i < writes.length; i++) {
-      const w = writes[i]!;
-      bytes += w.key.length + w.value.length;
-      if (bytes >= min) return true;
-    }
-    return false;
   }
 
   /**
@@ -474,13 +469,13 @@ export class Engine implements TxnHost {
    * snapshot). Each pair of write sets is intersected from its smaller side, so a bulk load alone pays nothing and
    * small commits never walk a large one.
    */
-  private conflictWithQueued(txn: Transaction): Uint8Array | undefined {
+  private conflictWithQueued(txn: Transaction, writes: WriteList): Uint8Array | undefined {
     for (const group of [this.inflight, this.queue]) {
       for (const q of group) {
-        if (q.writes.length <= txn.writeCount) {
-          for (const w of q.writes) if (txn.hasWrite(w.key)) return w.key;
-        } else {
-          for (const w of txn.ownWrites()) if (q.txn.hasWrite(w.key)) return w.key;
+        const [probe, other] = q.writes.length <= writes.length ? [q.writes, txn] : [writes, q.txn];
+        for (let i = 0; i < probe.length; i++) {
+          const key = probe.at(i)!.key;
+          if (other.hasWrite(key)) return key;
         }
       }
     }
@@ -550,7 +545,7 @@ export class Engine implements TxnHost {
       for (const q of group) {
         lsn += q.frames.length;
         const commitLsn = lsn - 1;
-        this.tree.apply(stampEntries(q.writes, commitLsn));
+        this.tree.apply(stampEntries(q.entries, commitLsn));
         this.lastLsn = commitLsn;
         this.commits++;
         q.resolve(commitLsn);
@@ -580,7 +575,15 @@ export class Engine implements TxnHost {
   private async ingestOne(log: Log, q: QueuedCommit): Promise<void> {
     const base = this.branchCtx.lsnBase;
     const lsn = base + log.nextLsn();
-    const entries = stampEntries(q.writes, lsn);
+    const writes = q.writes;
+    // Stamped as they are made: the entries of an ingest are made one at a time, while its SSTs are written.
+    const entries = {
+      length: writes.length,
+      at: (i: number): Entry | undefined => {
+        const w = writes.at(i);
+        return w === undefined ? undefined : stampEntry(w, lsn);
+      },
+    };
     await this.tree.ingest(entries, lsn, this.lastLsn, async (ssts) => {
       this.appends++;
       const { firstLsn } = await log.append([encodeIngest(ssts)]);

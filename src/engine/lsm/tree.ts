@@ -46,6 +46,12 @@ export interface TreeOptions {
   autoMaintenance: boolean;
 }
 
+/** Entries by position (an array, or a list that makes each entry when asked). */
+export interface EntryList {
+  readonly length: number;
+  at(index: number): Entry | undefined;
+}
+
 export interface KeyValue {
   key: Uint8Array;
   value: Uint8Array;
@@ -581,7 +587,7 @@ export class LsmTree {
    * `ingestedLsn`. Resolves once readers see them. A failure leaves at most unreferenced SST objects.
    */
   async ingest(
-    entries: readonly Entry[],
+    entries: EntryList,
     lsn: number,
     appliedLsn: number,
     makeDurable: (ssts: SstMeta[]) => Promise<void>,
@@ -594,8 +600,8 @@ export class LsmTree {
     });
     try {
       while (this.merging) await this.merging;
-      const lo = entries[0]!.key;
-      const hi = entries[entries.length - 1]!.key;
+      const lo = entries.at(0)!.key;
+      const hi = entries.at(entries.length - 1)!.key;
       if (this.memOverlaps(lo, hi)) await this.flush(appliedLsn);
       const level = this.sstOverlaps(lo, hi) ? 0 : 1;
       const metas = await this.writeIngestSsts(level, entries);
@@ -627,7 +633,7 @@ export class LsmTree {
   }
 
   /** Level 0: one SST. Level 1: SSTs of ~sstBytesTarget (every key is distinct, so any cut is a key boundary). */
-  private async writeIngestSsts(level: 0 | 1, entries: readonly Entry[]): Promise<SstMeta[]> {
+  private async writeIngestSsts(level: 0 | 1, entries: EntryList): Promise<SstMeta[]> {
     const metas: SstMeta[] = [];
     let out = this.startSst(level);
     let sinceYield = 0;
@@ -637,7 +643,7 @@ export class LsmTree {
         if (meta) metas.push(meta);
         out = this.startSst(level);
       }
-      out.add(entries[i]!);
+      out.add(entries.at(i)!);
       if (++sinceYield === flushEntriesPerTurn) {
         sinceYield = 0;
         await yieldTurn();
