@@ -25,7 +25,7 @@
  * commit LSN on them (`stampEntries`) rather than by allocating a second object per row.
  */
 
-import { compareBytes, type Entry, EntryKind } from "../lsm/types.js";
+import { type Entry, EntryKind } from "../lsm/types.js";
 import { type Write, WriteKind } from "./commit-record.js";
 
 /** A buffered write; its lsn is 0 until the commit stamps it. */
