@@ -16,8 +16,10 @@
  *   - Ingest (`ingest`, one huge committed transaction written straight to SSTs at its commit LSN) keeps the
  *     newest-first read order: its SSTs go to L1 when their key range overlaps nothing in the tree (no memtable,
  *     no SST: no key of theirs has another version), else to the front of L0 after every memtable whose range
- *     overlaps was flushed (so no older version of one of their keys sits above them). No compaction merges while
- *     an ingest runs, so the overlap check and the install see the same SSTs.
+ *     overlaps was flushed (so no older version of one of their keys sits above them). The SSTs of one ingest
+ *     do not overlap one another and all carry its one LSN, so their order among themselves does not matter. An
+ *     ingest goes to L1 only when no compaction merges, and none starts until it is installed, so the overlap
+ *     check and the install see the same L1.
  */
 
 import { ErrorCodes, TwillError } from "../../errors.js";
@@ -28,7 +30,7 @@ import { AsyncCursor, ConcatCursor, type Cursor, type EntrySource } from "./curs
 import { installManifest, type Manifest, pruneManifests, type SstMeta } from "./manifest.js";
 import { Memtable } from "./memtable.js";
 import { compactEntries, mergeIterators, visibleEntries } from "./merge.js";
-import { SstReader, SstWriter } from "./sst.js";
+import { SlabPool, SstReader, SstWriter } from "./sst.js";
 import { compareBytes, type Entry, EntryKind, lsnMax, NEEDS_IO, type NeedsIo } from "./types.js";
 
 export interface TreeOptions {
@@ -139,6 +141,7 @@ export class LsmTree {
   private view: View;
   private manifest: Manifest;
   private readonly cache: BlockCache;
+  private readonly slabs: SlabPool;
   private readonly readsBySeq = new Map<number, number>();
   /** SST objects dropped from the manifest, deletable once no read older than `afterSeq` runs. */
   private obsolete: { key: string; afterSeq: number }[] = [];
@@ -147,7 +150,7 @@ export class LsmTree {
   private compacting: Promise<void> | undefined;
   /** Set while an ingest runs: a compaction waits for it before it picks its inputs. */
   private ingesting: Promise<void> | undefined;
-  /** Set while a compaction merges (after it passed any ingest): an ingest waits for it. */
+  /** Set while a compaction merges (after it passed any ingest): an ingest then goes to L0. */
   private merging: Promise<void> | undefined;
   private failure: TwillError | undefined;
   private closed = false;
@@ -168,6 +171,8 @@ export class LsmTree {
     this.manifest = manifest;
     this.gcHorizon = manifest.gcHorizonLsn ?? 0;
     this.cache = new BlockCache(options.blockCacheBytesMax);
+    // One SST's worth: flushes, compactions and ingests write one SST at a time.
+    this.slabs = new SlabPool(Math.ceil(options.sstBytesTarget / (1024 * 1024)) + 2);
     const handles = manifest.ssts.map((meta) => this.handleFor(meta));
     this.view = {
       seq: 1,
@@ -357,7 +362,7 @@ export class LsmTree {
 
   /** Starts an SST at `level`: add entries in internal order, then `finish` writes it (undefined when empty). */
   private startSst(level: 0 | 1) {
-    const writer = new SstWriter({ blockBytesTarget: this.options.blockBytesTarget });
+    const writer = new SstWriter({ blockBytesTarget: this.options.blockBytesTarget, slabs: this.slabs });
     let count = 0;
     let minKey: Uint8Array | undefined;
     let maxKey: Uint8Array | undefined;
@@ -388,9 +393,14 @@ export class LsmTree {
           // The blocks go out as they are: the SST never exists twice in memory.
           const parts = writer.finishParts();
           for (const p of parts) sizeBytes += p.length;
-          await storage.writeChunks(key, parts);
+          try {
+            await storage.writeChunks(key, parts);
+          } finally {
+            writer.releaseSlabs();
+          }
         } else {
           const bytes = writer.finish();
+          writer.releaseSlabs();
           sizeBytes = bytes.length;
           await storage.write(key, bytes);
         }
@@ -438,7 +448,7 @@ export class LsmTree {
     if (this.failure) throw this.failure;
   }
 
-  /** Waits for a running ingest, then compacts (an ingest in turn waits for the merge). */
+  /** Waits for a running ingest, then compacts. */
   private async compactL0(): Promise<void> {
     while (this.ingesting) await this.ingesting;
     const merge = this.mergeL0();
@@ -599,11 +609,13 @@ export class LsmTree {
       open = resolve;
     });
     try {
-      while (this.merging) await this.merging;
       const lo = entries.at(0)!.key;
       const hi = entries.at(entries.length - 1)!.key;
       if (this.memOverlaps(lo, hi)) await this.flush(appliedLsn);
-      const level = this.sstOverlaps(lo, hi) ? 0 : 1;
+      // L1 only while no compaction merges (its outputs could cover the range); none can start until we are done.
+      // At L0 a compaction running alongside is harmless: it keeps L0 SSTs it did not take as inputs, and its
+      // outputs hold only older versions.
+      const level = this.merging === undefined && !this.sstOverlaps(lo, hi) ? 1 : 0;
       const metas = await this.writeIngestSsts(level, entries);
       await makeDurable(metas);
       await this.withManifestLock(async () => {
@@ -632,13 +644,16 @@ export class LsmTree {
     }
   }
 
-  /** Level 0: one SST. Level 1: SSTs of ~sstBytesTarget (every key is distinct, so any cut is a key boundary). */
+  /**
+   * SSTs of ~sstBytesTarget (every key is distinct, so any cut is a key boundary), at L0 as at L1: they do not
+   * overlap one another, so a read still consults one of them, and one SST's worth is in memory at a time.
+   */
   private async writeIngestSsts(level: 0 | 1, entries: EntryList): Promise<SstMeta[]> {
     const metas: SstMeta[] = [];
     let out = this.startSst(level);
     let sinceYield = 0;
     for (let i = 0; i < entries.length; i++) {
-      if (level === 1 && out.estimatedBytes >= this.options.sstBytesTarget) {
+      if (out.estimatedBytes >= this.options.sstBytesTarget) {
         const meta = await out.finish();
         if (meta) metas.push(meta);
         out = this.startSst(level);
