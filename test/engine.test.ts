@@ -114,6 +114,41 @@ for (const backend of backends) {
       await engine.close();
     });
 
+    it("refuses a commit that writes a key a queued commit writes, small or large, and frees keys once applied", async () => {
+      const engine = await Engine.open(await openStorage());
+      const wide = (from: number, count: number, tag: string) => {
+        const txn = engine.begin();
+        for (let i = from; i < from + count; i++) txn.put(key(i), enc(`${tag}${i}`));
+        return txn;
+      };
+      // Committed in the same tick: the second and third find the first still queued.
+      const results = await Promise.allSettled([
+        wide(0, 3, "a").commit(),
+        wide(2, 1, "b").commit(), // small vs small
+        wide(1, 400, "c").commit(), // large (> 256 writes) vs small
+        wide(1000, 400, "d").commit(), // large, disjoint: commits
+        wide(1399, 1, "e").commit(), // small vs large
+      ]);
+      expect(results.map((r) => r.status)).toEqual([
+        "fulfilled",
+        "rejected",
+        "rejected",
+        "fulfilled",
+        "rejected",
+      ]);
+      for (const r of results) {
+        if (r.status === "rejected")
+          expect(r.reason).toMatchObject({ code: ErrorCodes.SerializationFailure });
+      }
+      // Applied: new transactions on those keys commit.
+      await wide(2, 1, "f").commit();
+      await wide(1399, 1, "g").commit();
+      expect(dec(await engine.read(key(2)))).toBe("f2");
+      expect(dec(await engine.read(key(1399)))).toBe("g1399");
+      expect(dec(await engine.read(key(1)))).toBe("a1");
+      await engine.close();
+    });
+
     it("flushes to SSTs, compacts, and reads everything back after reopen", async () => {
       const url = await backend.freshUrl();
       let engine = await Engine.open(await openStorage(url), small);

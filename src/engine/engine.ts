@@ -58,6 +58,7 @@ import {
 import type { VersionReader } from "./lsm/branch-view.js";
 import { type AsyncCursor, LimitCursor } from "./lsm/cursor.js";
 import { emptyManifest, installManifest, loadLatestManifest, type Manifest } from "./lsm/manifest.js";
+import { keyString } from "./lsm/memtable.js";
 import { type KeyValue, LsmTree, type ScanRange, type TreeStats } from "./lsm/tree.js";
 import { type Entry, EntryKind, NEEDS_IO, type NeedsIo } from "./lsm/types.js";
 import {
@@ -116,6 +117,8 @@ export type EngineOptions = z.input<typeof engineOptionsSchema>;
 const GROUP_FRAMES_MAX = 4096;
 const GROUP_BYTES_MAX = 48 * 1024 * 1024;
 const OPEN_ATTEMPTS_MAX = 5;
+/** Commits with at most this many writes are checked against queued ones through `pendingKeys`. */
+const PENDING_KEYS_MAX = 256;
 
 interface QueuedCommit {
   txn: Transaction;
@@ -123,6 +126,10 @@ interface QueuedCommit {
   writes: WriteList;
   /** What enters the memtable; empty for an ingest. */
   entries: BufferedWrite[];
+  /** Latin1 strings of the written keys, counted in `pendingKeys`; undefined for a large commit (`pendingLarge`). */
+  keys: string[] | undefined;
+  /** Removed from `pendingKeys` / `pendingLarge`. */
+  settled: boolean;
   frames: Uint8Array[];
   bytes: number;
   /** Committed as SSTs plus one INGEST frame, in a group of its own. */
@@ -160,8 +167,13 @@ export class Engine implements TxnHost {
   private lastLsn = 0;
   private queue: QueuedCommit[] = [];
   private appending = false;
-  /** The group whose append is in flight. */
-  private inflight: QueuedCommit[] = [];
+  /**
+   * Keys written by queued and in-flight commits of at most PENDING_KEYS_MAX writes, with how many write each: a
+   * commit checks its keys here, instead of probing each of up to 15 others' write sets (measured: 15% of a
+   * 16-committer run). Larger commits are in `pendingLarge` and checked pair by pair.
+   */
+  private readonly pendingKeys = new Map<string, number>();
+  private readonly pendingLarge = new Set<QueuedCommit>();
   private failure: TwillError | undefined;
   private closed = false;
   private commits = 0;
@@ -453,33 +465,74 @@ export class Engine implements TxnHost {
         if (this.tree.newestMemLsn(key) > snapshot) throw this.conflict(key);
       }
     }
-    const queuedConflict = this.conflictWithQueued(txn, writes);
-    if (queuedConflict) throw this.conflict(queuedConflict);
+    const keys = this.checkPending(txn, writes);
     const frames = ingest ? [] : encodeCommit(entries);
     let bytes = 0;
     for (const f of frames) bytes += f.length;
     return new Promise<number>((resolve, reject) => {
-      this.queue.push({ txn, writes, entries, frames, bytes, ingest, resolve, reject });
+      const q: QueuedCommit = {
+        txn,
+        writes,
+        entries,
+        keys,
+        settled: false,
+        frames,
+        bytes,
+        ingest,
+        resolve,
+        reject,
+      };
+      if (keys === undefined) this.pendingLarge.add(q);
+      else for (const k of keys) this.pendingKeys.set(k, (this.pendingKeys.get(k) ?? 0) + 1);
+      this.queue.push(q);
       this.pump();
     });
   }
 
   /**
-   * A key this transaction writes that a queued or in-flight commit also writes (those commits are newer than any
-   * snapshot). Each pair of write sets is intersected from its smaller side, so a bulk load alone pays nothing and
-   * small commits never walk a large one.
+   * Conflict check against queued and in-flight commits (those are newer than any snapshot): throws on a key one of
+   * them writes too; returns this commit's key strings for `pendingKeys` (undefined when it is large). Large write
+   * sets are intersected from the smaller side, so a bulk load alone pays nothing and small commits never walk a
+   * large one.
    */
-  private conflictWithQueued(txn: Transaction, writes: WriteList): Uint8Array | undefined {
-    for (const group of [this.inflight, this.queue]) {
-      for (const q of group) {
-        const [probe, other] = q.writes.length <= writes.length ? [q.writes, txn] : [writes, q.txn];
-        for (let i = 0; i < probe.length; i++) {
-          const key = probe.at(i)!.key;
-          if (other.hasWrite(key)) return key;
-        }
+  private checkPending(txn: Transaction, writes: WriteList): string[] | undefined {
+    let keys: string[] | undefined;
+    if (writes.length <= PENDING_KEYS_MAX) {
+      keys = new Array<string>(writes.length);
+      for (let i = 0; i < writes.length; i++) {
+        const key = writes.at(i)!.key;
+        const k = keyString(key);
+        if (this.pendingKeys.has(k)) throw this.conflict(key);
+        keys[i] = k;
+      }
+    } else if (this.pendingKeys.size > 0) {
+      for (const k of this.pendingKeys.keys()) {
+        if (txn.hasWriteString(k)) throw this.conflict(Buffer.from(k, "latin1"));
       }
     }
-    return undefined;
+    for (const q of this.pendingLarge) {
+      const [probe, other] = q.writes.length <= writes.length ? [q.writes, txn] : [writes, q.txn];
+      for (let i = 0; i < probe.length; i++) {
+        const key = probe.at(i)!.key;
+        if (other.hasWrite(key)) throw this.conflict(key);
+      }
+    }
+    return keys;
+  }
+
+  /** The commit left the queue (applied or failed): its keys no longer conflict through `pendingKeys`. */
+  private settlePending(q: QueuedCommit): void {
+    if (q.settled) return;
+    q.settled = true;
+    if (q.keys === undefined) {
+      this.pendingLarge.delete(q);
+      return;
+    }
+    for (const k of q.keys) {
+      const n = this.pendingKeys.get(k)! - 1;
+      if (n <= 0) this.pendingKeys.delete(k);
+      else this.pendingKeys.set(k, n);
+    }
   }
 
   private conflict(key: Uint8Array): TwillError {
@@ -515,9 +568,7 @@ export class Engine implements TxnHost {
       if (q.ingest) break;
     }
     const group = this.queue.splice(0, take);
-    this.inflight = group;
     void this.appendGroup(group).finally(() => {
-      this.inflight = [];
       // Let the committers just resolved run first: they come back with their next commits a few microtasks later,
       // and pumping at once would send the one commit that beat them to disk alone (measured: groups alternated
       // 1, 15, 1, 15 … with 16 writers; waiting one turn gives groups of 16 and half the syncs).
@@ -546,6 +597,8 @@ export class Engine implements TxnHost {
         lsn += q.frames.length;
         const commitLsn = lsn - 1;
         this.tree.apply(stampEntries(q.entries, commitLsn));
+        // In the memtable now, where later commits' checks find it.
+        this.settlePending(q);
         this.lastLsn = commitLsn;
         this.commits++;
         q.resolve(commitLsn);
@@ -567,7 +620,10 @@ export class Engine implements TxnHost {
               },
             );
       }
-      for (const q of group) q.reject(this.failure ?? error);
+      for (const q of group) {
+        this.settlePending(q);
+        q.reject(this.failure ?? error);
+      }
     }
   }
 
@@ -594,6 +650,7 @@ export class Engine implements TxnHost {
         );
       }
     });
+    this.settlePending(q);
     this.lastLsn = lsn;
     this.commits++;
     this.ingests++;

@@ -70,6 +70,26 @@ function writeBytes(w: Write): number {
   return 1 + key + (w.kind === WriteKind.Put ? varintBytes(w.value.length) + w.value.length : 0);
 }
 
+/**
+ * Small frames are carved from a shared 256 KiB slab, filled front to back and never written twice: a frame is
+ * only read until its append is durable, and an ArrayBuffer per commit cost ~2 µs of a ~20 µs commit.
+ */
+const frameSlabBytes = 256 * 1024;
+const frameSharedBytesMax = 16 * 1024;
+let frameSlab = new Uint8Array(0);
+let frameSlabUsed = 0;
+
+function allocFrame(length: number): Uint8Array {
+  if (length > frameSharedBytesMax) return new Uint8Array(length);
+  if (frameSlabUsed + length > frameSlab.length) {
+    frameSlab = new Uint8Array(frameSlabBytes);
+    frameSlabUsed = 0;
+  }
+  const out = frameSlab.subarray(frameSlabUsed, frameSlabUsed + length);
+  frameSlabUsed += length;
+  return out;
+}
+
 function encodeFrame(
   type: FrameType,
   writes: readonly Write[],
@@ -77,7 +97,7 @@ function encodeFrame(
   to: number,
   bytes: number,
 ): Uint8Array {
-  const out = new Uint8Array(1 + varintBytes(to - from) + bytes);
+  const out = allocFrame(1 + varintBytes(to - from) + bytes);
   out[0] = type;
   let at = putVarint(out, 1, to - from);
   for (let i = from; i < to; i++) {

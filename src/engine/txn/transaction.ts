@@ -76,6 +76,11 @@ export class Transaction {
     return this.writes.has(key);
   }
 
+  /** @internal `hasWrite` for a key given as its latin1 string. */
+  hasWriteString(key: string): boolean {
+    return this.writes.hasString(key);
+  }
+
   private checkOpen(): void {
     if (this.state !== "open") {
       throw new TwillError(ErrorCodes.InvalidArgument, `the transaction is ${this.state}; begin a new one`, {

@@ -2,8 +2,8 @@
  * WriteBuffer: a transaction's buffered writes, last write per key wins.
  *
  * Built for both ends of the range: a one-row commit and a bulk load of millions of rows in one transaction.
- *   - A write is four integers in a growable Int32Array (chunk number, offset, key length, value length or -1
- *     for a delete), not objects: a bulk load of 1M rows made 3M objects (a write and two views), which lived
+ *   - A write is four small integers in an array (chunk number, offset, key length, value length or -1 for a
+ *     delete), not objects: a bulk load of 1M rows made 3M objects (a write and two views), which lived
  *     until the commit and cost more in garbage collection than everything else in the load. Write objects are
  *     made on demand: all at once by `sorted()` (what a commit through the memtable needs), or one at a time,
  *     short-lived, by `sortedAt` (what an ingest needs).
@@ -12,10 +12,11 @@
  *   - The key map (latin1 key string → write slot) that lookups need — read-your-own-writes, the engine's check
  *     against queued commits — is built only on the first lookup, then kept up to date. Before that,
  *     duplicates may sit in the slots; building the map or sorting removes them, keeping the latest.
- *   - Key and value bytes are copied into chunks that grow from 256 B to 256 KiB, so a bulk load does not create
- *     one ArrayBuffer per write (about 2 µs each in V8) and a one-row commit allocates no more than it needs.
- *     The writes reach the memtable as views into those chunks, so a chunk lives as long as the memtable
- *     holding its writes; a write larger than 64 KiB gets a chunk of its own.
+ *   - Key and value bytes are copied into 256 KiB chunks shared by every write buffer of the process, filled
+ *     front to back and never written twice, so neither a bulk load nor a one-row commit creates an ArrayBuffer
+ *     per write or per transaction (about 2 µs each in V8). The writes reach the memtable as views into those
+ *     chunks, so a chunk lives as long as anything holding one of its writes (a memtable, until its flush); bytes
+ *     of aborted transactions are simply never referenced. A write larger than 64 KiB gets a chunk of its own.
  *
  * Invariants: `sorted()` (and `sortedAt`) is in strictly increasing key order with one write per key, the latest;
  * `get`/`has` see the latest write of a key; callers never see memory shared with the bytes they passed in.
@@ -25,6 +26,7 @@
  * commit LSN on them (`stampEntries`) rather than by allocating a second object per row.
  */
 
+import { keyString } from "../lsm/memtable.js";
 import { type Entry, EntryKind } from "../lsm/types.js";
 import { type Write, WriteKind } from "./commit-record.js";
 
@@ -54,15 +56,13 @@ export function stampEntry(write: BufferedWrite, lsn: number): Entry {
 }
 
 const EMPTY = new Uint8Array(0);
-const chunkBytesFirst = 256;
-const chunkBytesMax = 256 * 1024;
+const sharedChunkBytes = 256 * 1024;
 const ownBufferBytes = 64 * 1024;
+/** The chunk small writes of every buffer are copied into, and how much of it is taken. */
+let shared: Uint8Array = EMPTY;
+let sharedUsed = 0;
 /** Int32 fields per write slot: chunk number, offset in the chunk, key length, value length (-1: delete). */
 const F = 4;
-
-function keyString(key: Uint8Array): string {
-  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
-}
 
 /** A list of writes by position: an array of them, or a WriteBuffer's sorted writes made one at a time. */
 export interface WriteList {
@@ -72,7 +72,8 @@ export interface WriteList {
 
 export class WriteBuffer {
   private chunks: Uint8Array[] = [];
-  private slots = new Int32Array(F * 16);
+  /** F small integers per write; a plain array, since a typed array costs an ArrayBuffer per transaction. */
+  private slots: number[] = [];
   /** Slots in use; before the key map exists, superseded duplicates may be among them. */
   private count = 0;
   /** Key → slot; undefined until the first lookup needs it. When present, no two slots hold one key. */
@@ -82,9 +83,6 @@ export class WriteBuffer {
   /** Slots in key order, one per key (undefined while `ascending`, or until the next sort). */
   private order: Int32Array | undefined;
   private sortedCache: BufferedWrite[] | undefined;
-  private chunk: Uint8Array = EMPTY;
-  private chunkUsed = 0;
-  private nextChunkBytes = chunkBytesFirst;
   private bytes = 0;
 
   /** Number of distinct keys written. */
@@ -113,6 +111,11 @@ export class WriteBuffer {
 
   has(key: Uint8Array): boolean {
     return this.indexed().has(keyString(key));
+  }
+
+  /** `has` for a key given as its latin1 string. */
+  hasString(key: string): boolean {
+    return this.indexed().has(key);
   }
 
   /**
@@ -147,14 +150,12 @@ export class WriteBuffer {
 
   clear(): void {
     this.chunks = [];
-    this.slots = new Int32Array(F * 16);
+    this.slots = [];
     this.count = 0;
     this.index = undefined;
     this.ascending = true;
     this.order = undefined;
     this.sortedCache = undefined;
-    this.chunk = EMPTY;
-    this.chunkUsed = 0;
     this.bytes = 0;
   }
 
@@ -208,9 +209,8 @@ export class WriteBuffer {
 
   private slotKeyString(slot: number): string {
     const s = this.slots;
-    const bytes = this.chunks[s[slot * F]!]!;
     const offset = s[slot * F + 1]!;
-    return Buffer.from(bytes.buffer, bytes.byteOffset + offset, s[slot * F + 2]!).toString("latin1");
+    return keyString(this.chunks[s[slot * F]!]!.subarray(offset, offset + s[slot * F + 2]!));
   }
 
   /** Slots in key order, one per key: the latest (with the key map, every slot is already the latest). */
@@ -241,16 +241,20 @@ export class WriteBuffer {
       if (at !== undefined) slot = at;
       else this.index.set(k, slot);
     }
+    const s = this.slots;
     if (slot === this.count) {
       if (this.ascending && slot > 0 && this.compareToSlot(key, slot - 1) <= 0) this.ascending = false;
-      if ((slot + 1) * F > this.slots.length) {
-        const grown = new Int32Array(this.slots.length * 2);
-        grown.set(this.slots);
-        this.slots = grown;
+      // Pushed, not assigned past the end, so the array stays packed.
+      if (s.length === slot * F) s.push(chunkId, offset, key.length, valueLength);
+      else {
+        s[slot * F] = chunkId;
+        s[slot * F + 1] = offset;
+        s[slot * F + 2] = key.length;
+        s[slot * F + 3] = valueLength;
       }
       this.count++;
+      return;
     }
-    const s = this.slots;
     const at = slot * F;
     s[at] = chunkId;
     s[at + 1] = offset;
@@ -275,13 +279,14 @@ export class WriteBuffer {
         }
       }
       this.count = kept;
+      s.length = kept * F;
       this.order = undefined;
     }
     this.index = index;
     return index;
   }
 
-  /** key ++ value, copied into the last chunk (a new one of its own when large); returns the offset there. */
+  /** key ++ value, copied into the shared chunk (a chunk of its own when large), which is then this buffer's last. */
   private copyIn(key: Uint8Array, value: Uint8Array): number {
     const total = key.length + value.length;
     let out: Uint8Array;
@@ -289,19 +294,15 @@ export class WriteBuffer {
     if (total > ownBufferBytes) {
       out = new Uint8Array(total);
       this.chunks.push(out);
-      // The next small write needs a new chunk: the current one is no longer last.
-      this.chunk = EMPTY;
-      this.chunkUsed = 0;
     } else {
-      if (this.chunkUsed + total > this.chunk.length) {
-        this.chunk = new Uint8Array(Math.max(total, this.nextChunkBytes));
-        this.chunks.push(this.chunk);
-        this.chunkUsed = 0;
-        this.nextChunkBytes = Math.min(chunkBytesMax, this.nextChunkBytes * 2);
+      if (sharedUsed + total > shared.length) {
+        shared = new Uint8Array(sharedChunkBytes);
+        sharedUsed = 0;
       }
-      out = this.chunk;
-      at = this.chunkUsed;
-      this.chunkUsed += total;
+      out = shared;
+      if (this.chunks[this.chunks.length - 1] !== out) this.chunks.push(out);
+      at = sharedUsed;
+      sharedUsed += total;
     }
     const k = key.length;
     // Keys are short: a loop beats a `set` call.
