@@ -149,6 +149,21 @@ for (const backend of backends) {
       await engine.close();
     });
 
+    it("lets the event loop turn during a stream of commits (timers and I/O callbacks are not starved)", async () => {
+      const engine = await Engine.open(await openStorage());
+      let turnedAt: number | undefined;
+      let i = 0;
+      setImmediate(() => {
+        turnedAt = i;
+      });
+      for (; i < 100; i++) await put(engine, [[`t${i}`, "x"]]);
+      // The pipeline yields an event-loop turn every few appends; a stream of microtask-only commits (memory://,
+      // file://) would otherwise run to the end before any callback.
+      expect(turnedAt).toBeDefined();
+      expect(turnedAt!).toBeLessThan(100);
+      await engine.close();
+    });
+
     it("flushes to SSTs, compacts, and reads everything back after reopen", async () => {
       const url = await backend.freshUrl();
       let engine = await Engine.open(await openStorage(url), small);
