@@ -164,6 +164,20 @@ for (const backend of backends) {
       await engine.close();
     });
 
+    it("gives back its block cache on close, and refuses reads after it", async () => {
+      const engine = await Engine.open(await openStorage(), small);
+      const txn = engine.begin();
+      for (let i = 0; i < 500; i++) txn.put(key(i), enc(`v${i}${"z".repeat(100)}`));
+      await txn.commit();
+      await engine.flush();
+      for (let i = 0; i < 500; i += 7) expect(dec(await engine.read(key(i)))).toBe(`v${i}${"z".repeat(100)}`);
+      expect(engine.stats().blockCache.bytes).toBeGreaterThan(0);
+      await engine.close();
+      expect(engine.stats().blockCache.bytes).toBe(0);
+      expect(() => engine.readSync(key(1))).toThrow(TwillError);
+      await expect(engine.read(key(1))).rejects.toMatchObject({ code: ErrorCodes.Closed });
+    });
+
     it("flushes to SSTs, compacts, and reads everything back after reopen", async () => {
       const url = await backend.freshUrl();
       let engine = await Engine.open(await openStorage(url), small);

@@ -980,6 +980,9 @@ export class LsmTree {
     if (this.closed) return;
     await this.idle();
     this.closed = true;
+    // A closed tree answers no reads: its cached blocks (blockCacheBytesMax of them) are memory for the next
+    // engine, not this one, while anything still holds a reference to it.
+    this.cache.clear();
   }
 }
 
