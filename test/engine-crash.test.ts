@@ -347,6 +347,9 @@ const SIM_OPTIONS: EngineOptions = {
   l0CompactionTrigger: 2,
 };
 
+/** For the ingest workload: its two bulk transactions (about 18 KB and 60 KB) commit by ingest, nothing else. */
+const SIM_INGEST: EngineOptions = { ...SIM_OPTIONS, ingestBytesMin: 16 * 1024 };
+
 /** Thrown by a workload step when the simulated process has died. */
 class Died extends Error {}
 
@@ -360,7 +363,17 @@ async function simWorkload(
   sim: CrashSimStorage,
   seed: number,
   history: CommitRecord[],
-  { txns = 30, big = false, marks = {} }: { txns?: number; big?: boolean; marks?: { big?: number } } = {},
+  {
+    txns = 30,
+    big = false,
+    ingest = false,
+    marks = {},
+  }: {
+    txns?: number;
+    big?: boolean;
+    ingest?: boolean;
+    marks?: { big?: number; ingests?: number };
+  } = {},
 ): Promise<void> {
   const random = prng(seed);
   const int = (n: number) => Math.floor(random() * n);
@@ -373,23 +386,39 @@ async function simWorkload(
     }
   };
   let nextId = 0;
-  const oneTxn = async (engine: Engine, big: boolean) => {
+  const oneTxn = async (engine: Engine, big: boolean, bulk?: "apart" | "over") => {
     const id = `${seed}.${nextId++}`;
     const txn = engine.begin();
     const writes = new Map<string, string | null>();
     const count = big ? 2 : 1 + int(4);
     if (big) marks.big = sim.operations;
-    for (let i = 0; i < count; i++) {
-      const key = `k${int(16)}`;
-      if (!big && int(5) === 0) {
-        writes.set(key, null);
-        txn.delete(enc(key));
-      } else {
-        const value = `${id}/${i}/${"v".repeat(big ? 2_200_000 : int(300))}`;
+    if (bulk) {
+      // Past SIM_INGEST's ingestBytesMin: committed by ingest. "apart" keys overlap nothing (L1); "over" rewrites
+      // and deletes keys that memtables and SSTs hold (flush, then L0).
+      if (bulk === "apart" && marks.big === undefined) marks.big = sim.operations;
+      for (let i = 0; i < 60; i++) {
+        const key = bulk === "apart" ? `a${String(i).padStart(3, "0")}` : `k${i % 16}`;
+        if (bulk === "over" && i % 16 === 5) {
+          writes.set(key, null);
+          txn.delete(enc(key));
+          continue;
+        }
+        const value = `${id}/${i}/${"w".repeat(bulk === "apart" ? 300 : 1_200)}`;
         writes.set(key, value);
         txn.put(enc(key), enc(value));
       }
-    }
+    } else
+      for (let i = 0; i < count; i++) {
+        const key = `k${int(16)}`;
+        if (!big && int(5) === 0) {
+          writes.set(key, null);
+          txn.delete(enc(key));
+        } else {
+          const value = `${id}/${i}/${"v".repeat(big ? 2_200_000 : int(300))}`;
+          writes.set(key, value);
+          txn.put(enc(key), enc(value));
+        }
+      }
     const record: CommitRecord = { id, order: history.length, writes: [...writes], status: "unknown" };
     history.push(record);
     try {
@@ -406,7 +435,7 @@ async function simWorkload(
   };
   let phase = "open";
   try {
-    const engine = await guard(() => Engine.open(sim, SIM_OPTIONS));
+    const engine = await guard(() => Engine.open(sim, ingest ? SIM_INGEST : SIM_OPTIONS));
     // Maintenance started at one transaction and awaited a few later, so it overlaps commits.
     let background: Promise<void> | undefined;
     const startBackground = (work: () => Promise<void>) => {
@@ -424,12 +453,16 @@ async function simWorkload(
       }
       phase = `transaction ${i}`;
       const parallel = i % 4 === 3 ? 3 : 1;
+      const bulk = ingest && i === 5 ? "apart" : ingest && i === 15 ? "over" : undefined;
       const results = await Promise.allSettled(
-        Array.from({ length: parallel }, (_, j) => oneTxn(engine, big && i === 15 && j === 0)),
+        Array.from({ length: parallel }, (_, j) =>
+          oneTxn(engine, big && i === 15 && j === 0, j === 0 ? bulk : undefined),
+        ),
       );
       for (const r of results) if (r.status === "rejected") throw r.reason;
     }
     await background;
+    marks.ingests = engine.stats().ingests;
     phase = "close";
     await guard(() => engine.close());
   } catch (error) {
@@ -510,31 +543,36 @@ describe("crash-sim: crash at every storage operation of a workload", () => {
     for (const dir of dirs) await rm(dir, { recursive: true, force: true });
   });
 
-  for (let w = 0; w < SIM_WORKLOADS; w++) {
-    const workloadSeed = BASE_SEED * 1000 + w;
+  // The last workload commits two transactions by ingest (SSTs, then an INGEST frame, then a manifest).
+  for (let w = 0; w <= SIM_WORKLOADS; w++) {
+    const ingest = w === SIM_WORKLOADS;
+    const workloadSeed = BASE_SEED * 1000 + (ingest ? 500 : w);
     // Odd workloads carry the 4.4 MB transaction; its checksums make each run slow, so they try fewer ways.
-    const big = w % 2 === 1;
+    const big = !ingest && w % 2 === 1;
     const ways = big ? Math.max(1, Math.ceil(SIM_SEEDS / 3)) : SIM_SEEDS;
     // How long operations stay in flight varies, and with it how much overlaps at the crash.
     const maxDelayTurns = [2, 1, 5][w % 3]!;
-    const title = `workload ${workloadSeed}${big ? " (with PART frames)" : ""}: every crash point${big ? " from the big commit on" : ""}, ${ways} + 1 ways each, then a crash during recovery`;
+    const what = big ? " (with PART frames)" : ingest ? " (with two ingests)" : "";
+    const from = big ? " from the big commit on" : ingest ? " from the first ingest on" : "";
+    const title = `workload ${workloadSeed}${what}: every crash point${from}, ${ways} + 1 ways each, then a crash during recovery`;
     it(title, async () => {
       // A run without a crash counts the operations (the schedule is deterministic for a seed).
       const dry = new CrashSimStorage({ seed: workloadSeed, maxDelayTurns });
       const dryHistory: CommitRecord[] = [];
-      const marks: { big?: number } = {};
-      await simWorkload(dry, workloadSeed, dryHistory, { big, marks });
+      const marks: { big?: number; ingests?: number } = {};
+      await simWorkload(dry, workloadSeed, dryHistory, { big, ingest, marks });
       const total = dry.operations;
       expect(dryHistory.filter((c) => c.status === "acked").length).toBeGreaterThan(20);
+      if (ingest) expect(marks.ingests, "both bulk transactions committed by ingest").toBe(2);
       let recoveredCount = 0;
       const coverage = new Map<string, number>();
       const count = (what: string) => coverage.set(what, (coverage.get(what) ?? 0) + 1);
       // Crash points before the big transaction are the small workloads' business; big ones start just before it.
-      const firstCrash = big ? Math.max(1, marks.big! - 2) : 1;
+      const firstCrash = big || ingest ? Math.max(1, marks.big! - 2) : 1;
       for (let crashAt = firstCrash; crashAt <= total + 1; crashAt++) {
         const sim = new CrashSimStorage({ seed: workloadSeed, crashAt, maxDelayTurns });
         const history: CommitRecord[] = [];
-        await simWorkload(sim, workloadSeed, history, { big }).catch((error: unknown) => {
+        await simWorkload(sim, workloadSeed, history, { big, ingest }).catch((error: unknown) => {
           throw new Error(`crashAt ${crashAt}: ${(error as Error).message}`, { cause: error });
         });
         const multiFrame = sim.inFlight.find((m) => (m.frames ?? 0) > 1);

@@ -44,6 +44,7 @@ const coverage = {
   reopens: 0,
   flushes: 0,
   compactions: 0,
+  ingests: 0,
   readsWithSsts: 0,
   maxSsts: 0,
 };
@@ -53,6 +54,8 @@ const OPTIONS: EngineOptions = {
   blockBytesTarget: 1024,
   sstBytesTarget: 64 * 1024,
   l0CompactionTrigger: 3,
+  // Low enough that transactions with a few large values commit by ingest (SSTs + an INGEST frame).
+  ingestBytesMin: 3 * 1024,
 };
 
 // ---- commands -----------------------------------------------------------------------------------------------------
@@ -473,6 +476,7 @@ async function runSequence(kind: "memory" | "file", cmds: readonly Cmd[]): Promi
           coverage.reopens++;
           coverage.flushes += engine.stats().flushes;
           coverage.compactions += engine.stats().compactions;
+          coverage.ingests += engine.stats().ingests;
           await engine.close();
           await storage.close();
           storage = await harness.open();
@@ -501,6 +505,7 @@ async function runSequence(kind: "memory" | "file", cmds: readonly Cmd[]): Promi
     coverage.sequences++;
     coverage.flushes += engine.stats().flushes;
     coverage.compactions += engine.stats().compactions;
+    coverage.ingests += engine.stats().ingests;
     const before = await collect(engine.readRange({}));
     if (JSON.stringify(before) !== JSON.stringify(expected)) {
       throw new Error(`final state ${describePairs(before)}, the model says ${describePairs(expected)}`);

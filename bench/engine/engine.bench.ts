@@ -246,7 +246,7 @@ async function bulkLoad(engine: Engine): Promise<number> {
 let twillStats: Record<string, unknown> = {};
 {
   const loadMs = await bulkLoad(engine);
-  add("twill", M.bulk, bulkSummary(loadMs), "ops = rows; begin, N puts, commit");
+  add("twill", M.bulk, bulkSummary(loadMs), "ops = rows; begin, N puts, commit (by ingest)");
 
   const tf = performance.now();
   await engine.flush();
@@ -284,7 +284,12 @@ let twillStats: Record<string, unknown> = {};
 
 // Memtable-resident reads: the same rows in a memtable large enough to hold them (not the default options).
 {
-  const options: EngineOptions = { memtableBytesMax: 1024 ** 3, autoMaintenance: false };
+  // No ingest either: the load must land in the memtable, which is what this measures.
+  const options: EngineOptions = {
+    memtableBytesMax: 1024 ** 3,
+    autoMaintenance: false,
+    ingestBytesMin: Number.MAX_SAFE_INTEGER,
+  };
   const storage = await openStorage(`file://${join(tempDir, "twill-mem")}`);
   const engine = await Engine.open(storage, options);
   await bulkLoad(engine);
@@ -293,13 +298,13 @@ let twillStats: Record<string, unknown> = {};
     "twill",
     M.getMem,
     await measure(GETS, (i) => twillGet(engine, i)),
-    "memtableBytesMax 1 GiB, autoMaintenance off",
+    "memtableBytesMax 1 GiB, autoMaintenance off, no ingest",
   );
   add(
     "twill",
     M.scanMem,
     await measure(SCANS, (i) => twillScan(engine, i)),
-    "memtableBytesMax 1 GiB, autoMaintenance off",
+    "memtableBytesMax 1 GiB, autoMaintenance off, no ingest",
   );
   await engine.close();
   await storage.close();

@@ -49,7 +49,8 @@ export interface ObjectStore {
   /**
    * Optional: `write(key, concatenation of chunks)` without the caller building the concatenation, so that an
    * object assembled from many parts (an SST's blocks) never exists twice in memory. Offered by file:// and
-   * memory://; where absent, callers concatenate and `write`.
+   * memory://; where absent, callers concatenate and `write`. The store keeps no reference to the chunks once the
+   * promise settles, so callers may reuse their memory then.
    */
   writeChunks?(key: string, chunks: readonly Uint8Array[]): Promise<void>;
   writeIfAbsent(key: string, bytes: Uint8Array): Promise<boolean>;

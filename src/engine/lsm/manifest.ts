@@ -16,6 +16,9 @@
  *     branch has `parent`, `forkLsn` = `lsnBase` (engine LSN = lsnBase + log LSN, so its own commits are all
  *     > forkLsn) and `branchCreatedAt`. `gcHorizonLsn`: the highest LSN any compaction merged; snapshots below it
  *     may have lost versions, so no branch may be forked there.
+ *   - `ingestedLsn` (optional, absent = 0): the commit LSN of the newest ingested transaction (an INGEST log frame,
+ *     see txn/commit-record.ts) whose SSTs this manifest took in. Replay skips INGEST frames at or below it: their
+ *     SSTs are listed here, or were since compacted away, and must not be added twice.
  */
 
 import { ErrorCodes, TwillError } from "../../errors.js";
@@ -60,6 +63,8 @@ export interface Manifest {
   branchCreatedAt?: string;
   /** Highest LSN merged by a compaction of this branch (absent = 0). */
   gcHorizonLsn?: number;
+  /** Commit LSN of the newest ingested transaction taken into this manifest (absent = 0). */
+  ingestedLsn?: number;
 }
 
 export const MANIFEST_ROOT = "manifest/";

@@ -5,4 +5,4 @@
 
 export { SST_FORMAT_VERSION, type SstProperties } from "./sst-format.js";
 export { SstCursor, type SstIterateOptions, type SstOpenOptions, SstReader } from "./sst-reader.js";
-export { buildSst, SstWriter, type SstWriterOptions, sstWriterDefaults } from "./sst-writer.js";
+export { buildSst, SlabPool, SstWriter, type SstWriterOptions, sstWriterDefaults } from "./sst-writer.js";

@@ -8,7 +8,7 @@ import { type AsyncCursor, LimitCursor } from "../lsm/cursor.js";
 import type { KeyValue, ScanRange } from "../lsm/tree.js";
 import { compareBytes, NEEDS_IO, type NeedsIo } from "../lsm/types.js";
 import { type Write, WriteKind } from "./commit-record.js";
-import { type BufferedWrite, WriteBuffer } from "./write-buffer.js";
+import { type BufferedWrite, WriteBuffer, type WriteList } from "./write-buffer.js";
 
 /** The largest value one write may carry: half a log frame, so a write always fits a frame with its key. */
 export const VALUE_BYTES_MAX = 32 * 1024 * 1024;
@@ -78,6 +78,11 @@ export class Transaction {
     return this.writes.has(key);
   }
 
+  /** @internal `hasWrite` for a key given as its latin1 string. */
+  hasWriteString(key: string): boolean {
+    return this.writes.hasString(key);
+  }
+
   private checkOpen(): void {
     if (this.state !== "open") {
       throw new TwillError(ErrorCodes.InvalidArgument, `the transaction is ${this.state}; begin a new one`, {
@@ -131,6 +136,16 @@ export class Transaction {
   /** Own writes in key order, one per key (cached until the next write; do not modify). */
   ownWrites(): BufferedWrite[] {
     return this.writes.sorted();
+  }
+
+  /** Own writes in key order without making them all at once (each `at` may return a new object). */
+  ownWriteList(): WriteList {
+    return this.writes.sortedList();
+  }
+
+  /** Key and value bytes written so far (overwritten ones included). */
+  get ownByteCount(): number {
+    return this.writes.byteCount;
   }
 
   /** Visible pairs in range, merging the snapshot with this transaction's own writes. */

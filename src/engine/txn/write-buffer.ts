@@ -2,25 +2,32 @@
  * WriteBuffer: a transaction's buffered writes, last write per key wins.
  *
  * Built for both ends of the range: a one-row commit and a bulk load of millions of rows in one transaction.
- *   - Writes are appended to a list. While every key is greater than the one before (a load in key order), the
- *     list is already sorted and free of duplicates, so commit needs no sort and no key map at all.
- *   - The key map (latin1 key string → list position) that lookups need — read-your-own-writes, the engine's
- *     check against queued commits — is built only on the first lookup, then kept up to date. Before that,
- *     duplicates may sit in the list; building the map or sorting removes them, keeping the latest.
- *   - Key and value bytes are copied into chunks that grow from 256 B to 256 KiB, so a bulk load does not create
- *     one ArrayBuffer per write (about 2 µs each in V8) and a one-row commit allocates no more than it needs.
- *     The writes reach the memtable as views into those chunks, so a chunk lives as long as the memtable
- *     holding its writes; a write larger than 64 KiB gets its own buffer.
+ *   - A write is four small integers in an array (chunk number, offset, key length, value length or -1 for a
+ *     delete), not objects: a bulk load of 1M rows made 3M objects (a write and two views), which lived
+ *     until the commit and cost more in garbage collection than everything else in the load. Write objects are
+ *     made on demand: all at once by `sorted()` (what a commit through the memtable needs), or one at a time,
+ *     short-lived, by `sortedAt` (what an ingest needs).
+ *   - Writes are appended in arrival order. While every key is greater than the one before (a load in key order),
+ *     that order is already sorted and free of duplicates, so commit needs no sort and no key map at all.
+ *   - The key map (latin1 key string → write slot) that lookups need — read-your-own-writes, the engine's check
+ *     against queued commits — is built only on the first lookup, then kept up to date. Before that,
+ *     duplicates may sit in the slots; building the map or sorting removes them, keeping the latest.
+ *   - Key and value bytes are copied into 256 KiB chunks shared by every write buffer of the process, filled
+ *     front to back and never written twice, so neither a bulk load nor a one-row commit creates an ArrayBuffer
+ *     per write or per transaction (about 2 µs each in V8). The writes reach the memtable as views into those
+ *     chunks, so a chunk lives as long as anything holding one of its writes (a memtable, until its flush); bytes
+ *     of aborted transactions are simply never referenced. A write larger than 64 KiB gets a chunk of its own.
  *
- * Invariants: `sorted()` is in strictly increasing key order with one write per key, the latest; `get`/`has`
- * see the latest write of a key; callers never see memory shared with the bytes they passed in.
+ * Invariants: `sorted()` (and `sortedAt`) is in strictly increasing key order with one write per key, the latest;
+ * `get`/`has` see the latest write of a key; callers never see memory shared with the bytes they passed in.
  *
  * Each write is created in the shape of an LSM `Entry` (key, lsn, kind, value; write and entry kinds share their
  * numbers) with lsn 0, so that a committed transaction's writes become its memtable entries by stamping the
  * commit LSN on them (`stampEntries`) rather than by allocating a second object per row.
  */
 
-import { compareBytes, type Entry, EntryKind } from "../lsm/types.js";
+import { keyString } from "../lsm/memtable.js";
+import { type Entry, EntryKind } from "../lsm/types.js";
 import { type Write, WriteKind } from "./commit-record.js";
 
 /** A buffered write; its lsn is 0 until the commit stamps it. */
@@ -41,58 +48,74 @@ export function stampEntries(writes: readonly BufferedWrite[], lsn: number): Ent
   return writes as readonly Entry[] as Entry[];
 }
 
-const EMPTY = new Uint8Array(0);
-const chunkBytesFirst = 256;
-const chunkBytesMax = 256 * 1024;
-const ownBufferBytes = 64 * 1024;
-
-function keyString(key: Uint8Array): string {
-  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
+/** One write as its memtable/SST entry: the same object, stamped with the commit LSN. */
+export function stampEntry(write: BufferedWrite, lsn: number): Entry {
+  if (!kindsAgree) throw new Error("write and entry kinds differ");
+  write.lsn = lsn;
+  return write as Write as Entry;
 }
 
-function byKey(a: BufferedWrite, b: BufferedWrite): number {
-  return compareBytes(a.key, b.key);
+const EMPTY = new Uint8Array(0);
+const sharedChunkBytes = 256 * 1024;
+const ownBufferBytes = 64 * 1024;
+/** The chunk small writes of every buffer are copied into, and how much of it is taken. */
+let shared: Uint8Array = EMPTY;
+let sharedUsed = 0;
+/** Int32 fields per write slot: chunk number, offset in the chunk, key length, value length (-1: delete). */
+const F = 4;
+
+/** A list of writes by position: an array of them, or a WriteBuffer's sorted writes made one at a time. */
+export interface WriteList {
+  readonly length: number;
+  at(index: number): BufferedWrite | undefined;
 }
 
 export class WriteBuffer {
-  private list: BufferedWrite[] = [];
-  /** Key → position in `list`; undefined until the first lookup needs it. When present, `list` has no duplicates. */
+  private chunks: Uint8Array[] = [];
+  /** F small integers per write; a plain array, since a typed array costs an ArrayBuffer per transaction. */
+  private slots: number[] = [];
+  /** Slots in use; before the key map exists, superseded duplicates may be among them. */
+  private count = 0;
+  /** Key → slot; undefined until the first lookup needs it. When present, no two slots hold one key. */
   private index: Map<string, number> | undefined;
-  /** Every key so far greater than the previous one: `list` is sorted and has no duplicates. */
+  /** Every key so far greater than the previous one: the slots are sorted and hold no duplicates. */
   private ascending = true;
+  /** Slots in key order, one per key (undefined while `ascending`, or until the next sort). */
+  private order: Int32Array | undefined;
   private sortedCache: BufferedWrite[] | undefined;
-  private chunk: Uint8Array = EMPTY;
-  private chunkUsed = 0;
-  private nextChunkBytes = chunkBytesFirst;
+  private bytes = 0;
 
   /** Number of distinct keys written. */
   get size(): number {
-    return this.ascending || this.index !== undefined ? this.list.length : this.sorted().length;
+    return this.ascending || this.index !== undefined ? this.count : this.sortOrder().length;
+  }
+
+  /** Key and value bytes of every write so far (superseded ones included). */
+  get byteCount(): number {
+    return this.bytes;
   }
 
   put(key: Uint8Array, value: Uint8Array): void {
-    const both = this.copyIn(key, value);
-    // Property order as in an Entry literal, so both share one hidden class in the memtable.
-    this.add({
-      key: both.subarray(0, key.length),
-      lsn: 0,
-      kind: WriteKind.Put,
-      value: both.subarray(key.length),
-    });
+    this.add(key, value, value.length);
   }
 
   delete(key: Uint8Array): void {
-    this.add({ key: this.copyIn(key, EMPTY), lsn: 0, kind: WriteKind.Delete, value: EMPTY });
+    this.add(key, EMPTY, -1);
   }
 
   /** The latest write of `key`, if any. */
   get(key: Uint8Array): BufferedWrite | undefined {
-    const at = this.indexed().get(keyString(key));
-    return at === undefined ? undefined : this.list[at];
+    const slot = this.indexed().get(keyString(key));
+    return slot === undefined ? undefined : this.write(slot);
   }
 
   has(key: Uint8Array): boolean {
     return this.indexed().has(keyString(key));
+  }
+
+  /** `has` for a key given as its latin1 string. */
+  hasString(key: string): boolean {
+    return this.indexed().has(key);
   }
 
   /**
@@ -101,91 +124,191 @@ export class WriteBuffer {
    */
   sorted(): BufferedWrite[] {
     if (this.sortedCache !== undefined) return this.sortedCache;
-    if (this.ascending) {
-      this.sortedCache = this.list;
-    } else if (this.index !== undefined) {
-      this.sortedCache = this.list.slice().sort(byKey);
-    } else {
-      // Stable, so the writes of one key stay in the order they were made and the last one is the latest.
-      const all = this.list.slice().sort(byKey);
-      const unique: BufferedWrite[] = [];
-      for (let i = 0; i < all.length; i++) {
-        const next = all[i + 1];
-        if (next === undefined || compareBytes(next.key, all[i]!.key) !== 0) unique.push(all[i]!);
-      }
-      this.sortedCache = unique;
-    }
-    return this.sortedCache;
+    const out: BufferedWrite[] = [];
+    const n = this.sortedLength;
+    for (let i = 0; i < n; i++) out.push(this.sortedAt(i));
+    this.sortedCache = out;
+    return out;
+  }
+
+  /** How many writes `sorted()` holds, without making them. */
+  get sortedLength(): number {
+    return this.ascending ? this.count : this.sortOrder().length;
+  }
+
+  /** The i-th write of `sorted()`, as a new object each call (so nothing survives a pass over a huge buffer). */
+  sortedAt(i: number): BufferedWrite {
+    return this.write(this.ascending ? i : this.sortOrder()[i]!);
+  }
+
+  /** The sorted writes as a list: `sorted()` once made, else made one at a time. */
+  sortedList(): WriteList {
+    if (this.sortedCache !== undefined) return this.sortedCache;
+    const length = this.sortedLength;
+    return { length, at: (i) => (i >= 0 && i < length ? this.sortedAt(i) : undefined) };
   }
 
   clear(): void {
-    this.list = [];
+    this.chunks = [];
+    this.slots = [];
+    this.count = 0;
     this.index = undefined;
     this.ascending = true;
+    this.order = undefined;
     this.sortedCache = undefined;
-    this.chunk = EMPTY;
-    this.chunkUsed = 0;
+    this.bytes = 0;
   }
 
-  private add(w: BufferedWrite): void {
+  private write(slot: number): BufferedWrite {
+    const s = this.slots;
+    const at = slot * F;
+    const bytes = this.chunks[s[at]!]!;
+    const offset = s[at + 1]!;
+    const keyEnd = offset + s[at + 2]!;
+    const valueLength = s[at + 3]!;
+    // Property order as in an Entry literal, so both share one hidden class in the memtable.
+    return {
+      key: bytes.subarray(offset, keyEnd),
+      lsn: 0,
+      kind: valueLength < 0 ? WriteKind.Delete : WriteKind.Put,
+      value: valueLength <= 0 ? EMPTY : bytes.subarray(keyEnd, keyEnd + valueLength),
+    };
+  }
+
+  /** Compares `key` with the key in `slot`. */
+  private compareToSlot(key: Uint8Array, slot: number): number {
+    const s = this.slots;
+    const at = slot * F;
+    const bytes = this.chunks[s[at]!]!;
+    const offset = s[at + 1]!;
+    const length = s[at + 2]!;
+    const n = Math.min(key.length, length);
+    for (let i = 0; i < n; i++) {
+      const d = key[i]! - bytes[offset + i]!;
+      if (d !== 0) return d;
+    }
+    return key.length - length;
+  }
+
+  /** Compares the keys of two slots. */
+  private compareSlots(a: number, b: number): number {
+    const s = this.slots;
+    const bytesA = this.chunks[s[a * F]!]!;
+    const offA = s[a * F + 1]!;
+    const lenA = s[a * F + 2]!;
+    const bytesB = this.chunks[s[b * F]!]!;
+    const offB = s[b * F + 1]!;
+    const lenB = s[b * F + 2]!;
+    const n = Math.min(lenA, lenB);
+    for (let i = 0; i < n; i++) {
+      const d = bytesA[offA + i]! - bytesB[offB + i]!;
+      if (d !== 0) return d;
+    }
+    return lenA - lenB;
+  }
+
+  private slotKeyString(slot: number): string {
+    const s = this.slots;
+    const offset = s[slot * F + 1]!;
+    return keyString(this.chunks[s[slot * F]!]!.subarray(offset, offset + s[slot * F + 2]!));
+  }
+
+  /** Slots in key order, one per key: the latest (with the key map, every slot is already the latest). */
+  private sortOrder(): Int32Array {
+    if (this.order !== undefined) return this.order;
+    const all = Array.from({ length: this.count }, (_, i) => i);
+    // Ties keep arrival order (the sort is stable), so the last slot of a run of one key is its latest write.
+    all.sort((a, b) => this.compareSlots(a, b));
+    const unique: number[] = [];
+    for (let i = 0; i < all.length; i++) {
+      const next = all[i + 1];
+      if (next === undefined || this.compareSlots(next, all[i]!) !== 0) unique.push(all[i]!);
+    }
+    this.order = Int32Array.from(unique);
+    return this.order;
+  }
+
+  private add(key: Uint8Array, value: Uint8Array, valueLength: number): void {
     this.sortedCache = undefined;
-    const list = this.list;
+    this.order = undefined;
+    const offset = this.copyIn(key, value);
+    const chunkId = this.chunks.length - 1;
+    this.bytes += key.length + value.length;
+    let slot = this.count;
     if (this.index !== undefined) {
-      const k = keyString(w.key);
+      const k = keyString(key);
       const at = this.index.get(k);
-      if (at !== undefined) {
-        list[at] = w;
-        return;
+      if (at !== undefined) slot = at;
+      else this.index.set(k, slot);
+    }
+    const s = this.slots;
+    if (slot === this.count) {
+      if (this.ascending && slot > 0 && this.compareToSlot(key, slot - 1) <= 0) this.ascending = false;
+      // Pushed, not assigned past the end, so the array stays packed.
+      if (s.length === slot * F) s.push(chunkId, offset, key.length, valueLength);
+      else {
+        s[slot * F] = chunkId;
+        s[slot * F + 1] = offset;
+        s[slot * F + 2] = key.length;
+        s[slot * F + 3] = valueLength;
       }
-      this.index.set(k, list.length);
+      this.count++;
+      return;
     }
-    if (this.ascending && list.length > 0 && compareBytes(w.key, list[list.length - 1]!.key) <= 0) {
-      this.ascending = false;
-    }
-    list.push(w);
+    const at = slot * F;
+    s[at] = chunkId;
+    s[at + 1] = offset;
+    s[at + 2] = key.length;
+    s[at + 3] = valueLength;
   }
 
-  /** The key map, built on first use; building it drops superseded duplicates from the list. */
+  /** The key map, built on first use; building it drops superseded duplicates from the slots. */
   private indexed(): Map<string, number> {
     if (this.index !== undefined) return this.index;
     const index = new Map<string, number>();
-    const list = this.list;
-    for (let i = 0; i < list.length; i++) index.set(keyString(list[i]!.key), i);
-    if (index.size < list.length) {
-      const kept: BufferedWrite[] = [];
-      for (let i = 0; i < list.length; i++) {
-        const k = keyString(list[i]!.key);
+    for (let i = 0; i < this.count; i++) index.set(this.slotKeyString(i), i);
+    if (index.size < this.count) {
+      const s = this.slots;
+      let kept = 0;
+      for (let i = 0; i < this.count; i++) {
+        const k = this.slotKeyString(i);
         if (index.get(k) === i) {
-          index.set(k, kept.length);
-          kept.push(list[i]!);
+          index.set(k, kept);
+          if (kept !== i) s.copyWithin(kept * F, i * F, i * F + F);
+          kept++;
         }
       }
-      this.list = kept;
+      this.count = kept;
+      s.length = kept * F;
+      this.order = undefined;
     }
     this.index = index;
     return index;
   }
 
-  /** key ++ value, copied into the current chunk (or a buffer of its own when large). */
-  private copyIn(key: Uint8Array, value: Uint8Array): Uint8Array {
+  /** key ++ value, copied into the shared chunk (a chunk of its own when large), which is then this buffer's last. */
+  private copyIn(key: Uint8Array, value: Uint8Array): number {
     const total = key.length + value.length;
     let out: Uint8Array;
+    let at = 0;
     if (total > ownBufferBytes) {
       out = new Uint8Array(total);
+      this.chunks.push(out);
     } else {
-      if (this.chunkUsed + total > this.chunk.length) {
-        this.chunk = new Uint8Array(Math.max(total, this.nextChunkBytes));
-        this.chunkUsed = 0;
-        this.nextChunkBytes = Math.min(chunkBytesMax, this.nextChunkBytes * 2);
+      if (sharedUsed + total > shared.length) {
+        shared = new Uint8Array(sharedChunkBytes);
+        sharedUsed = 0;
       }
-      out = this.chunk.subarray(this.chunkUsed, this.chunkUsed + total);
-      this.chunkUsed += total;
+      out = shared;
+      if (this.chunks[this.chunks.length - 1] !== out) this.chunks.push(out);
+      at = sharedUsed;
+      sharedUsed += total;
     }
     const k = key.length;
     // Keys are short: a loop beats a `set` call.
-    if (k <= 32) for (let i = 0; i < k; i++) out[i] = key[i]!;
-    else out.set(key);
-    if (value.length > 0) out.set(value, k);
-    return out;
+    if (k <= 32) for (let i = 0; i < k; i++) out[at + i] = key[i]!;
+    else out.set(key, at);
+    if (value.length > 0) out.set(value, at + k);
+    return at;
   }
 }
