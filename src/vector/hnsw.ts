@@ -261,7 +261,7 @@ interface Candidate {
 
 /** The query of one search or insert, as an arena holder of its own. */
 function holder(vector: Float32Array): ArenaHolder {
-  return { vector, slot: -1 };
+  return { vector, slot: -1, epoch: 0 };
 }
 
 export class Hnsw {
@@ -381,9 +381,11 @@ export class Hnsw {
   /** Algorithm 4 without extending candidates: `cands` sorted nearest first. */
   private selectNeighbors(cands: readonly Candidate[], m: number): Candidate[] {
     const out: Candidate[] = [];
+    if (cands.length === 0) return out;
+    // The kernel once: reading each candidate's vector length was a cache miss per candidate.
+    const k = this.k(cands[0]!.node.vector.length);
     for (const c of cands) {
       if (out.length >= m) break;
-      const k = this.k(c.node.vector.length);
       let good = true;
       for (const r of out) {
         if (k.distance(c.node, r.node) < c.d) {
@@ -413,7 +415,7 @@ export class Hnsw {
     const own = new Float32Array(vector);
     const neighbors: number[][] = Array.from({ length: level + 1 }, () => []);
     if (meta === undefined) {
-      store.put({ id, handle, vector: own, level, neighbors, deleted: false, slot: -1 });
+      store.put({ id, handle, vector: own, level, neighbors, deleted: false, slot: -1, epoch: 0 });
       store.putMeta({ entry: handle, maxLevel: level });
       return;
     }
@@ -444,7 +446,16 @@ export class Hnsw {
       linked[l] = chosen;
       if (w.length > 0) entries = w;
     }
-    const self: HnswNode = { id, handle, vector: own, level, neighbors, deleted: false, slot: q.slot };
+    const self: HnswNode = {
+      id,
+      handle,
+      vector: own,
+      level,
+      neighbors,
+      deleted: false,
+      slot: q.slot,
+      epoch: q.epoch,
+    };
     store.put(self);
     for (let l = Math.min(level, meta.maxLevel); l >= 0; l--) {
       for (const c of linked[l] ?? []) {
@@ -538,6 +549,7 @@ export class Hnsw {
       neighbors,
       deleted: f.deleted,
       slot: f.slot,
+      epoch: f.epoch,
     });
   }
 
@@ -553,6 +565,7 @@ export class Hnsw {
       neighbors: n.neighbors,
       deleted: true,
       slot: n.slot,
+      epoch: n.epoch,
     });
   }
 

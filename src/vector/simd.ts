@@ -240,7 +240,16 @@ export interface ArenaHolder {
   readonly vector: Float32Array;
   /** The slot last holding a copy of `vector` in the arena, or −1; checked on every use. */
   slot: number;
+  /**
+   * The arena epoch in which `slot` was checked or loaded (0: none). While it equals the arena's epoch the hint
+   * is trusted without reading the slot's owner, so copy it only together with `slot` onto a holder of the same
+   * vector (a node's next version).
+   */
+  epoch: number;
 }
+
+/** Epochs come from one counter, so one arena's epoch never equals another's and a foreign hint is never trusted. */
+let lastEpoch = 0;
 
 /** A distance between two holders' vectors in one graph's metric. */
 export interface GraphKernel {
@@ -263,6 +272,12 @@ export class VectorArena {
   private readonly maxSlots: number;
   private next = 0;
   private readonly free: number[] = [];
+  /**
+   * Changes whenever a slot is given to another vector while a hint may still name it (the FIFO reuse of a
+   * full arena). Slots freed by `release` are reused without a change: the released holder was their only
+   * hint. Reading a node's owner entry was a cache miss per visited node in a search.
+   */
+  private epoch = ++lastEpoch;
 
   constructor(
     private readonly w: Instance,
@@ -284,8 +299,12 @@ export class VectorArena {
 
   /** The slot holding a copy of `h.vector`, copying it in when the hint is stale. */
   slotOf(h: ArenaHolder): number {
+    if (h.epoch === this.epoch) return h.slot;
     const s = h.slot;
-    if (s >= 0 && this.owners[s] === h.vector) return s;
+    if (s >= 0 && this.owners[s] === h.vector) {
+      h.epoch = this.epoch;
+      return s;
+    }
     return this.load(h);
   }
 
@@ -297,10 +316,13 @@ export class VectorArena {
         else this.next = 0; // full: reuse the oldest slot
       }
       s = this.next++;
+      // Another vector's copy is overwritten: every hint must be checked against its owner again.
+      if (this.owners[s] !== undefined) this.epoch = ++lastEpoch;
     }
     this.view.set(h.vector, s * this.stride);
     this.owners[s] = h.vector;
     h.slot = s;
+    h.epoch = this.epoch;
     return s;
   }
 
@@ -313,7 +335,10 @@ export class VectorArena {
     this.capacity = Math.min(this.maxSlots, Math.floor(this.w.mem.buffer.byteLength / this.strideBytes));
   }
 
-  /** Frees `h`'s slot for the next copy; `h` must not be used with this arena again. */
+  /**
+   * Frees `h`'s slot for the next copy; `h` must not be used with this arena again, and no other holder may
+   * carry its hint (a search's private query).
+   */
   release(h: ArenaHolder): void {
     const s = h.slot;
     if (s >= 0 && this.owners[s] === h.vector) {
@@ -321,13 +346,14 @@ export class VectorArena {
       this.free.push(s);
     }
     h.slot = -1;
+    h.epoch = 0;
   }
 
   /** The byte offsets of both holders' copies (re-checking `a`: loading `b` may have reused its slot). */
   private pair(a: ArenaHolder, b: ArenaHolder, k: (x: number, y: number, nb: number) => number): number {
     let sa = this.slotOf(a);
     const sb = this.slotOf(b);
-    if (this.owners[sa] !== a.vector) sa = this.slotOf(a);
+    if (a.epoch !== this.epoch) sa = this.slotOf(a);
     return k(sa * this.strideBytes, sb * this.strideBytes, this.strideBytes);
   }
 
