@@ -5,7 +5,11 @@
  *   node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/recall/profile.ts [n] [d] [ef] [queries]
  *   node --trace-gc --import tsx bench/recall/profile.ts 20000 384 40 | grep -c Scavenge
  *
- * Defaults: 50,000 × 384, ef 40, 1,000 queries (the default bench's 384-dim set).
+ * Defaults: 50,000 × 384, ef 40, 1,000 queries (the default bench's 384-dim set). Under tsx the profile's line
+ * ticks all read line 1; for per-line ticks bundle first and profile the bundle:
+ *   npx esbuild bench/recall/profile.ts --bundle --platform=node --format=esm --outfile=/tmp/prof.mjs
+ *   node --cpu-prof --cpu-prof-dir=/tmp/prof /tmp/prof.mjs 10000
+ * CPU seconds are printed beside wall time: on the shared machine they swing less.
  */
 
 import { Hnsw, MemoryNodeStore } from "../../src/vector/hnsw.js";
