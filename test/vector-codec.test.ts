@@ -145,6 +145,7 @@ describe("vector arena (vectors resident in WASM memory)", () => {
     const holders = Array.from({ length: 40 }, () => ({
       vector: Float32Array.from({ length: dims }, () => r() - 0.5),
       slot: -1,
+      epoch: 0,
     }));
     for (const metric of ["l2", "cosine", "ip"] as const) {
       const k = graphKernel(metric, dims, arena);
@@ -166,16 +167,33 @@ describe("vector arena (vectors resident in WASM memory)", () => {
     const { newArena, graphKernel } = await import("../src/vector/simd.js");
     const arena = newArena(8, 8 * 32)!;
     const k = graphKernel("ip", 8, arena);
-    const ones = { vector: new Float32Array(8).fill(1), slot: -1 };
-    const twos = { vector: new Float32Array(8).fill(2), slot: -1 };
+    const ones = { vector: new Float32Array(8).fill(1), slot: -1, epoch: 0 };
+    const twos = { vector: new Float32Array(8).fill(2), slot: -1, epoch: 0 };
     expect(k.distance(ones, ones)).toBe(-8);
     // A different array claiming the same slot (a copied node object, a stale hint) must not read ones' copy.
-    const liar = { vector: new Float32Array(8).fill(3), slot: ones.slot };
+    const liar = { vector: new Float32Array(8).fill(3), slot: ones.slot, epoch: 0 };
     expect(k.distance(liar, twos)).toBe(-48);
     expect(k.distance(ones, twos)).toBe(-16);
     k.release(twos);
     expect(twos.slot).toBe(-1);
     expect(k.distance(twos, twos)).toBe(-32);
+  });
+
+  it("stops trusting hints once a full arena gives a slot to another vector", async () => {
+    const { newArena, graphKernel } = await import("../src/vector/simd.js");
+    const arena = newArena(8, 8 * 32)!;
+    const k = graphKernel("ip", 8, arena);
+    expect(arena.slots).toBe(8);
+    const hs = Array.from({ length: 12 }, (_, i) => ({
+      vector: new Float32Array(8).fill(i + 1),
+      slot: -1,
+      epoch: 0,
+    }));
+    // Twelve vectors through eight slots: the last four overwrite the copies of the first four, whose hints
+    // (slot and epoch) were trusted a moment ago.
+    for (const h of hs) expect(k.distance(h, h)).toBe(-8 * (h.vector[0]! * h.vector[0]!));
+    const probe = { vector: new Float32Array(8).fill(1), slot: -1, epoch: 0 };
+    for (const h of hs) expect(k.distance(h, probe)).toBe(-8 * h.vector[0]!);
   });
 });
 
@@ -196,6 +214,7 @@ describe("HNSW node records (node-codec.ts)", () => {
       neighbors: [[ids.handle("b"), ids.handle("\u00ffc")], [ids.handle("b")]],
       deleted: true,
       slot: -1,
+      epoch: 0,
     };
     const back = decodeNode(node.id, encodeVector(node), encodeLinks(node, ids), ids);
     expect([...back.vector]).toEqual([0.5, -1, 2]);
@@ -240,6 +259,7 @@ describe("HNSW node records (node-codec.ts)", () => {
       neighbors: [[]],
       deleted: false,
       slot: -1,
+      epoch: 0,
     };
     const vec = encodeVector(node);
     expect(() => decodeNode("a", vec, undefined, ids)).toThrow(/links record missing/);

@@ -41,11 +41,11 @@ import { PGlite } from "@electric-sql/pglite";
 import { vector as pgvector } from "@electric-sql/pglite/vector";
 import hnswlib from "hnswlib-node";
 import { type Database, open } from "../../src/database.js";
-import { prng } from "../../src/util/prng.js";
 import { Hnsw, MemoryNodeStore } from "../../src/vector/hnsw.js";
 import { graphDistance, simdAvailable } from "../../src/vector/simd.js";
 import { formatVector } from "../../src/vector/vector.js";
 import { fmt, machine, percentile, printTable, writeResult } from "../lib.js";
+import { type Dataset, makeDataset } from "./dataset.js";
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -83,54 +83,6 @@ const SEED = 20261201;
 const DATA_DIR = join(import.meta.dirname, "..", ".data");
 
 // ---- data ------------------------------------------------------------------------------------------------------------
-
-function gaussian(r: () => number): () => number {
-  let spare: number | undefined;
-  return () => {
-    if (spare !== undefined) {
-      const s = spare;
-      spare = undefined;
-      return s;
-    }
-    const u = Math.max(r(), 1e-12);
-    const v = r();
-    const m = Math.sqrt(-2 * Math.log(u));
-    spare = m * Math.sin(2 * Math.PI * v);
-    return m * Math.cos(2 * Math.PI * v);
-  };
-}
-
-function normalise(v: Float32Array): Float32Array {
-  let s = 0;
-  for (let i = 0; i < v.length; i++) s += v[i]! * v[i]!;
-  const n = Math.sqrt(s);
-  for (let i = 0; i < v.length; i++) v[i] = v[i]! / n;
-  return v;
-}
-
-interface Dataset {
-  name: string;
-  n: number;
-  d: number;
-  data: Float32Array[];
-  queries: Float32Array[];
-}
-
-function makeDataset(name: string, n: number, d: number): Dataset {
-  const g = gaussian(prng(SEED ^ d));
-  const clusters = Math.max(4, Math.round(n / 500));
-  const centroids = Array.from({ length: clusters }, () => Float32Array.from({ length: d }, g));
-  const pick = prng(SEED + 1);
-  const point = () => {
-    const c = centroids[Math.floor(pick() * clusters)]!;
-    const v = new Float32Array(d);
-    for (let i = 0; i < d; i++) v[i] = c[i]! + 0.9 * g();
-    return normalise(v);
-  };
-  const data = Array.from({ length: n }, point);
-  const queries = Array.from({ length: QUERIES }, point);
-  return { name, n, d, data, queries };
-}
 
 /** Exact top-K ids per query (cosine distance on unit vectors), cached on disk. */
 function groundTruth(ds: Dataset, n = ds.n): Int32Array[] {
@@ -441,7 +393,7 @@ async function main(): Promise<void> {
   );
   const results: SystemResult[] = [];
   for (const spec of DATASETS) {
-    const ds = makeDataset(spec.name, spec.n, spec.d);
+    const ds = makeDataset(spec.name, spec.n, spec.d, QUERIES, SEED);
     const truth = groundTruth(ds);
     if (systems.has("hnswlib"))
       results.push(await run("hnswlib", ds, ds.n, truth, () => hnswlibRunner(ds.d, ds.n, ds.queries)));

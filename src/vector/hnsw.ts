@@ -105,30 +105,30 @@ export function levelFor(id: string, m: number): number {
   return Math.min(MAX_LEVEL, Math.floor(-Math.log(u) / Math.log(m)));
 }
 
-/** A binary heap of (distance, node) pairs; `max` selects a max-heap. */
-class Heap {
-  readonly d: number[] = [];
+/**
+ * Binary heaps of (distance, node) pairs, one class per order so the comparisons carry no branch on the order,
+ * distances in a Float64Array that grows by doubling (a search's heaps are sized for its beam up front).
+ */
+class MinHeap {
+  d = new Float64Array(256);
   readonly n: HnswNode[] = [];
-  constructor(private readonly max: boolean) {}
-  get size(): number {
-    return this.d.length;
-  }
+  size = 0;
   topDist(): number {
     return this.d[0]!;
   }
-  private above(a: number, b: number): boolean {
-    return this.max ? this.d[a]! > this.d[b]! : this.d[a]! < this.d[b]!;
-  }
   push(dist: number, node: HnswNode): void {
+    if (this.size === this.d.length) {
+      const bigger = new Float64Array(2 * this.d.length);
+      bigger.set(this.d);
+      this.d = bigger;
+    }
     const d = this.d;
     const n = this.n;
-    let i = d.length;
-    d.push(dist);
-    n.push(node);
+    let i = this.size++;
     // Sift up by moving parents down, then place the new pair once.
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (this.max ? d[p]! >= dist : d[p]! <= dist) break;
+      if (d[p]! <= dist) break;
       d[i] = d[p]!;
       n[i] = n[p]!;
       i = p;
@@ -140,17 +140,17 @@ class Heap {
     const d = this.d;
     const n = this.n;
     const top = n[0]!;
-    const lastD = d.pop()!;
-    const lastN = n.pop()!;
-    const len = d.length;
+    const len = --this.size;
+    const lastD = d[len]!;
+    const lastN = n[len]!;
     if (len > 0) {
       let i = 0;
       for (;;) {
         const l = 2 * i + 1;
         if (l >= len) break;
         const r = l + 1;
-        const c = r < len && this.above(r, l) ? r : l;
-        if (this.max ? d[c]! <= lastD : d[c]! >= lastD) break;
+        const c = r < len && d[r]! < d[l]! ? r : l;
+        if (d[c]! >= lastD) break;
         d[i] = d[c]!;
         n[i] = n[c]!;
         i = c;
@@ -162,9 +162,67 @@ class Heap {
   }
 }
 
-/** A set of handles: a Uint32Array of stamps, cleared by bumping the stamp. */
+class MaxHeap {
+  d = new Float64Array(256);
+  readonly n: HnswNode[] = [];
+  size = 0;
+  topDist(): number {
+    return this.d[0]!;
+  }
+  push(dist: number, node: HnswNode): void {
+    if (this.size === this.d.length) {
+      const bigger = new Float64Array(2 * this.d.length);
+      bigger.set(this.d);
+      this.d = bigger;
+    }
+    const d = this.d;
+    const n = this.n;
+    let i = this.size++;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (d[p]! >= dist) break;
+      d[i] = d[p]!;
+      n[i] = n[p]!;
+      i = p;
+    }
+    d[i] = dist;
+    n[i] = node;
+  }
+  pop(): HnswNode {
+    const d = this.d;
+    const n = this.n;
+    const top = n[0]!;
+    const len = --this.size;
+    const lastD = d[len]!;
+    const lastN = n[len]!;
+    if (len > 0) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= len) break;
+        const r = l + 1;
+        const c = r < len && d[r]! > d[l]! ? r : l;
+        if (d[c]! <= lastD) break;
+        d[i] = d[c]!;
+        n[i] = n[c]!;
+        i = c;
+      }
+      d[i] = lastD;
+      n[i] = lastN;
+    }
+    return top;
+  }
+}
+
+/**
+ * A search's scratch: the visited set (a Uint32Array of stamps, cleared by bumping the stamp) and both heaps,
+ * pooled because typed arrays are dear to allocate and a build runs a search per level per insert. A pooled
+ * heap keeps references to the nodes of its last search until it is reused; they are at most a beam's worth.
+ */
 class Visited {
-  marks = new Uint32Array(1024);
+  readonly cand = new MinHeap();
+  readonly res = new MaxHeap();
+  marks: Uint32Array = new Uint32Array(1024);
   stamp = 0;
 
   reset(size: number): void {
@@ -176,14 +234,17 @@ class Visited {
     this.stamp++;
   }
 
+  /** Room for handle `h`; returns the (new) stamp array. */
+  grow(h: number): Uint32Array {
+    const bigger = new Uint32Array(Math.max(h + 1, 2 * this.marks.length));
+    bigger.set(this.marks);
+    this.marks = bigger;
+    return bigger;
+  }
+
   /** Adds `h`; false when it was already there. */
   add(h: number): boolean {
-    let m = this.marks;
-    if (h >= m.length) {
-      const bigger = new Uint32Array(Math.max(h + 1, 2 * m.length));
-      bigger.set(m);
-      this.marks = m = bigger;
-    }
+    const m = h >= this.marks.length ? this.grow(h) : this.marks;
     if (m[h] === this.stamp) return false;
     m[h] = this.stamp;
     return true;
@@ -200,7 +261,7 @@ interface Candidate {
 
 /** The query of one search or insert, as an arena holder of its own. */
 function holder(vector: Float32Array): ArenaHolder {
-  return { vector, slot: -1 };
+  return { vector, slot: -1, epoch: 0 };
 }
 
 export class Hnsw {
@@ -247,13 +308,20 @@ export class Hnsw {
     const visited = visitedPool.pop() ?? new Visited();
     try {
       visited.reset(0);
-      const cand = new Heap(false);
-      const res = new Heap(true);
+      const cand = visited.cand;
+      const res = visited.res;
+      cand.size = 0;
+      res.size = 0;
       for (const e of entries) {
         visited.add(e.node.handle);
         cand.push(e.d, e.node);
         if ((!live || !e.node.deleted) && e.node.handle !== exclude) res.push(e.d, e.node);
       }
+      // The loop reads the stamp array and the kernel once, not through a method per link: per visited node the
+      // time is in dependent loads, and the fewer the better.
+      const dist = k.distance;
+      const stamp = visited.stamp;
+      let marks: Uint32Array = visited.marks;
       while (cand.size > 0) {
         const cd = cand.topDist();
         if (res.size >= ef && cd > res.topDist()) break;
@@ -262,11 +330,13 @@ export class Hnsw {
         if (links === undefined) continue;
         for (let i = 0; i < links.length; i++) {
           const h = links[i]!;
-          if (!visited.add(h)) continue;
+          if (h >= marks.length) marks = visited.grow(h);
+          if (marks[h] === stamp) continue;
+          marks[h] = stamp;
           let n = store.peek(h);
           if (n === null) n = await store.get(h);
           if (n === undefined) continue;
-          const d = k.distance(q, n);
+          const d = dist(q, n);
           if (res.size < ef || d < res.topDist()) {
             cand.push(d, n);
             if ((!live || !n.deleted) && h !== exclude) {
@@ -311,9 +381,11 @@ export class Hnsw {
   /** Algorithm 4 without extending candidates: `cands` sorted nearest first. */
   private selectNeighbors(cands: readonly Candidate[], m: number): Candidate[] {
     const out: Candidate[] = [];
+    if (cands.length === 0) return out;
+    // The kernel once: reading each candidate's vector length was a cache miss per candidate.
+    const k = this.k(cands[0]!.node.vector.length);
     for (const c of cands) {
       if (out.length >= m) break;
-      const k = this.k(c.node.vector.length);
       let good = true;
       for (const r of out) {
         if (k.distance(c.node, r.node) < c.d) {
@@ -343,7 +415,7 @@ export class Hnsw {
     const own = new Float32Array(vector);
     const neighbors: number[][] = Array.from({ length: level + 1 }, () => []);
     if (meta === undefined) {
-      store.put({ id, handle, vector: own, level, neighbors, deleted: false, slot: -1 });
+      store.put({ id, handle, vector: own, level, neighbors, deleted: false, slot: -1, epoch: 0 });
       store.putMeta({ entry: handle, maxLevel: level });
       return;
     }
@@ -374,7 +446,16 @@ export class Hnsw {
       linked[l] = chosen;
       if (w.length > 0) entries = w;
     }
-    const self: HnswNode = { id, handle, vector: own, level, neighbors, deleted: false, slot: q.slot };
+    const self: HnswNode = {
+      id,
+      handle,
+      vector: own,
+      level,
+      neighbors,
+      deleted: false,
+      slot: q.slot,
+      epoch: q.epoch,
+    };
     store.put(self);
     for (let l = Math.min(level, meta.maxLevel); l >= 0; l--) {
       for (const c of linked[l] ?? []) {
@@ -459,14 +540,33 @@ export class Hnsw {
   private relink(from: HnswNode, level: number, next: number[]): void {
     const neighbors = from.neighbors.slice();
     neighbors[level] = next;
-    this.store.put({ ...from, neighbors });
+    const f = from;
+    this.store.put({
+      id: f.id,
+      handle: f.handle,
+      vector: f.vector,
+      level: f.level,
+      neighbors,
+      deleted: f.deleted,
+      slot: f.slot,
+      epoch: f.epoch,
+    });
   }
 
   /** Marks `id` deleted: it keeps routing searches but is never returned. No-op when absent. */
   async markDeleted(id: string): Promise<void> {
     const n = await this.node(this.store.handle(id));
     if (n === undefined || n.deleted) return;
-    this.store.put({ ...n, deleted: true });
+    this.store.put({
+      id: n.id,
+      handle: n.handle,
+      vector: n.vector,
+      level: n.level,
+      neighbors: n.neighbors,
+      deleted: true,
+      slot: n.slot,
+      epoch: n.epoch,
+    });
   }
 
   /**

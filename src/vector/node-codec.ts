@@ -159,7 +159,7 @@ export function decodeNode(
     deleted = (vectorBytes[1]! & 1) === 1;
     neighbors = readLinks(id, vectorBytes, dv, end, level, handles);
   }
-  return { id, handle: handles.handle(id), vector, level, neighbors, deleted, slot: -1 };
+  return { id, handle: handles.handle(id), vector, level, neighbors, deleted, slot: -1, epoch: 0 };
 }
 
 export function encodeMeta(meta: HnswMeta, handles: Handles): Uint8Array {

@@ -18,7 +18,8 @@
  * ~540–750 ns for the unrolled TypeScript loop.
  *
  * The graph itself uses a second pair of kernels, `(a, b, nb: i32) → f32` over the arrays at byte offsets a and
- * b, through a `VectorArena`: node vectors are copied into WASM memory once, into a slot of their own, and a
+ * b (four accumulators, 64 bytes a step, so `nb` a multiple of 64 and arena slots ceil(n / 16)·16 floats), through
+ * a `VectorArena`: node vectors are copied into WASM memory once, into a slot of their own, and a
  * distance is then two offsets and the arithmetic (the copy cost ten times the arithmetic at 384 dimensions).
  * The arena is a cache of copies, never the owner of a vector:
  *   - each slot remembers the Float32Array it holds a copy of (`owners[slot]`), and a holder's `slot` is only a
@@ -56,11 +57,13 @@ const F32X4_MUL = 230;
  * over a·b.
  */
 function body(l2: boolean, at: boolean): number[] {
+  // The arena kernels run the graph's searches: four accumulators (64 bytes a step) keep more loads in flight
+  // and halve the loop overhead per float, which needs arena slots of 16-float multiples.
+  const U = at ? 4 : 2;
   const P = at ? 3 : 1; // first local after the params
   const I = P;
-  const ACC0 = P + 1;
-  const ACC1 = P + 2;
-  const SCRATCH = P + 3;
+  const ACC = (j: number) => P + 1 + j;
+  const SCRATCH = P + 1 + U;
   const NB = at ? 2 : 0;
   const zero = [...simd(V128_CONST), ...new Array<number>(16).fill(0)];
   const GET = 0x20;
@@ -79,21 +82,42 @@ function body(l2: boolean, at: boolean): number[] {
     ...simd(F32X4_ADD),
     ...[SET, acc],
   ];
-  const lane = (n: number) => [GET, ACC0, ...simd(F32X4_EXTRACT_LANE), n];
+  const lane = (n: number) => [GET, ACC(0), ...simd(F32X4_EXTRACT_LANE), n];
+  const init: number[] = [];
+  const terms: number[] = [];
+  const fold: number[] = [];
+  for (let j = 0; j < U; j++) {
+    init.push(...zero, SET, ACC(j));
+    terms.push(...term(16 * j, ACC(j)));
+    if (j > 0) fold.push(GET, ACC(0), GET, ACC(j), ...simd(F32X4_ADD), SET, ACC(0));
+  }
   const code = [
-    ...[0x02, 0x01, 0x7f, 0x03, 0x7b], // locals: 1 × i32 (i), 3 × v128 (acc0, acc1, scratch)
-    ...[...zero, SET, ACC0, ...zero, SET, ACC1, 0x41, 0, SET, I], // acc0 = acc1 = 0; i = 0
+    ...[0x02, 0x01, 0x7f, U + 1, 0x7b], // locals: 1 × i32 (i), U + 1 × v128 (the accumulators, scratch)
+    ...[...init, 0x41, 0, SET, I], // accumulators = 0; i = 0
     ...[0x03, 0x40], // loop
-    ...term(0, ACC0),
-    ...term(16, ACC1),
-    ...[GET, I, 0x41, 32, 0x6a, TEE, I], // i += 32 (tee: i stays on the stack)
+    ...terms,
+    ...[GET, I, 0x41, ...leb128s(16 * U), 0x6a, TEE, I], // i += 16·U (tee: i stays on the stack)
     ...[GET, NB, 0x49, 0x0d, 0], // br_if (i < nb)
     0x0b, // end loop
-    ...[GET, ACC0, GET, ACC1, ...simd(F32X4_ADD), SET, ACC0], // acc0 += acc1
+    ...fold, // acc0 += the others
     ...[...lane(0), ...lane(1), 0x92, ...lane(2), 0x92, ...lane(3), 0x92], // horizontal sum
     0x0b,
   ];
   return [...leb(code.length), ...code];
+}
+
+/** A signed LEB128 (i32.const immediates). */
+function leb128s(n: number): number[] {
+  const out: number[] = [];
+  for (;;) {
+    const b = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) {
+      out.push(b);
+      return out;
+    }
+    out.push(b | 0x80);
+  }
 }
 
 function section(id: number, bytes: number[]): number[] {
@@ -240,7 +264,16 @@ export interface ArenaHolder {
   readonly vector: Float32Array;
   /** The slot last holding a copy of `vector` in the arena, or −1; checked on every use. */
   slot: number;
+  /**
+   * The arena epoch in which `slot` was checked or loaded (0: none). While it equals the arena's epoch the hint
+   * is trusted without reading the slot's owner, so copy it only together with `slot` onto a holder of the same
+   * vector (a node's next version).
+   */
+  epoch: number;
 }
+
+/** Epochs come from one counter, so one arena's epoch never equals another's and a foreign hint is never trusted. */
+let lastEpoch = 0;
 
 /** A distance between two holders' vectors in one graph's metric. */
 export interface GraphKernel {
@@ -263,13 +296,19 @@ export class VectorArena {
   private readonly maxSlots: number;
   private next = 0;
   private readonly free: number[] = [];
+  /**
+   * Changes whenever a slot is given to another vector while a hint may still name it (the FIFO reuse of a
+   * full arena). Slots freed by `release` are reused without a change: the released holder was their only
+   * hint. Reading a node's owner entry was a cache miss per visited node in a search.
+   */
+  private epoch = ++lastEpoch;
 
   constructor(
     private readonly w: Instance,
     readonly dims: number,
     bytesMax = ARENA_BYTES_MAX,
   ) {
-    this.stride = Math.ceil(dims / 8) * 8;
+    this.stride = Math.ceil(dims / 16) * 16; // the arena kernels step 16 floats
     this.strideBytes = this.stride * 4;
     // At least a few slots, so the two operands of one distance never evict each other.
     this.maxSlots = Math.max(8, Math.floor(bytesMax / this.strideBytes));
@@ -284,8 +323,12 @@ export class VectorArena {
 
   /** The slot holding a copy of `h.vector`, copying it in when the hint is stale. */
   slotOf(h: ArenaHolder): number {
+    if (h.epoch === this.epoch) return h.slot;
     const s = h.slot;
-    if (s >= 0 && this.owners[s] === h.vector) return s;
+    if (s >= 0 && this.owners[s] === h.vector) {
+      h.epoch = this.epoch;
+      return s;
+    }
     return this.load(h);
   }
 
@@ -297,10 +340,13 @@ export class VectorArena {
         else this.next = 0; // full: reuse the oldest slot
       }
       s = this.next++;
+      // Another vector's copy is overwritten: every hint must be checked against its owner again.
+      if (this.owners[s] !== undefined) this.epoch = ++lastEpoch;
     }
     this.view.set(h.vector, s * this.stride);
     this.owners[s] = h.vector;
     h.slot = s;
+    h.epoch = this.epoch;
     return s;
   }
 
@@ -313,7 +359,10 @@ export class VectorArena {
     this.capacity = Math.min(this.maxSlots, Math.floor(this.w.mem.buffer.byteLength / this.strideBytes));
   }
 
-  /** Frees `h`'s slot for the next copy; `h` must not be used with this arena again. */
+  /**
+   * Frees `h`'s slot for the next copy; `h` must not be used with this arena again, and no other holder may
+   * carry its hint (a search's private query).
+   */
   release(h: ArenaHolder): void {
     const s = h.slot;
     if (s >= 0 && this.owners[s] === h.vector) {
@@ -321,13 +370,14 @@ export class VectorArena {
       this.free.push(s);
     }
     h.slot = -1;
+    h.epoch = 0;
   }
 
   /** The byte offsets of both holders' copies (re-checking `a`: loading `b` may have reused its slot). */
   private pair(a: ArenaHolder, b: ArenaHolder, k: (x: number, y: number, nb: number) => number): number {
     let sa = this.slotOf(a);
     const sb = this.slotOf(b);
-    if (this.owners[sa] !== a.vector) sa = this.slotOf(a);
+    if (a.epoch !== this.epoch) sa = this.slotOf(a);
     return k(sa * this.strideBytes, sb * this.strideBytes, this.strideBytes);
   }
 
