@@ -36,20 +36,26 @@ export class DataBlock {
   constructor(
     /** The entries region (restart array and CRC cut off). */
     readonly bytes: Uint8Array,
-    readonly restarts: Uint32Array,
     readonly entryCount: number,
     /** Leading key bytes shared by every key in the block and every key looked up in it (see the header). */
     readonly prefixBytes: number,
-    /** Where each restart entry's (whole) key starts and how long it is, and its lsn: decoded once at load so
-     * that the binary search over restarts reads no varints. */
-    readonly restartKeyStarts: Uint32Array,
-    readonly restartKeyLengths: Uint32Array,
-    readonly restartLsns: Float64Array,
+    /**
+     * The restart table, decoded once at load so that the binary search over restarts reads no varints: for
+     * restart r, [3r] is the entry's offset, [3r + 1] where its (whole) key starts and [3r + 2] its length. One
+     * array rather than one per column: a miss allocates it, and with the 2-3 restarts of a 4 KiB block it lives
+     * on the V8 heap (a column each was 4 typed arrays and their buffers per miss, all promoted with the block).
+     * The restart entries' lsns are not kept: only a key tie needs one, and `restartLsn` reads it then.
+     */
+    readonly restartTable: Uint32Array,
   ) {}
 
-  /** Memory held, for the cache's byte budget (the buffer, the restart tables and object overhead). */
+  get restartCount(): number {
+    return this.restartTable.length / 3;
+  }
+
+  /** Memory held, for the cache's byte budget (the buffer, the restart table and object overhead). */
   get memoryBytes(): number {
-    return (this.buffer ?? this.bytes).byteLength + this.restarts.length * 20 + 256;
+    return (this.buffer ?? this.bytes).byteLength + this.restartTable.length * 4 + 256;
   }
 
   /** Called by the cache when it drops the block: the pooled buffer to recycle, if any (once). */
@@ -100,6 +106,17 @@ function varintAt(bytes: Uint8Array, p: number): number {
   return result;
 }
 
+/** The lsn of restart `r`'s entry: past its shared, unshared and value-tag varints. */
+function restartLsn(block: DataBlock, r: number): number {
+  const bytes = block.bytes;
+  let p = block.restartTable[3 * r]!;
+  for (let v = 0; v < 3; v++) {
+    while (bytes[p]! >= 0x80) p++;
+    p++;
+  }
+  return varintAt(bytes, p);
+}
+
 /**
  * The newest version of `key` with lsn <= snapshotLsn in `block`, or undefined; the entry's key is `key` itself.
  * The caller (the index search) guarantees the block is the one that would hold it. No key is rebuilt: `m`
@@ -107,19 +124,16 @@ function varintAt(bytes: Uint8Array, p: number): number {
  */
 export function getFromBlock(block: DataBlock, key: Uint8Array, snapshotLsn: number): Entry | undefined {
   const bytes = block.bytes;
-  const restarts = block.restarts;
+  const table = block.restartTable;
   const skip = block.prefixBytes;
   // Last restart whose entry is < (key, snapshot) in internal order; restart entries hold whole keys.
-  const keyStarts = block.restartKeyStarts;
-  const keyLengths = block.restartKeyLengths;
-  const lsns = block.restartLsns;
   let lo = 0;
-  let hi = restarts.length - 1;
+  let hi = table.length / 3 - 1;
   let from = 0;
   while (lo <= hi) {
     const mid = (lo + hi) >>> 1;
-    let c = compareRange(bytes, keyStarts[mid]! + skip, keyLengths[mid]! - skip, key, skip);
-    if (c === 0) c = snapshotLsn - lsns[mid]!;
+    let c = compareRange(bytes, table[3 * mid + 1]! + skip, table[3 * mid + 2]! - skip, key, skip);
+    if (c === 0) c = snapshotLsn - restartLsn(block, mid);
     if (c < 0) {
       from = mid;
       lo = mid + 1;
@@ -129,7 +143,7 @@ export function getFromBlock(block: DataBlock, key: Uint8Array, snapshotLsn: num
   }
   const end = bytes.length;
   const target = key.length;
-  let p = restarts[from]!;
+  let p = table[3 * from]!;
   let m = skip;
   while (p < end) {
     // Varints inline where they are one byte (shared, unshared and value tag nearly always are).
@@ -237,7 +251,7 @@ export class BlockScanner {
   start(block: DataBlock, restartIndex: number): void {
     this.bytes = block.bytes;
     this.pooled = block.buffer !== undefined;
-    this.pos = block.restarts[restartIndex]!;
+    this.pos = block.restartTable[3 * restartIndex]!;
     this.keyLength = 0;
   }
 
@@ -361,16 +375,14 @@ export class BlockScanner {
    */
   seek(block: DataBlock, key: Uint8Array, lsn: number): boolean {
     const bytes = block.bytes;
-    const keyStarts = block.restartKeyStarts;
-    const keyLengths = block.restartKeyLengths;
-    const lsns = block.restartLsns;
+    const table = block.restartTable;
     let lo = 0;
-    let hi = keyStarts.length - 1;
+    let hi = table.length / 3 - 1;
     let from = 0;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
-      let c = compareRange(bytes, keyStarts[mid]!, keyLengths[mid]!, key);
-      if (c === 0) c = lsn - lsns[mid]!;
+      let c = compareRange(bytes, table[3 * mid + 1]!, table[3 * mid + 2]!, key);
+      if (c === 0) c = lsn - restartLsn(block, mid);
       if (c < 0) {
         from = mid;
         lo = mid + 1;
@@ -456,18 +468,15 @@ export function decodeDataBlock(
       blockOffset,
       `restart count ${restartCount} does not fit the block`,
     );
-  const restarts = new Uint32Array(restartCount);
+  const table = new Uint32Array(restartCount * 3);
   for (let r = 0; r < restartCount; r++) {
     const offset = u32le(raw, entriesEnd + r * 4);
-    if ((r === 0 && offset !== 0) || (r > 0 && offset <= restarts[r - 1]!) || offset >= entriesEnd) {
+    if ((r === 0 && offset !== 0) || (r > 0 && offset <= table[3 * r - 3]!) || offset >= entriesEnd) {
       throw blockDefect(objectKey, blockIndex, blockOffset, `restart ${r} has bad offset ${offset}`);
     }
-    restarts[r] = offset;
+    table[3 * r] = offset;
   }
   const lower = bounds.prevLastKey ?? bounds.minKey;
-  const restartKeyStarts = new Uint32Array(restartCount);
-  const restartKeyLengths = new Uint32Array(restartCount);
-  const restartLsns = new Float64Array(restartCount);
   const entries = raw.subarray(0, entriesEnd);
   let count = 0;
   let prevLength = -1;
@@ -479,7 +488,7 @@ export function decodeDataBlock(
     scanner.startBytes(entries, 0);
     for (;;) {
       const at = scanner.pos;
-      const atRestart = nextRestart < restartCount && at === restarts[nextRestart];
+      const atRestart = nextRestart < restartCount && at === table[3 * nextRestart];
       if (atRestart && prevLength > 0) {
         if (prevLength > beforeRestart.length) {
           beforeRestart = new Uint8Array(prevLength * 2);
@@ -490,12 +499,11 @@ export function decodeDataBlock(
       }
       if (!scanner.next()) break;
       const { shared, keyLength, key } = scanner;
-      if (nextRestart < restartCount && at >= restarts[nextRestart]!) {
+      if (nextRestart < restartCount && at >= table[3 * nextRestart]!) {
         if (!atRestart) throw defect(at, `restart ${nextRestart} is not at an entry boundary`);
         if (shared !== 0) throw defect(at, "a restart entry shares key bytes");
-        restartKeyStarts[nextRestart] = scanner.valueStart - keyLength;
-        restartKeyLengths[nextRestart] = keyLength;
-        restartLsns[nextRestart] = scanner.lsn;
+        table[3 * nextRestart + 1] = scanner.valueStart - keyLength;
+        table[3 * nextRestart + 2] = keyLength;
         nextRestart++;
       }
       if (atRestart && prevLength >= 0) {
@@ -536,13 +544,5 @@ export function decodeDataBlock(
   if (compareRange(scanner.key, 0, prevLength, bounds.lastKey) !== 0 || prevLsn !== bounds.lastLsn) {
     throw blockDefect(objectKey, blockIndex, blockOffset, "last entry does not match the index");
   }
-  return new DataBlock(
-    entries,
-    restarts,
-    count,
-    commonPrefix(lower, bounds.lastKey),
-    restartKeyStarts,
-    restartKeyLengths,
-    restartLsns,
-  );
+  return new DataBlock(entries, count, commonPrefix(lower, bounds.lastKey), table);
 }

@@ -1,0 +1,117 @@
+/**
+ * bench/engine/profile: one phase of bench/engine on its own, for a CPU profile or a quick A/B of a change. Same
+ * data layout as engine.bench.ts (16-byte keys, 184-byte values, key-order bulk load, seeded random keys).
+ *
+ *   get:      bulk-load ROWS rows, flush + compact, then GETS point gets by random key from the SSTs; prints
+ *             ops/s and the block cache's hit rate and bytes.
+ *   commit16: 16 async loops of durable single-row commits (begin, put, commit), as bench/engine's 16-writer phase.
+ *
+ * Run: node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/engine/profile.ts get [--rows N] [--gets N]
+ * Not a benchmark of record (no peer): the numbers it prints are for comparing two builds on the same machine.
+ */
+
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PerformanceObserver } from "node:perf_hooks";
+import { Engine } from "../../src/engine/engine.js";
+import { openStorage } from "../../src/storage/open.js";
+import { prng } from "../../src/util/prng.js";
+
+const phase = process.argv[2] ?? "get";
+const flag = (name: string, fallback: number): number => {
+  const at = process.argv.indexOf(name);
+  return at > 0 ? Number(process.argv[at + 1]) : fallback;
+};
+const ROWS = flag("--rows", 1_000_000);
+const GETS = flag("--gets", 200_000);
+const COMMITS = flag("--commits", 400);
+const VALUE_BYTES = 184;
+
+function rowKey(i: number, space = 0): Uint8Array {
+  const key = Buffer.alloc(16);
+  key.writeUInt32BE(space << 24, 0);
+  key.writeUInt32BE(i, 4);
+  key.write("twillrow", 8, "latin1");
+  return new Uint8Array(key.buffer, key.byteOffset, 16);
+}
+const pool = (() => {
+  const rand = prng(42);
+  const bytes = Buffer.alloc(1 << 20);
+  for (let i = 0; i < bytes.length; i += 4) bytes.writeUInt32LE(Math.floor(rand() * 2 ** 32), i);
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+})();
+const rowValue = (i: number): Uint8Array => {
+  const at = (i * 997) % (pool.length - VALUE_BYTES);
+  return pool.subarray(at, at + VALUE_BYTES);
+};
+
+// --ballast: hold 1M separately allocated 16-byte Buffers and a view of each, as engine.bench.ts's key arrays do.
+// --ballast-shared: the same keys as views of one buffer.
+const shared = Buffer.alloc(16 * 1_000_000);
+const ballast = process.argv.includes("--ballast")
+  ? Array.from({ length: 1_000_000 }, (_, i) => rowKey(i))
+  : process.argv.includes("--ballast-shared")
+    ? Array.from({ length: 1_000_000 }, (_, i) => shared.subarray(i * 16, i * 16 + 16))
+    : [];
+const dir = await mkdtemp(join(tmpdir(), "twill-profile-engine-"));
+const storage = await openStorage(`file://${dir}`);
+const engine = await Engine.open(storage);
+try {
+  if (phase === "get") {
+    const txn = engine.begin();
+    for (let i = 0; i < ROWS; i++) txn.put(rowKey(i), rowValue(i));
+    await txn.commit();
+    await engine.flush();
+    await engine.compact();
+    const rand = prng(7);
+    const keys = Array.from({ length: GETS }, () => rowKey(Math.floor(rand() * ROWS)));
+    for (let i = 0; i < Math.min(GETS, 10_000); i++) await engine.read(keys[i]!);
+    const before = engine.stats();
+    const gcPauses = { count: 0, ms: 0 };
+    const observer = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) {
+        gcPauses.count++;
+        gcPauses.ms += e.duration;
+      }
+    });
+    observer.observe({ entryTypes: ["gc"] });
+    const t0 = performance.now();
+    for (let i = 0; i < GETS; i++) {
+      if ((await engine.read(keys[i]!)) === undefined) throw new Error("missing key");
+    }
+    const ms = performance.now() - t0;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    observer.disconnect();
+    console.log(
+      `get: ${GETS} in ${ms.toFixed(0)} ms = ${Math.round((GETS / ms) * 1000)} ops/s; ${gcPauses.count} GC pauses, ${gcPauses.ms.toFixed(0)} ms`,
+    );
+    console.log("stats before:", JSON.stringify(before));
+    console.log("stats after: ", JSON.stringify(engine.stats()));
+  } else if (phase === "commit16") {
+    const t0 = performance.now();
+    const before = engine.stats().appends;
+    await Promise.all(
+      Array.from({ length: 16 }, async (_, w) => {
+        for (let i = 0; i < COMMITS; i++) {
+          const txn = engine.begin();
+          txn.put(rowKey(w * 1_000_000 + i, 0x41), rowValue(i));
+          await txn.commit();
+        }
+      }),
+    );
+    const ms = performance.now() - t0;
+    const n = 16 * COMMITS;
+    const appends = engine.stats().appends - before;
+    console.log(
+      `commit16: ${n} in ${ms.toFixed(0)} ms = ${Math.round((n / ms) * 1000)} commits/s, ${(n / appends).toFixed(1)} per append`,
+    );
+  } else {
+    throw new Error(`unknown phase ${phase} (get | commit16)`);
+  }
+  if (ballast.length > 0) console.log(`(ballast of ${ballast.length} keys held)`);
+} finally {
+  await engine.close();
+  await storage.close();
+  await rm(dir, { recursive: true, force: true });
+}
