@@ -66,6 +66,8 @@ interface Node {
   next: Node;
 }
 
+const spareNodesMax = 64;
+
 export class BlockCache {
   readonly cacheBytesMax: number;
   /** Buffers of dropped blocks, for the next load to fill instead of allocating. */
@@ -74,6 +76,12 @@ export class BlockCache {
   private readonly pending = new Map<string, Map<number, Promise<unknown>>>();
   /** Sentinel of the recency list: head.next is the most recently used, head.prev the least. */
   private readonly head: Node;
+  /**
+   * Nodes of dropped entries, for the next put: a full cache drops about one block per miss, and a node made per
+   * miss lives as long as its block, so it is promoted and later collected by a full GC. Nodes are private to the
+   * cache, so nothing else can hold one that is reused.
+   */
+  private readonly spareNodes: Node[] = [];
   private bytes = 0;
   private entries = 0;
   private pendingCount = 0;
@@ -93,7 +101,15 @@ export class BlockCache {
       );
     }
     this.cacheBytesMax = cacheBytesMax;
-    const head = { objectKey: "", offset: -1, value: undefined, bytes: 0 } as Node;
+    // The same fields in the same order as every node, so that the list code sees one shape.
+    const head = {
+      objectKey: "",
+      offset: -1,
+      value: undefined,
+      bytes: 0,
+      prev: null,
+      next: null,
+    } as unknown as Node;
     head.prev = head;
     head.next = head;
     this.head = head;
@@ -123,7 +139,17 @@ export class BlockCache {
       perObject = new Map();
       this.byObject.set(objectKey, perObject);
     }
-    const node = { objectKey, offset: blockOffset, value, bytes } as Node;
+    let node = this.spareNodes.pop();
+    if (node === undefined) {
+      // Every field in the literal: a node has one shape and no out-of-object property store.
+      const head = this.head;
+      node = { objectKey, offset: blockOffset, value, bytes, prev: head, next: head };
+    } else {
+      node.objectKey = objectKey;
+      node.offset = blockOffset;
+      node.value = value;
+      node.bytes = bytes;
+    }
     perObject.set(blockOffset, node);
     this.linkFront(node);
     this.bytes += bytes;
@@ -255,6 +281,8 @@ export class BlockCache {
       perObject.delete(node.offset);
       if (perObject.size === 0) this.byObject.delete(node.objectKey);
     }
+    node.value = undefined;
+    if (this.spareNodes.length < spareNodesMax) this.spareNodes.push(node);
   }
 
   private unlink(node: Node): void {
