@@ -149,8 +149,20 @@ const M = {
 
 const tempDir = await mkdtemp(join(tmpdir(), "twill-bench-engine-"));
 console.log(`bench/engine: ${ROWS} rows${quick ? " (quick)" : ""}, temp dir ${tempDir}`);
-const bulkKeys = Array.from({ length: ROWS }, (_, i) => rowKey(i));
-const bulkKeysU8 = bulkKeys.map(u8);
+// The bulk loads' keys exist only around the loads: held for the whole run, their 2M small objects (a Buffer and a
+// view per row) were harness memory that every V8 full GC of the engine under test marked, in the commit and
+// point-get phases too (about 20% of the point-get rate in bench/engine/profile.ts --ballast); SQLite, which
+// allocates nothing per operation, never paid for them.
+let bulkKeys: Buffer[] = [];
+let bulkKeysU8: Uint8Array[] = [];
+function makeBulkKeys(): void {
+  bulkKeys = Array.from({ length: ROWS }, (_, i) => rowKey(i));
+  bulkKeysU8 = bulkKeys.map(u8);
+}
+function dropBulkKeys(): void {
+  bulkKeys = [];
+  bulkKeysU8 = [];
+}
 const getKeys = randomKeys(GETS, 7);
 const scanKeys = randomKeys(SCANS, 8);
 
@@ -212,6 +224,7 @@ const engine = await Engine.open(twillStorage);
 
 const select = db.prepare("SELECT v FROM kv WHERE k = ?").pluck();
 const range = db.prepare("SELECT k, v FROM kv WHERE k >= ? ORDER BY k LIMIT ?").raw();
+makeBulkKeys();
 {
   collect();
   const loadAll = db.transaction(() => {
@@ -247,6 +260,7 @@ let twillStats: Record<string, unknown> = {};
 {
   const loadMs = await bulkLoad(engine);
   add("twill", M.bulk, bulkSummary(loadMs), "ops = rows; begin, N puts, commit (by ingest)");
+  dropBulkKeys();
 
   const tf = performance.now();
   await engine.flush();
@@ -292,7 +306,9 @@ let twillStats: Record<string, unknown> = {};
   };
   const storage = await openStorage(`file://${join(tempDir, "twill-mem")}`);
   const engine = await Engine.open(storage, options);
+  makeBulkKeys();
   await bulkLoad(engine);
+  dropBulkKeys();
   for (let i = 0; i < Math.min(GETS, 10_000); i++) await twillGet(engine, i);
   add(
     "twill",

@@ -54,6 +54,20 @@ const ballast = process.argv.includes("--ballast")
   : process.argv.includes("--ballast-shared")
     ? Array.from({ length: 1_000_000 }, (_, i) => shared.subarray(i * 16, i * 16 + 16))
     : [];
+/** GC pauses (count, total ms) while `gcWatch` is on. */
+const gcPauses = { count: 0, ms: 0 };
+const observer = new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    gcPauses.count++;
+    gcPauses.ms += e.duration;
+  }
+});
+async function gcWatchEnd(): Promise<string> {
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  observer.disconnect();
+  return `${gcPauses.count} GC pauses, ${gcPauses.ms.toFixed(0)} ms`;
+}
+
 const dir = await mkdtemp(join(tmpdir(), "twill-profile-engine-"));
 const storage = await openStorage(`file://${dir}`);
 const engine = await Engine.open(storage);
@@ -68,27 +82,20 @@ try {
     const keys = Array.from({ length: GETS }, () => rowKey(Math.floor(rand() * ROWS)));
     for (let i = 0; i < Math.min(GETS, 10_000); i++) await engine.read(keys[i]!);
     const before = engine.stats();
-    const gcPauses = { count: 0, ms: 0 };
-    const observer = new PerformanceObserver((list) => {
-      for (const e of list.getEntries()) {
-        gcPauses.count++;
-        gcPauses.ms += e.duration;
-      }
-    });
     observer.observe({ entryTypes: ["gc"] });
     const t0 = performance.now();
     for (let i = 0; i < GETS; i++) {
       if ((await engine.read(keys[i]!)) === undefined) throw new Error("missing key");
     }
     const ms = performance.now() - t0;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-    observer.disconnect();
     console.log(
-      `get: ${GETS} in ${ms.toFixed(0)} ms = ${Math.round((GETS / ms) * 1000)} ops/s; ${gcPauses.count} GC pauses, ${gcPauses.ms.toFixed(0)} ms`,
+      `get: ${GETS} in ${ms.toFixed(0)} ms = ${Math.round((GETS / ms) * 1000)} ops/s; ${await gcWatchEnd()}`,
     );
     console.log("stats before:", JSON.stringify(before));
     console.log("stats after: ", JSON.stringify(engine.stats()));
   } else if (phase === "commit16") {
+    observer.observe({ entryTypes: ["gc"] });
+    const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     const before = engine.stats().appends;
     await Promise.all(
@@ -101,10 +108,11 @@ try {
       }),
     );
     const ms = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
     const n = 16 * COMMITS;
     const appends = engine.stats().appends - before;
     console.log(
-      `commit16: ${n} in ${ms.toFixed(0)} ms = ${Math.round((n / ms) * 1000)} commits/s, ${(n / appends).toFixed(1)} per append`,
+      `commit16: ${n} in ${ms.toFixed(0)} ms = ${Math.round((n / ms) * 1000)} commits/s, ${(n / appends).toFixed(1)} per append, CPU ${((cpu.user + cpu.system) / n).toFixed(1)} us per commit; ${await gcWatchEnd()}`,
     );
   } else {
     throw new Error(`unknown phase ${phase} (get | commit16)`);
