@@ -43,6 +43,7 @@ import {
   idToBytes,
 } from "../../vector/node-codec.js";
 import { encodeKey } from "../lsm/keycodec.js";
+import { NEEDS_IO, type NeedsIo } from "../lsm/types.js";
 import { Transaction } from "../txn/transaction.js";
 import type { IndexDef, TableInfo } from "./catalog.js";
 import { SqlState, sqlError, unsupported } from "./errors.js";
@@ -50,6 +51,7 @@ import type { Env, Expr, VectorOp } from "./expr.js";
 import {
   concatBytes,
   EMPTY_ROW,
+  type Emit,
   type ExecCtx,
   type ExplainNode,
   type Kv,
@@ -647,7 +649,33 @@ export class HnswScan implements RowSource {
     readonly orderText: string,
   ) {}
 
+  /**
+   * The columns of a fetched hit the query reads (its output and WHERE), set by the planner; undefined: all. A
+   * hit's vector is usually not among them, and decoding it was the largest cost of fetching the k rows.
+   */
+  private fetchMask: Uint8Array | undefined;
+
+  /** Planner: only these row positions are read above the scan (the exact fallbacks read the access's rows). */
+  readColumns(read: readonly number[]): void {
+    const n = this.access.table.types.length;
+    const mask = new Uint8Array(n);
+    let all = true;
+    for (const c of read) if (c >= 0 && c < n) mask[c] = 1;
+    for (let i = 0; i < n; i++) if (mask[i] === 0) all = false;
+    this.fetchMask = all ? undefined : mask;
+  }
+
   async *rows(ctx: ExecCtx): AsyncIterable<Value[]> {
+    yield* await this.answer(ctx);
+  }
+
+  /** Push execution: the answer is computed whole (k rows), then emitted without a promise per row. */
+  async each(ctx: ExecCtx, _outer: Value[] | undefined, emit: Emit): Promise<void> {
+    const rows = await this.answer(ctx);
+    for (let i = 0; i < rows.length; i++) if (emit(rows[i]!) === false) return;
+  }
+
+  private async answer(ctx: ExecCtx): Promise<Value[][]> {
     const env = ctx.env;
     const table = this.access.table;
     const qv = this.order.query.eval(EMPTY_ROW, env) as Float32Array | null;
@@ -662,11 +690,10 @@ export class HnswScan implements RowSource {
     const q = qv === null ? undefined : prepare(metric, qv);
     if (q === undefined || limit === undefined) {
       // No direction to search (NULL or a zero query under cosine) or no LIMIT: the exact answer.
-      yield* await this.exact(ctx, this.access.rows(ctx), qv, Number.POSITIVE_INFINITY);
-      return;
+      return this.exact(ctx, this.access.rows(ctx), qv, Number.POSITIVE_INFINITY);
     }
     const k = limit + (limitOf(this.offset, env) ?? 0);
-    if (k <= 0) return;
+    if (k <= 0) return [];
     const efSearch = env.efSearch ?? EF_SEARCH_DEFAULT;
     if (this.where && this.access.path.kind !== "seq") {
       // A key-restricted filter: count the rows it keeps, up to a bound; few rows are answered exactly.
@@ -679,58 +706,93 @@ export class HnswScan implements RowSource {
           break;
         }
       }
-      if (small) {
-        yield* await this.exact(ctx, kept, qv, k);
-        return;
-      }
+      if (small) return this.exact(ctx, kept, qv, k);
     }
     const g = graph(ctx, this.index);
-    const fetched = new Map<string, Value[] | null>();
+    // Only a filtered search can widen and meet a hit again.
+    const fetched = this.where ? new Map<string, Value[] | null>() : undefined;
     let ef = Math.max(efSearch, k);
     for (;;) {
       const { hits, exhausted } = await g.search(q, ef, ef);
       const out: Value[][] = [];
-      // Rows are fetched a batch at a time, concurrently (one await per batch, not per row): unfiltered, the
-      // first k live hits are the answer (ef >= k), so the first batch is usually the last.
+      // Rows are read from memory synchronously; those that need I/O a batch at a time, concurrently (one await
+      // per batch, not per row): unfiltered, the first k live hits are the answer (ef >= k), so the first batch
+      // is usually the last.
       let i = 0;
       while (i < hits.length && (this.where || out.length < k)) {
         const n = Math.min(hits.length - i, this.where ? Math.max(k, 16) : k - out.length);
-        const batch = hits.slice(i, i + n);
+        const rows: (Value[] | null)[] = new Array(n);
+        let waits: Promise<void>[] | undefined;
+        for (let j = 0; j < n; j++) {
+          const id = hits[i + j]!.id;
+          const r = this.fetchSync(ctx, fetched, id);
+          if (r !== NEEDS_IO) {
+            rows[j] = r;
+            continue;
+          }
+          if (waits === undefined) waits = [];
+          waits.push(
+            this.fetch(ctx, fetched, id).then((row) => {
+              rows[j] = row;
+            }),
+          );
+        }
+        if (waits !== undefined) await Promise.all(waits);
         i += n;
-        const rows = await Promise.all(batch.map((h) => this.fetch(ctx, fetched, h.id)));
-        for (const row of rows) {
+        for (let j = 0; j < n; j++) {
+          const row = rows[j]!;
           if (row === null) continue;
           out.push(row);
           if (!this.where && out.length >= k) break;
         }
       }
-      if (out.length >= k || exhausted || !this.where) {
-        yield* out;
-        return;
-      }
+      if (out.length >= k || exhausted || !this.where) return out;
       const rate = Math.max(out.length, 1) / Math.max(hits.length, 1);
       const next = Math.max(ef * 2, Math.ceil((2 * k) / rate));
-      if (next > BEAM_MAX) {
-        yield* await this.exact(ctx, this.access.rows(ctx), qv, k);
-        return;
-      }
+      if (next > BEAM_MAX) return this.exact(ctx, this.access.rows(ctx), qv, k);
       ef = next;
     }
+  }
+
+  /** A hit's stored row decoded (only the read columns) and filtered, or null. */
+  private accept(ctx: ExecCtx, bytes: Uint8Array | undefined): Value[] | null {
+    if (bytes === undefined) return null;
+    const table = this.access.table;
+    const row = decodeRow(table.types, bytes, table.missing, this.fetchMask);
+    return this.where && this.where.eval(row, ctx.env) !== true ? null : row;
+  }
+
+  private rowKey(id: string): Uint8Array {
+    return concatBytes(this.access.table.keyPrefix, idToBytes(id));
+  }
+
+  /** `fetch` from memory only (memtables, cached blocks, the transaction's writes), or NEEDS_IO. */
+  private fetchSync(
+    ctx: ExecCtx,
+    fetched: Map<string, Value[] | null> | undefined,
+    id: string,
+  ): Value[] | null | NeedsIo {
+    const seen = fetched?.get(id);
+    if (seen !== undefined) return seen;
+    const kv = ctx.kv;
+    if (kv.getSync === undefined) return NEEDS_IO;
+    const bytes = kv.getSync(this.rowKey(id));
+    if (bytes === NEEDS_IO) return NEEDS_IO;
+    const row = this.accept(ctx, bytes);
+    fetched?.set(id, row);
+    return row;
   }
 
   /** The row of a hit that passes the WHERE clause, or null; each id is read once per scan. */
   private async fetch(
     ctx: ExecCtx,
-    fetched: Map<string, Value[] | null>,
+    fetched: Map<string, Value[] | null> | undefined,
     id: string,
   ): Promise<Value[] | null> {
-    let row = fetched.get(id);
-    if (row !== undefined) return row;
-    const table = this.access.table;
-    const bytes = await ctx.kv.get(concatBytes(table.keyPrefix, idToBytes(id)));
-    row = bytes === undefined ? null : decodeRow(table.types, bytes, table.missing);
-    if (row !== null && this.where && this.where.eval(row, ctx.env) !== true) row = null;
-    fetched.set(id, row);
+    const seen = fetched?.get(id);
+    if (seen !== undefined) return seen;
+    const row = this.accept(ctx, await ctx.kv.get(this.rowKey(id)));
+    fetched?.set(id, row);
     return row;
   }
 
