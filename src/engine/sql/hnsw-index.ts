@@ -483,12 +483,44 @@ export class KvNodeStore implements NodeStore {
     return this.cache.nodes[h] ?? null;
   }
 
-  private async load(h: number, w: TxnWrites | undefined): Promise<HnswNode | undefined> {
+  /**
+   * Reads a node from the engine: synchronously when both records are in memory (memtables, cached blocks, the
+   * transaction's writes), which every insert of a new row does once (its node does not exist yet).
+   */
+  private load(h: number, w: TxnWrites | undefined): HnswNode | undefined | Promise<HnswNode | undefined> {
     const id = this.cache.idOf(h);
     const vKey = nodeKey(this.indexId, id);
     const lKey = linksKey(this.indexId, id);
+    const kv = this.kv;
+    if (kv.getSync !== undefined) {
+      const bytes = kv.getSync(vKey);
+      if (bytes === undefined) return undefined; // no vector record: no node, whatever its links say
+      if (bytes !== NEEDS_IO) {
+        const links = kv.getSync(lKey);
+        if (links !== NEEDS_IO) return this.loaded(id, vKey, lKey, bytes, links, w);
+      }
+    }
+    return this.loadAsync(id, vKey, lKey, w);
+  }
+
+  private async loadAsync(
+    id: string,
+    vKey: Uint8Array,
+    lKey: Uint8Array,
+    w: TxnWrites | undefined,
+  ): Promise<HnswNode | undefined> {
     const [bytes, links] = await Promise.all([this.kv.get(vKey), this.kv.get(lKey)]);
-    if (bytes === undefined) return undefined;
+    return bytes === undefined ? undefined : this.loaded(id, vKey, lKey, bytes, links, w);
+  }
+
+  private loaded(
+    id: string,
+    vKey: Uint8Array,
+    lKey: Uint8Array,
+    bytes: Uint8Array,
+    links: Uint8Array | undefined,
+    w: TxnWrites | undefined,
+  ): HnswNode {
     const node = decodeNode(id, bytes, links, this.cache);
     this.owner.storedVectors.add(node.vector);
     // Only a committed version may enter the cache: not one this transaction wrote (or deleted) itself.
