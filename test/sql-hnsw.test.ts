@@ -183,6 +183,25 @@ describe("HNSW through SQL", () => {
     ).toEqual([{ n: 30 }]);
   });
 
+  it("a cosine index scan orders the same for a query at any length, tiny or huge", async () => {
+    await using db = await memoryDb();
+    await db.exec("CREATE TABLE docs (id int PRIMARY KEY, emb vector(8))");
+    await db.exec("CREATE INDEX docs_cos ON docs USING hnsw (emb vector_cosine_ops)");
+    const vectors = randomVectors(300, 8, 71).map((v) => v.map((x) => x - 0.5));
+    await load(db, "docs", vectors);
+    const rows = new Map(vectors.map((v, i) => [i, v] as const));
+    for (const [qi, q] of randomVectors(5, 8, 72).entries()) {
+      const unit = q.map((x) => x - 0.5);
+      const want = exact(rows, unit, 5, cos);
+      for (const scale of [1e-30, 1e-3, 1, 1.0005, 1e6]) {
+        const got = await ids(db, "SELECT id FROM docs ORDER BY emb <=> $1 LIMIT 5", [
+          unit.map((x) => x * scale),
+        ]);
+        expect(got, `query ${qi} scaled by ${scale}`).toEqual(want);
+      }
+    }
+  });
+
   it("zero vectors are not indexed under cosine; bad CREATE INDEX and SET are refused", async () => {
     await using db = await memoryDb();
     await db.exec("CREATE TABLE t (id int PRIMARY KEY, n int, emb vector(2), raw vector)");

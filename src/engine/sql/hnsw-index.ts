@@ -460,7 +460,12 @@ export class KvNodeStore implements NodeStore {
   }
 
   private cacheOk(w: TxnWrites | undefined): boolean {
-    return this.txn !== undefined && !w?.emptied.has(this.indexId) && this.cache.usable(this.snapshot);
+    // Per visited node of every search: the size test keeps the set lookup off the common path.
+    return (
+      this.txn !== undefined &&
+      (w === undefined || w.emptied.size === 0 || !w.emptied.has(this.indexId)) &&
+      this.cache.usable(this.snapshot)
+    );
   }
 
   get(h: number): HnswNode | undefined | Promise<HnswNode | undefined> {
@@ -600,6 +605,19 @@ function prepare(metric: Metric, v: Value): Float32Array | undefined {
   return norm(vec) > 0 ? l2Normalize(vec) : undefined;
 }
 
+/**
+ * The vector an index scan searches for `q`. Under cosine the graph's order for a query is the same at any
+ * length (1 − |q|·cos is monotone in cos), so a query already of about unit length (embeddings usually are) is
+ * searched as given rather than normalised into a new array; far from unit length it is normalised, so the
+ * graph's float32 distances keep their precision. A zero query has no direction: undefined.
+ */
+function searchVector(metric: Metric, q: Float32Array): Float32Array | undefined {
+  if (metric !== "cosine") return q;
+  const n = norm(q);
+  if (!(n > 0)) return undefined;
+  return Math.abs(n - 1) <= 1e-3 ? q : l2Normalize(q);
+}
+
 function graph(ctx: ExecCtx, ix: IndexDef): Hnsw {
   return new Hnsw(params(ix), registry(ctx).store(ctx, ix));
 }
@@ -719,7 +737,7 @@ export class HnswScan implements RowSource {
         throw sqlError("22000", `different vector dimensions ${dims} and ${qv.length}`);
       }
     }
-    const q = qv === null ? undefined : prepare(metric, qv);
+    const q = qv === null ? undefined : searchVector(metric, qv);
     if (q === undefined || limit === undefined) {
       // No direction to search (NULL or a zero query under cosine) or no LIMIT: the exact answer.
       return this.exact(ctx, this.access.rows(ctx), qv, Number.POSITIVE_INFINITY);
