@@ -23,6 +23,11 @@
  * Vectors that are never indexed (as in pgvector): NULL, and a zero vector under cosine (no direction). An index
  * scan never returns those rows.
  *
+ * Reading the hits: a hit's row is read synchronously when it is in memory (memtables, cached blocks, the
+ * transaction's writes), and only the columns the query reads are decoded — usually not the vector, whose decode
+ * was the largest cost of fetching the k rows. The planner (select.ts) gives the scan those columns and leaves out
+ * the hidden ORDER BY distance, which the scan's order makes unneeded.
+ *
  * Filtered search: the scan evaluates the whole WHERE clause on each hit. When WHERE gives the table access a key
  * (an index or primary-key condition), the scan first counts the matching rows through that key, up to
  * PREFILTER_ROWS_MAX: a selective filter is answered exactly from those rows. Otherwise it searches the graph with
