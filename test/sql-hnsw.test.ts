@@ -152,6 +152,56 @@ describe("HNSW through SQL", () => {
     ]);
   });
 
+  it("an index scan returns exactly the columns asked for: unread ones are skipped, read ones are whole", async () => {
+    await using db = await memoryDb();
+    await db.exec("CREATE TABLE docs (id int PRIMARY KEY, tag text, n int, emb vector(2))");
+    await db.exec("CREATE INDEX docs_l2 ON docs USING hnsw (emb vector_l2_ops)");
+    await db.query(
+      "INSERT INTO docs VALUES (1, 'a', 10, '[1,0]'), (2, 'b', 20, '[0,2]'), (3, 'a', 30, '[3,3]'), (4, NULL, 40, '[0,0]')",
+    );
+    // The ORDER BY key is not in the select list: no extra column comes out.
+    expect(await db.query("SELECT id FROM docs ORDER BY emb <-> $1 LIMIT 2", ["[0,1.9]"])).toEqual([
+      { id: 2 },
+      { id: 4 },
+    ]);
+    // Columns the scan's hits must decode: the vector itself, a distance over it, and ones the WHERE reads.
+    const rows = await db.query<{ id: number; emb: Float32Array; d: number; n: number }>(
+      "SELECT id, emb, emb <-> $1 AS d, n FROM docs WHERE tag = 'a' ORDER BY emb <-> $1 LIMIT 2",
+      ["[1,0]"],
+    );
+    expect(rows.map((r) => [r.id, Array.from(r.emb), r.d, r.n])).toEqual([
+      [1, [1, 0], 0, 10],
+      [3, [3, 3], Math.sqrt(13), 30],
+    ]);
+    expect(await db.query("SELECT * FROM docs ORDER BY emb <-> $1 LIMIT 1", ["[3,3]"])).toEqual([
+      { id: 3, tag: "a", n: 30, emb: Float32Array.from([3, 3]) },
+    ]);
+    // A key-restricted filter answered exactly reads the ordered column from the table access.
+    await db.exec("CREATE INDEX docs_tag ON docs (tag)");
+    expect(
+      await db.query("SELECT n FROM docs WHERE tag = 'a' ORDER BY emb <-> $1 LIMIT 1 OFFSET 1", ["[1,0]"]),
+    ).toEqual([{ n: 30 }]);
+  });
+
+  it("a cosine index scan orders the same for a query at any length, tiny or huge", async () => {
+    await using db = await memoryDb();
+    await db.exec("CREATE TABLE docs (id int PRIMARY KEY, emb vector(8))");
+    await db.exec("CREATE INDEX docs_cos ON docs USING hnsw (emb vector_cosine_ops)");
+    const vectors = randomVectors(300, 8, 71).map((v) => v.map((x) => x - 0.5));
+    await load(db, "docs", vectors);
+    const rows = new Map(vectors.map((v, i) => [i, v] as const));
+    for (const [qi, q] of randomVectors(5, 8, 72).entries()) {
+      const unit = q.map((x) => x - 0.5);
+      const want = exact(rows, unit, 5, cos);
+      for (const scale of [1e-30, 1e-3, 1, 1.0005, 1e6]) {
+        const got = await ids(db, "SELECT id FROM docs ORDER BY emb <=> $1 LIMIT 5", [
+          unit.map((x) => x * scale),
+        ]);
+        expect(got, `query ${qi} scaled by ${scale}`).toEqual(want);
+      }
+    }
+  });
+
   it("zero vectors are not indexed under cosine; bad CREATE INDEX and SET are refused", async () => {
     await using db = await memoryDb();
     await db.exec("CREATE TABLE t (id int PRIMARY KEY, n int, emb vector(2), raw vector)");

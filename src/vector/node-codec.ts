@@ -60,28 +60,30 @@ export function encodeVector(node: HnswNode): Uint8Array {
 
 /** The links record of a node (format 2). */
 export function encodeLinks(node: HnswNode, handles: Handles): Uint8Array {
+  // Two passes over the handles (size, then bytes): every commit of a bulk load encodes thousands of these, and
+  // per-level id arrays were most of the cost.
   let size = 4;
-  const ids: string[][] = [];
   for (let l = 0; l <= node.level; l++) {
     size += 2;
-    const level = (node.neighbors[l] ?? []).map((h) => handles.idOf(h));
-    ids.push(level);
-    for (const id of level) size += 2 + id.length;
+    const level = node.neighbors[l];
+    if (level !== undefined)
+      for (let i = 0; i < level.length; i++) size += 2 + handles.idOf(level[i]!).length;
   }
   const out = new Uint8Array(size);
-  const dv = new DataView(out.buffer);
   out[0] = FORMAT;
   out[1] = node.deleted ? 1 : 0;
   out[2] = node.level;
   let p = 4;
   for (let l = 0; l <= node.level; l++) {
-    const links = ids[l]!;
-    dv.setUint16(p, links.length, true);
-    p += 2;
-    for (const id of links) {
-      dv.setUint16(p, id.length, true);
-      p += 2;
-      for (let i = 0; i < id.length; i++) out[p++] = id.charCodeAt(i);
+    const links = node.neighbors[l];
+    const c = links === undefined ? 0 : links.length;
+    out[p++] = c & 0xff;
+    out[p++] = c >> 8;
+    for (let i = 0; i < c; i++) {
+      const id = handles.idOf(links![i]!);
+      out[p++] = id.length & 0xff;
+      out[p++] = id.length >> 8;
+      for (let j = 0; j < id.length; j++) out[p++] = id.charCodeAt(j);
     }
   }
   return out;

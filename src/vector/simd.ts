@@ -409,11 +409,26 @@ export function newArena(dims: number, bytesMax: number): VectorArena | null {
   return w ? new VectorArena(w, dims, bytesMax) : null;
 }
 
+const sharedKernels = new Map<string, GraphKernel>();
+
 /**
  * The graph kernel of `metric` for vectors of `dims` dimensions: on the arena when WebAssembly SIMD is there,
  * else the TypeScript kernels on the holders' arrays. Every vector given to one kernel must have `dims` floats.
+ * Over the shared arena there is one kernel per metric and dimension count: the SQL layer makes a graph per
+ * statement, and fresh closures per insert and per query left the search loop's distance call megamorphic.
  */
-export function graphKernel(metric: Metric, dims: number, arena = arenaFor(dims)): GraphKernel {
+export function graphKernel(metric: Metric, dims: number, arena?: VectorArena | null): GraphKernel {
+  if (arena !== undefined) return makeKernel(metric, arena);
+  const key = `${metric}:${dims}`;
+  let k = sharedKernels.get(key);
+  if (k === undefined) {
+    k = makeKernel(metric, arenaFor(dims));
+    sharedKernels.set(key, k);
+  }
+  return k;
+}
+
+function makeKernel(metric: Metric, arena: VectorArena | null): GraphKernel {
   if (!arena) {
     const f = indexDistance(metric);
     return { distance: (a, b) => f(a.vector, b.vector), release: () => {} };

@@ -23,6 +23,11 @@
  * Vectors that are never indexed (as in pgvector): NULL, and a zero vector under cosine (no direction). An index
  * scan never returns those rows.
  *
+ * Reading the hits: a hit's row is read synchronously when it is in memory (memtables, cached blocks, the
+ * transaction's writes), and only the columns the query reads are decoded — usually not the vector, whose decode
+ * was the largest cost of fetching the k rows. The planner (select.ts) gives the scan those columns and leaves out
+ * the hidden ORDER BY distance, which the scan's order makes unneeded.
+ *
  * Filtered search: the scan evaluates the whole WHERE clause on each hit. When WHERE gives the table access a key
  * (an index or primary-key condition), the scan first counts the matching rows through that key, up to
  * PREFILTER_ROWS_MAX: a selective filter is answered exactly from those rows. Otherwise it searches the graph with
@@ -43,6 +48,7 @@ import {
   idToBytes,
 } from "../../vector/node-codec.js";
 import { encodeKey } from "../lsm/keycodec.js";
+import { NEEDS_IO, type NeedsIo } from "../lsm/types.js";
 import { Transaction } from "../txn/transaction.js";
 import type { IndexDef, TableInfo } from "./catalog.js";
 import { SqlState, sqlError, unsupported } from "./errors.js";
@@ -50,6 +56,7 @@ import type { Env, Expr, VectorOp } from "./expr.js";
 import {
   concatBytes,
   EMPTY_ROW,
+  type Emit,
   type ExecCtx,
   type ExplainNode,
   type Kv,
@@ -242,8 +249,13 @@ class TxnWrites {
   }
 }
 
-const nodeBytes = (n: HnswNode) =>
-  96 + 4 * n.vector.length + n.neighbors.reduce((s, l) => s + 8 * l.length + 16, 0);
+/** A decoded node's approximate heap size (computed twice per node a commit installs: a plain loop). */
+function nodeBytes(n: HnswNode): number {
+  let s = 96 + 4 * n.vector.length;
+  const levels = n.neighbors;
+  for (let l = 0; l < levels.length; l++) s += 8 * levels[l]!.length + 16;
+  return s;
+}
 
 /** Per SqlEngine: the caches of all HNSW indexes and the writes of open transactions. */
 export class VectorIndexes {
@@ -458,7 +470,12 @@ export class KvNodeStore implements NodeStore {
   }
 
   private cacheOk(w: TxnWrites | undefined): boolean {
-    return this.txn !== undefined && !w?.emptied.has(this.indexId) && this.cache.usable(this.snapshot);
+    // Per visited node of every search: the size test keeps the set lookup off the common path.
+    return (
+      this.txn !== undefined &&
+      (w === undefined || w.emptied.size === 0 || !w.emptied.has(this.indexId)) &&
+      this.cache.usable(this.snapshot)
+    );
   }
 
   get(h: number): HnswNode | undefined | Promise<HnswNode | undefined> {
@@ -481,12 +498,44 @@ export class KvNodeStore implements NodeStore {
     return this.cache.nodes[h] ?? null;
   }
 
-  private async load(h: number, w: TxnWrites | undefined): Promise<HnswNode | undefined> {
+  /**
+   * Reads a node from the engine: synchronously when both records are in memory (memtables, cached blocks, the
+   * transaction's writes), which every insert of a new row does once (its node does not exist yet).
+   */
+  private load(h: number, w: TxnWrites | undefined): HnswNode | undefined | Promise<HnswNode | undefined> {
     const id = this.cache.idOf(h);
     const vKey = nodeKey(this.indexId, id);
     const lKey = linksKey(this.indexId, id);
+    const kv = this.kv;
+    if (kv.getSync !== undefined) {
+      const bytes = kv.getSync(vKey);
+      if (bytes === undefined) return undefined; // no vector record: no node, whatever its links say
+      if (bytes !== NEEDS_IO) {
+        const links = kv.getSync(lKey);
+        if (links !== NEEDS_IO) return this.loaded(id, vKey, lKey, bytes, links, w);
+      }
+    }
+    return this.loadAsync(id, vKey, lKey, w);
+  }
+
+  private async loadAsync(
+    id: string,
+    vKey: Uint8Array,
+    lKey: Uint8Array,
+    w: TxnWrites | undefined,
+  ): Promise<HnswNode | undefined> {
     const [bytes, links] = await Promise.all([this.kv.get(vKey), this.kv.get(lKey)]);
-    if (bytes === undefined) return undefined;
+    return bytes === undefined ? undefined : this.loaded(id, vKey, lKey, bytes, links, w);
+  }
+
+  private loaded(
+    id: string,
+    vKey: Uint8Array,
+    lKey: Uint8Array,
+    bytes: Uint8Array,
+    links: Uint8Array | undefined,
+    w: TxnWrites | undefined,
+  ): HnswNode {
     const node = decodeNode(id, bytes, links, this.cache);
     this.owner.storedVectors.add(node.vector);
     // Only a committed version may enter the cache: not one this transaction wrote (or deleted) itself.
@@ -564,6 +613,19 @@ function prepare(metric: Metric, v: Value): Float32Array | undefined {
   const vec = v as Float32Array;
   if (metric !== "cosine") return vec;
   return norm(vec) > 0 ? l2Normalize(vec) : undefined;
+}
+
+/**
+ * The vector an index scan searches for `q`. Under cosine the graph's order for a query is the same at any
+ * length (1 − |q|·cos is monotone in cos), so a query already of about unit length (embeddings usually are) is
+ * searched as given rather than normalised into a new array; far from unit length it is normalised, so the
+ * graph's float32 distances keep their precision. A zero query has no direction: undefined.
+ */
+function searchVector(metric: Metric, q: Float32Array): Float32Array | undefined {
+  if (metric !== "cosine") return q;
+  const n = norm(q);
+  if (!(n > 0)) return undefined;
+  return Math.abs(n - 1) <= 1e-3 ? q : l2Normalize(q);
 }
 
 function graph(ctx: ExecCtx, ix: IndexDef): Hnsw {
@@ -647,7 +709,33 @@ export class HnswScan implements RowSource {
     readonly orderText: string,
   ) {}
 
+  /**
+   * The columns of a fetched hit the query reads (its output and WHERE), set by the planner; undefined: all. A
+   * hit's vector is usually not among them, and decoding it was the largest cost of fetching the k rows.
+   */
+  private fetchMask: Uint8Array | undefined;
+
+  /** Planner: only these row positions are read above the scan (the exact fallbacks read the access's rows). */
+  readColumns(read: readonly number[]): void {
+    const n = this.access.table.types.length;
+    const mask = new Uint8Array(n);
+    let all = true;
+    for (const c of read) if (c >= 0 && c < n) mask[c] = 1;
+    for (let i = 0; i < n; i++) if (mask[i] === 0) all = false;
+    this.fetchMask = all ? undefined : mask;
+  }
+
   async *rows(ctx: ExecCtx): AsyncIterable<Value[]> {
+    yield* await this.answer(ctx);
+  }
+
+  /** Push execution: the answer is computed whole (k rows), then emitted without a promise per row. */
+  async each(ctx: ExecCtx, _outer: Value[] | undefined, emit: Emit): Promise<void> {
+    const rows = await this.answer(ctx);
+    for (let i = 0; i < rows.length; i++) if (emit(rows[i]!) === false) return;
+  }
+
+  private async answer(ctx: ExecCtx): Promise<Value[][]> {
     const env = ctx.env;
     const table = this.access.table;
     const qv = this.order.query.eval(EMPTY_ROW, env) as Float32Array | null;
@@ -659,14 +747,13 @@ export class HnswScan implements RowSource {
         throw sqlError("22000", `different vector dimensions ${dims} and ${qv.length}`);
       }
     }
-    const q = qv === null ? undefined : prepare(metric, qv);
+    const q = qv === null ? undefined : searchVector(metric, qv);
     if (q === undefined || limit === undefined) {
       // No direction to search (NULL or a zero query under cosine) or no LIMIT: the exact answer.
-      yield* await this.exact(ctx, this.access.rows(ctx), qv, Number.POSITIVE_INFINITY);
-      return;
+      return this.exact(ctx, this.access.rows(ctx), qv, Number.POSITIVE_INFINITY);
     }
     const k = limit + (limitOf(this.offset, env) ?? 0);
-    if (k <= 0) return;
+    if (k <= 0) return [];
     const efSearch = env.efSearch ?? EF_SEARCH_DEFAULT;
     if (this.where && this.access.path.kind !== "seq") {
       // A key-restricted filter: count the rows it keeps, up to a bound; few rows are answered exactly.
@@ -679,58 +766,93 @@ export class HnswScan implements RowSource {
           break;
         }
       }
-      if (small) {
-        yield* await this.exact(ctx, kept, qv, k);
-        return;
-      }
+      if (small) return this.exact(ctx, kept, qv, k);
     }
     const g = graph(ctx, this.index);
-    const fetched = new Map<string, Value[] | null>();
+    // Only a filtered search can widen and meet a hit again.
+    const fetched = this.where ? new Map<string, Value[] | null>() : undefined;
     let ef = Math.max(efSearch, k);
     for (;;) {
       const { hits, exhausted } = await g.search(q, ef, ef);
       const out: Value[][] = [];
-      // Rows are fetched a batch at a time, concurrently (one await per batch, not per row): unfiltered, the
-      // first k live hits are the answer (ef >= k), so the first batch is usually the last.
+      // Rows are read from memory synchronously; those that need I/O a batch at a time, concurrently (one await
+      // per batch, not per row): unfiltered, the first k live hits are the answer (ef >= k), so the first batch
+      // is usually the last.
       let i = 0;
       while (i < hits.length && (this.where || out.length < k)) {
         const n = Math.min(hits.length - i, this.where ? Math.max(k, 16) : k - out.length);
-        const batch = hits.slice(i, i + n);
+        const rows: (Value[] | null)[] = new Array(n);
+        let waits: Promise<void>[] | undefined;
+        for (let j = 0; j < n; j++) {
+          const id = hits[i + j]!.id;
+          const r = this.fetchSync(ctx, fetched, id);
+          if (r !== NEEDS_IO) {
+            rows[j] = r;
+            continue;
+          }
+          if (waits === undefined) waits = [];
+          waits.push(
+            this.fetch(ctx, fetched, id).then((row) => {
+              rows[j] = row;
+            }),
+          );
+        }
+        if (waits !== undefined) await Promise.all(waits);
         i += n;
-        const rows = await Promise.all(batch.map((h) => this.fetch(ctx, fetched, h.id)));
-        for (const row of rows) {
+        for (let j = 0; j < n; j++) {
+          const row = rows[j]!;
           if (row === null) continue;
           out.push(row);
           if (!this.where && out.length >= k) break;
         }
       }
-      if (out.length >= k || exhausted || !this.where) {
-        yield* out;
-        return;
-      }
+      if (out.length >= k || exhausted || !this.where) return out;
       const rate = Math.max(out.length, 1) / Math.max(hits.length, 1);
       const next = Math.max(ef * 2, Math.ceil((2 * k) / rate));
-      if (next > BEAM_MAX) {
-        yield* await this.exact(ctx, this.access.rows(ctx), qv, k);
-        return;
-      }
+      if (next > BEAM_MAX) return this.exact(ctx, this.access.rows(ctx), qv, k);
       ef = next;
     }
+  }
+
+  /** A hit's stored row decoded (only the read columns) and filtered, or null. */
+  private accept(ctx: ExecCtx, bytes: Uint8Array | undefined): Value[] | null {
+    if (bytes === undefined) return null;
+    const table = this.access.table;
+    const row = decodeRow(table.types, bytes, table.missing, this.fetchMask);
+    return this.where && this.where.eval(row, ctx.env) !== true ? null : row;
+  }
+
+  private rowKey(id: string): Uint8Array {
+    return concatBytes(this.access.table.keyPrefix, idToBytes(id));
+  }
+
+  /** `fetch` from memory only (memtables, cached blocks, the transaction's writes), or NEEDS_IO. */
+  private fetchSync(
+    ctx: ExecCtx,
+    fetched: Map<string, Value[] | null> | undefined,
+    id: string,
+  ): Value[] | null | NeedsIo {
+    const seen = fetched?.get(id);
+    if (seen !== undefined) return seen;
+    const kv = ctx.kv;
+    if (kv.getSync === undefined) return NEEDS_IO;
+    const bytes = kv.getSync(this.rowKey(id));
+    if (bytes === NEEDS_IO) return NEEDS_IO;
+    const row = this.accept(ctx, bytes);
+    fetched?.set(id, row);
+    return row;
   }
 
   /** The row of a hit that passes the WHERE clause, or null; each id is read once per scan. */
   private async fetch(
     ctx: ExecCtx,
-    fetched: Map<string, Value[] | null>,
+    fetched: Map<string, Value[] | null> | undefined,
     id: string,
   ): Promise<Value[] | null> {
-    let row = fetched.get(id);
-    if (row !== undefined) return row;
-    const table = this.access.table;
-    const bytes = await ctx.kv.get(concatBytes(table.keyPrefix, idToBytes(id)));
-    row = bytes === undefined ? null : decodeRow(table.types, bytes, table.missing);
-    if (row !== null && this.where && this.where.eval(row, ctx.env) !== true) row = null;
-    fetched.set(id, row);
+    const seen = fetched?.get(id);
+    if (seen !== undefined) return seen;
+    const row = this.accept(ctx, await ctx.kv.get(this.rowKey(id)));
+    fetched?.set(id, row);
     return row;
   }
 

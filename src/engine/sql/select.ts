@@ -1166,18 +1166,24 @@ export function planSelect(stmt: SelectStmt, pc: PlanCx, parent?: Scope): Planne
   }
 
   const width = items.length;
-  const projected = [...items.map((i) => i.expr), ...hidden];
-  if (!vectorScan) {
-    // Row positions the query reads above the scans: unread columns need not be decoded.
-    const read = [...(where?.refs ?? []), ...state.joinRefs];
-    if (grouped) {
-      for (const g of groupExprs) read.push(...g.refs);
-      for (const a of aggs) {
-        for (const e of a.args) read.push(...e.refs);
-        if (a.filter) read.push(...a.filter.refs);
-      }
-    } else for (const e of projected) read.push(...e.refs);
-    setColumnMasks(state.accesses, read, pc);
+  // An HNSW scan yields its rows in the order: the hidden sort key (the distance) would be computed per row and
+  // never read (the only hidden expression is that key: one sort key, no DISTINCT).
+  const projected = vectorScan ? items.map((i) => i.expr) : [...items.map((i) => i.expr), ...hidden];
+  // Row positions the query reads above the scans: unread columns need not be decoded.
+  const read = [...(where?.refs ?? []), ...state.joinRefs];
+  if (grouped) {
+    for (const g of groupExprs) read.push(...g.refs);
+    for (const a of aggs) {
+      for (const e of a.args) read.push(...e.refs);
+      if (a.filter) read.push(...a.filter.refs);
+    }
+  } else for (const e of projected) read.push(...e.refs);
+  if (!vectorScan) setColumnMasks(state.accesses, read, pc);
+  else if (!pc.initPlans.some((p) => p.correlated)) {
+    // The scan's hits decode only what is read; its exact fallbacks read the table access, which also needs
+    // the ordered column.
+    vectorScan.readColumns(read);
+    setColumnMasks(state.accesses, [...read, vectorScan.order.column], pc);
   }
   source = new ProjectNode(source, projected, correlatedPlans(projected, pc.initPlans));
   if (sortNeeded) source = new SortNode(source, sortKeys, sortText);
@@ -1194,7 +1200,7 @@ export function planSelect(stmt: SelectStmt, pc: PlanCx, parent?: Scope): Planne
     vectorScan.limit = source.limit;
     vectorScan.offset = source.offset;
   }
-  if (hidden.length > 0) source = new TrimNode(source, width);
+  if (hidden.length > 0 && !vectorScan) source = new TrimNode(source, width);
   return { source, columns: items.map((i) => ({ name: i.name, type: i.expr.type })) };
 }
 
