@@ -595,12 +595,15 @@ export class Hnsw {
   }
 }
 
-/** A NodeStore over arrays indexed by handle: the direct in-memory API and the reference for tests. */
-export class MemoryNodeStore implements NodeStore {
-  private readonly byHandle: (HnswNode | undefined)[] = [];
+/**
+ * Integer handles for node ids, and a slot per handle for the owner's decoded node. Both node stores (the
+ * in-memory one below and the SQL index cache) name nodes this way, so a graph's arrays are indexed by handle.
+ */
+export class HandleTable {
   private readonly handles = new Map<string, number>();
   private readonly ids: string[] = [];
-  private m: HnswMeta | undefined;
+  /** The decoded node of each handle, or undefined; always as long as the handles given out (no holes). */
+  readonly slots: (HnswNode | undefined)[] = [];
 
   handle(id: string): number {
     let h = this.handles.get(id);
@@ -608,21 +611,31 @@ export class MemoryNodeStore implements NodeStore {
       h = this.ids.length;
       this.ids.push(id);
       this.handles.set(id, h);
-      this.byHandle.push(undefined);
+      this.slots.push(undefined);
     }
     return h;
   }
   idOf(handle: number): string {
     return this.ids[handle]!;
   }
+  /** The handle of an id, if one was given out. */
+  find(id: string): number | undefined {
+    return this.handles.get(id);
+  }
+}
+
+/** A NodeStore over arrays indexed by handle: the direct in-memory API and the reference for tests. */
+export class MemoryNodeStore extends HandleTable implements NodeStore {
+  private m: HnswMeta | undefined;
+
   get(handle: number): HnswNode | undefined {
-    return this.byHandle[handle];
+    return this.slots[handle];
   }
   peek(handle: number): HnswNode | undefined {
-    return this.byHandle[handle];
+    return this.slots[handle];
   }
   put(node: HnswNode): void {
-    this.byHandle[node.handle] = node;
+    this.slots[node.handle] = node;
   }
   meta(): HnswMeta | undefined {
     return this.m;
@@ -632,11 +645,11 @@ export class MemoryNodeStore implements NodeStore {
   }
   /** The node of an id, if stored. */
   node(id: string): HnswNode | undefined {
-    const h = this.handles.get(id);
-    return h === undefined ? undefined : this.byHandle[h];
+    const h = this.find(id);
+    return h === undefined ? undefined : this.slots[h];
   }
   /** Every stored node. */
   *nodes(): IterableIterator<HnswNode> {
-    for (const n of this.byHandle) if (n) yield n;
+    for (const n of this.slots) if (n) yield n;
   }
 }

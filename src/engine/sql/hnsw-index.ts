@@ -37,7 +37,14 @@
 
 import type { DefElem, IndexStmt, Node } from "libpg-query";
 import { l2Normalize, type Metric, norm } from "../../vector/distance.js";
-import { Hnsw, type HnswMeta, type HnswNode, type HnswParams, type NodeStore } from "../../vector/hnsw.js";
+import {
+  HandleTable,
+  Hnsw,
+  type HnswMeta,
+  type HnswNode,
+  type HnswParams,
+  type NodeStore,
+} from "../../vector/hnsw.js";
 import {
   decodeMeta,
   decodeNode,
@@ -176,10 +183,7 @@ export function isHnsw(ix: IndexDef): boolean {
  * SqlEngine (ids are never forgotten: a few dozen bytes per row ever indexed), so every session's graph over
  * this index names a node by the same integer, and the cache is an array indexed by it.
  */
-class IndexCache {
-  private readonly handles = new Map<string, number>();
-  private readonly ids: string[] = [];
-  readonly nodes: (HnswNode | undefined)[] = [];
+class IndexCache extends HandleTable {
   /** Handles in the order their nodes entered the cache (eviction order; may repeat or be stale). */
   readonly order: number[] = [];
   orderHead = 0;
@@ -189,21 +193,6 @@ class IndexCache {
 
   usable(snapshot: number): boolean {
     return this.inFlight === 0 && snapshot >= this.lastWriteLsn;
-  }
-
-  handle(id: string): number {
-    let h = this.handles.get(id);
-    if (h === undefined) {
-      h = this.ids.length;
-      this.ids.push(id);
-      this.handles.set(id, h);
-      this.nodes.push(undefined);
-    }
-    return h;
-  }
-
-  idOf(handle: number): string {
-    return this.ids[handle]!;
   }
 }
 
@@ -300,8 +289,8 @@ export class VectorIndexes {
   readonly storedVectors = new WeakSet<Float32Array>();
 
   add(cache: IndexCache, node: HnswNode): void {
-    if (cache.nodes[node.handle] !== undefined) return;
-    cache.nodes[node.handle] = node;
+    if (cache.slots[node.handle] !== undefined) return;
+    cache.slots[node.handle] = node;
     cache.order.push(node.handle);
     this.bytes += nodeBytes(node);
     if (this.bytes > this.cacheBytesMax) this.evict(cache);
@@ -320,9 +309,9 @@ export class VectorIndexes {
   }
 
   private drop(cache: IndexCache, h: number): void {
-    const n = cache.nodes[h];
+    const n = cache.slots[h];
     if (n) {
-      cache.nodes[h] = undefined;
+      cache.slots[h] = undefined;
       this.bytes -= nodeBytes(n);
     }
   }
@@ -361,7 +350,7 @@ export class VectorIndexes {
         const c = this.cache(id);
         c.inFlight--;
         if (w.emptied.has(id)) {
-          for (let h = 0; h < c.nodes.length; h++) this.drop(c, h);
+          for (let h = 0; h < c.slots.length; h++) this.drop(c, h);
           c.order.length = 0;
           c.orderHead = 0;
           c.meta = undefined;
@@ -485,7 +474,7 @@ export class KvNodeStore implements NodeStore {
       if (mine) return mine;
       if (!this.cacheOk(w)) return this.load(h, w);
     } else if (this.txn === undefined || !this.cache.usable(this.snapshot)) return this.load(h, w);
-    return this.cache.nodes[h] ?? this.load(h, w);
+    return this.cache.slots[h] ?? this.load(h, w);
   }
 
   peek(h: number): HnswNode | undefined | null {
@@ -495,7 +484,7 @@ export class KvNodeStore implements NodeStore {
       if (mine) return mine;
       if (!this.cacheOk(w)) return null;
     } else if (this.txn === undefined || !this.cache.usable(this.snapshot)) return null;
-    return this.cache.nodes[h] ?? null;
+    return this.cache.slots[h] ?? null;
   }
 
   /**
