@@ -27,6 +27,7 @@ import { CountingStorage } from "../../src/storage/counting.js";
 import { openStorage } from "../../src/storage/open.js";
 import { prng } from "../../src/util/prng.js";
 import { fmt, machine, percentile, printTable, writeResult } from "../lib.js";
+import { rowKey as sharedRowKey, rowValue as sharedRowValue, u8 } from "../rows.js";
 
 const quick = process.argv.includes("--quick");
 const SMALL = 10_000;
@@ -34,27 +35,10 @@ const LARGE = quick ? 100_000 : 1_000_000;
 const FORKS = quick ? 10 : 30;
 const READS = quick ? 20_000 : 100_000;
 const READ_ROUNDS = quick ? 3 : 5;
-const VALUE_BYTES = 184;
 const OPTIONS: EngineOptions = {};
 
-function rowKey(i: number): Uint8Array {
-  const key = Buffer.alloc(16);
-  key.writeUInt32BE(0, 0);
-  key.writeUInt32BE(i, 4);
-  key.write("twillrow", 8, "latin1");
-  return new Uint8Array(key.buffer, key.byteOffset, 16);
-}
-
-const pool = (() => {
-  const rand = prng(42);
-  const bytes = Buffer.alloc(1 << 20);
-  for (let i = 0; i < bytes.length; i += 4) bytes.writeUInt32LE(Math.floor(rand() * 2 ** 32), i);
-  return bytes;
-})();
-function rowValue(i: number): Uint8Array {
-  const at = (i * 997) % (pool.length - VALUE_BYTES);
-  return new Uint8Array(pool.buffer, pool.byteOffset + at, VALUE_BYTES);
-}
+const rowKey = (i: number): Uint8Array => u8(sharedRowKey(i));
+const rowValue = (i: number): Uint8Array => u8(sharedRowValue(i));
 
 const median = (xs: number[]) =>
   percentile(

@@ -22,6 +22,7 @@ import { openStorage } from "../../src/storage/open.js";
 import type { Storage } from "../../src/storage/types.js";
 import { prng } from "../../src/util/prng.js";
 import { fmt, type LatencySummary, machine, measure, percentile, printTable, writeResult } from "../lib.js";
+import { rowKey, rowValue, u8, VALUE_BYTES } from "../rows.js";
 
 const quick = process.argv.includes("--quick");
 const ROWS = quick ? 100_000 : 1_000_000;
@@ -32,35 +33,10 @@ const COMMITS_PER_WRITER = quick ? 40 : 200;
 const GETS = quick ? 20_000 : 100_000;
 const SCANS = quick ? 200 : 1_000;
 const SCAN_ROWS = 1_000;
-const VALUE_BYTES = 184;
 
 // ---- data -------------------------------------------------------------------------------------------------------
 
-/** Bulk rows live under prefix 0x00..; the commit benchmarks write under 0x40 (1 writer) and 0x41 (16 writers). */
-function rowKey(i: number, space = 0): Buffer {
-  const key = Buffer.alloc(16);
-  key.writeUInt32BE(space << 24, 0);
-  key.writeUInt32BE(i, 4);
-  key.write("twillrow", 8, "latin1");
-  return key;
-}
-
-const pool = (() => {
-  const rand = prng(42);
-  const bytes = Buffer.alloc(1 << 20);
-  for (let i = 0; i < bytes.length; i += 4) bytes.writeUInt32LE(Math.floor(rand() * 2 ** 32), i);
-  return bytes;
-})();
-/** A 184-byte value that differs per row (a window into a random pool). */
-function rowValue(i: number): Buffer {
-  const at = (i * 997) % (pool.length - VALUE_BYTES);
-  return pool.subarray(at, at + VALUE_BYTES);
-}
-
-/** The same bytes as a plain Uint8Array: Twill's put copies a Uint8Array (Buffer#slice would not copy). */
-function u8(b: Buffer): Uint8Array {
-  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-}
+// Bulk rows live under key space 0x00; the commit benchmarks write under 0x40 (1 writer) and 0x41 (16 writers).
 
 function randomKeys(count: number, seed: number): Buffer[] {
   const rand = prng(seed);

@@ -17,6 +17,7 @@ import { PerformanceObserver } from "node:perf_hooks";
 import { Engine } from "../../src/engine/engine.js";
 import { openStorage } from "../../src/storage/open.js";
 import { prng } from "../../src/util/prng.js";
+import { rowKey as sharedRowKey, rowValue as sharedRowValue, u8 } from "../rows.js";
 
 const phase = process.argv[2] ?? "get";
 const flag = (name: string, fallback: number): number => {
@@ -26,25 +27,9 @@ const flag = (name: string, fallback: number): number => {
 const ROWS = flag("--rows", 1_000_000);
 const GETS = flag("--gets", 200_000);
 const COMMITS = flag("--commits", 400);
-const VALUE_BYTES = 184;
-
-function rowKey(i: number, space = 0): Uint8Array {
-  const key = Buffer.alloc(16);
-  key.writeUInt32BE(space << 24, 0);
-  key.writeUInt32BE(i, 4);
-  key.write("twillrow", 8, "latin1");
-  return new Uint8Array(key.buffer, key.byteOffset, 16);
-}
-const pool = (() => {
-  const rand = prng(42);
-  const bytes = Buffer.alloc(1 << 20);
-  for (let i = 0; i < bytes.length; i += 4) bytes.writeUInt32LE(Math.floor(rand() * 2 ** 32), i);
-  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-})();
-const rowValue = (i: number): Uint8Array => {
-  const at = (i * 997) % (pool.length - VALUE_BYTES);
-  return pool.subarray(at, at + VALUE_BYTES);
-};
+// Twill gets plain Uint8Array views of the shared rows, as engine.bench.ts passes them.
+const rowKey = (i: number, space = 0): Uint8Array => u8(sharedRowKey(i, space));
+const rowValue = (i: number): Uint8Array => u8(sharedRowValue(i));
 
 // --ballast: hold 1M separately allocated 16-byte Buffers and a view of each, as engine.bench.ts's key arrays do.
 // --ballast-shared: the same keys as views of one buffer.
