@@ -92,11 +92,17 @@ export async function forEachRow(
   for await (const r of src.rows(ctx, outer)) if (emit(r) === false) return;
 }
 
-/** Visits a scan's pairs; synchronous while the engine's cursor has them in memory. */
+/** What a scan visitor returns: false to stop; a promise only when it had to wait for I/O itself. */
+type VisitResult = boolean | undefined | Promise<boolean | undefined>;
+
+/**
+ * Visits a scan's pairs; synchronous while the engine's cursor has them in memory and the visitor answers
+ * without waiting.
+ */
 async function scanEach(
   kv: Kv,
   options: TxnScanOptions,
-  visit: (pair: KeyValue) => boolean | undefined,
+  visit: (pair: KeyValue) => VisitResult,
 ): Promise<void> {
   const it = kv.scan(options);
   if (isCursor<KeyValue>(it)) {
@@ -108,13 +114,15 @@ async function scanEach(
         continue;
       }
       if (pair === undefined) return;
-      if (visit(pair) === false) {
+      let more = visit(pair);
+      if (typeof more === "object") more = await more;
+      if (more === false) {
         c.close?.();
         return;
       }
     }
   }
-  for await (const pair of it) if (visit(pair) === false) return;
+  for await (const pair of it) if ((await visit(pair)) === false) return;
 }
 
 /** PostgreSQL's EXPLAIN text layout (without costs). */
@@ -530,36 +538,17 @@ export class TableAccess implements RowSource {
       // Stream the index entries (a LIMIT above stops the scan): each entry's row is fetched as it comes, with no
       // promise while the entry and its row are in memory.
       const prefix = table.keyPrefix;
-      const it = ctx.kv.scan({
+      const options = {
         start: range.start,
         end: range.end,
         reverse: path.kind === "index-range" && path.reverse,
-      });
-      if (isCursor<KeyValue>(it)) {
-        const c = it as Cursor<KeyValue> & { close?: () => void };
-        for (;;) {
-          const pair = c.nextSync();
-          if (pair === NEEDS_IO) {
-            await c.fill();
-            continue;
-          }
-          if (pair === undefined) return;
-          const key = concatBytes(prefix, pair.value);
-          let row = this.fetchSync(ctx, key);
-          if (row === NEEDS_IO) row = await this.fetch(ctx, key);
-          if (row && emit(row) === false) {
-            c.close?.();
-            return;
-          }
-        }
-      }
-      for await (const pair of it) {
+      };
+      return scanEach(ctx.kv, options, (pair) => {
         const key = concatBytes(prefix, pair.value);
-        let row = this.fetchSync(ctx, key);
-        if (row === NEEDS_IO) row = await this.fetch(ctx, key);
-        if (row && emit(row) === false) return;
-      }
-      return;
+        const row = this.fetchSync(ctx, key);
+        if (row === NEEDS_IO) return this.fetch(ctx, key).then((r) => (r ? emit(r) : undefined));
+        return row ? emit(row) : undefined;
+      });
     }
     if (path.kind === "pk-point" || path.kind === "index-point") {
       // One row (a primary key, or a unique index entry and then its row): synchronous while both are in memory.
