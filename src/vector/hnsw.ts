@@ -27,6 +27,7 @@
  */
 
 import { ErrorCodes, TwillError } from "../errors.js";
+import { fmix32 } from "../util/fmix32.js";
 import type { Metric } from "./distance.js";
 import { type ArenaHolder, type GraphKernel, graphKernel } from "./simd.js";
 
@@ -92,12 +93,7 @@ function hashId(id: string): number {
     h ^= id.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
   }
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return fmix32(h);
 }
 
 export function levelFor(id: string, m: number): number {

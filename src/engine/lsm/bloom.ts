@@ -20,21 +20,13 @@
  */
 
 import { ErrorCodes, TwillError } from "../../errors.js";
+import { fmix32 } from "../../util/fmix32.js";
 
 const FORMAT_VERSION = 1;
 const HEADER_BYTES = 8;
 const SEED = 0xbc9f1d34;
 const blockBits = 512;
 const probesMax = 30;
-
-function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 /** MurmurHash3 x86_32 of `key`: the one hash a point read computes and tests against every SST's filter. */
 export function bloomHash(key: Uint8Array): number {
