@@ -7,6 +7,7 @@
  */
 
 import { ErrorCodes, notFound, TwillError } from "../errors.js";
+import { concatChunks } from "../util/concat-chunks.js";
 import {
   rangeNotSatisfiable,
   validateFrames,
@@ -100,15 +101,7 @@ class MemoryStorage implements Storage {
   async writeChunks(key: string, chunks: readonly Uint8Array[]): Promise<void> {
     this.checkOpen();
     validateKey(key);
-    let total = 0;
-    for (const c of chunks) total += c.length;
-    const bytes = new Uint8Array(total);
-    let at = 0;
-    for (const c of chunks) {
-      bytes.set(c, at);
-      at += c.length;
-    }
-    this.state.objects.set(key, bytes);
+    this.state.objects.set(key, concatChunks(chunks));
   }
 
   async writeIfAbsent(key: string, bytes: Uint8Array): Promise<boolean> {

@@ -11,6 +11,7 @@
  */
 
 import { ErrorCodes, TwillError } from "../../errors.js";
+import { concatChunks } from "../../util/concat-chunks.js";
 import { BloomBuilder, bloomHash } from "./bloom.js";
 import { ByteWriter } from "./byte-io.js";
 import { compareRange } from "./sst-block.js";
@@ -265,16 +266,7 @@ export class SstWriter {
 
   /** The whole SST object. The writer cannot be used afterwards. */
   finish(): Uint8Array {
-    const parts = this.finishParts();
-    let total = 0;
-    for (const p of parts) total += p.length;
-    const out = new Uint8Array(total);
-    let at = 0;
-    for (const p of parts) {
-      out.set(p, at);
-      at += p.length;
-    }
-    return out;
+    return concatChunks(this.finishParts());
   }
 
   /**
