@@ -529,6 +529,15 @@ async function addConstraint(ctx: ExecCtx, pc: PlanCx, table: TableInfo, c: Cons
 
 // ---- ALTER COLUMN -------------------------------------------------------------------------------------------------
 
+/** PostgreSQL refuses to change the default or drop NOT NULL of an identity column (42601). */
+function refuseIdentity(table: TableInfo, c: ColumnDef): void {
+  if (c.identity)
+    throw sqlError(
+      SqlState.SyntaxError,
+      `column "${c.name}" of relation "${table.name}" is an identity column`,
+    );
+}
+
 async function alterColumn(
   ctx: ExecCtx,
   pc: PlanCx,
@@ -543,11 +552,7 @@ async function alterColumn(
   });
   switch (cmd.subtype) {
     case "AT_ColumnDefault": {
-      if (c.identity)
-        throw sqlError(
-          SqlState.SyntaxError,
-          `column "${c.name}" of relation "${table.name}" is an identity column`,
-        );
+      refuseIdentity(table, c);
       const next: ColumnDef = { ...c };
       if (c.default?.kind === "sequence") ctx.txn!.delete(sequenceKey(c.default.sequence));
       if (cmd.def) next.default = { kind: "expr", expr: cmd.def, text: "" };
@@ -564,11 +569,7 @@ async function alterColumn(
     case "AT_DropNotNull": {
       if (table.def.primaryKey.includes(col) && !table.hasRowid)
         throw sqlError(SqlState.InvalidTableDefinition, `column "${c.name}" is in a primary key`);
-      if (c.identity)
-        throw sqlError(
-          SqlState.SyntaxError,
-          `column "${c.name}" of relation "${table.name}" is an identity column`,
-        );
+      refuseIdentity(table, c);
       return install(ctx, replace({ ...c, notNull: false }));
     }
     default:
