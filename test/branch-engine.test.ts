@@ -10,6 +10,7 @@ import { Engine, type EngineOptions } from "../src/engine/engine.js";
 import { ErrorCodes, isTwillError } from "../src/errors.js";
 import { CountingStorage } from "../src/storage/counting.js";
 import { backends, storageScope } from "./helpers/backends.js";
+import { smallEngine } from "./helpers/engine-options.js";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array | undefined) => (b === undefined ? undefined : new TextDecoder().decode(b));
@@ -41,11 +42,7 @@ async function rejects(p: Promise<unknown>, code: string, message?: RegExp): Pro
   throw new Error("expected a rejection");
 }
 
-const small: EngineOptions = {
-  memtableBytesMax: 64 * 1024,
-  blockBytesTarget: 1024,
-  sstBytesTarget: 64 * 1024,
-};
+const small = smallEngine;
 
 for (const backend of backends) {
   describe.skipIf(!backend.available)(`branches on ${backend.name}://`, () => {

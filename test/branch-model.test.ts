@@ -24,6 +24,7 @@ import { ErrorCodes, isTwillError } from "../src/errors.js";
 import { dropMemoryStore } from "../src/storage/memory.js";
 import { openStorage } from "../src/storage/open.js";
 import type { Storage } from "../src/storage/types.js";
+import { smallEngine } from "./helpers/engine-options.js";
 
 const env = (name: string): number | undefined => {
   const v = process.env[name];
@@ -32,12 +33,7 @@ const env = (name: string): number | undefined => {
 const RUNS = env("TWILL_BRANCH_MODEL_RUNS");
 const SEED = env("TWILL_MODEL_SEED");
 
-const OPTIONS: EngineOptions = {
-  memtableBytesMax: 64 * 1024,
-  blockBytesTarget: 1024,
-  sstBytesTarget: 64 * 1024,
-  l0CompactionTrigger: 2,
-};
+const OPTIONS: EngineOptions = { ...smallEngine, l0CompactionTrigger: 2 };
 
 const KEYS = ["a", "b", "c", "d", "e", "f"];
 const enc = (s: string) => new TextEncoder().encode(s);

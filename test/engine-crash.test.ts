@@ -34,6 +34,7 @@ import { CrashSimStorage, type RecoveredState } from "../src/storage/crash-sim.j
 import { dropMemoryStore, openMemoryStorage as openStorageSync } from "../src/storage/memory.js";
 import { openStorage } from "../src/storage/open.js";
 import { prng } from "../src/util/prng.js";
+import { smallEngine } from "./helpers/engine-options.js";
 
 const env = (name: string, fallback: number) => {
   const v = process.env[name];
@@ -136,11 +137,8 @@ async function readState(engine: Engine): Promise<State> {
 // ---- 1. crash-kill ------------------------------------------------------------------------------------------------
 
 const CHILD = join(import.meta.dirname, "fixtures", "crash-child.ts");
-const KILL_OPTIONS: EngineOptions = {
-  memtableBytesMax: 64 * 1024,
-  blockBytesTarget: 1024,
-  sstBytesTarget: 64 * 1024,
-};
+/** The options crash-child.ts opens its engine with. */
+const KILL_OPTIONS = smallEngine;
 
 interface RoundResult {
   commits: CommitRecord[];
@@ -340,12 +338,7 @@ describe("crash-kill: SIGKILL a committing process, recover, continue", () => {
 
 // ---- 2. crash-sim sweep -------------------------------------------------------------------------------------------
 
-const SIM_OPTIONS: EngineOptions = {
-  memtableBytesMax: 64 * 1024,
-  blockBytesTarget: 1024,
-  sstBytesTarget: 64 * 1024,
-  l0CompactionTrigger: 2,
-};
+const SIM_OPTIONS: EngineOptions = { ...smallEngine, l0CompactionTrigger: 2 };
 
 /** For the ingest workload: its two bulk transactions (about 18 KB and 60 KB) commit by ingest, nothing else. */
 const SIM_INGEST: EngineOptions = { ...SIM_OPTIONS, ingestBytesMin: 16 * 1024 };

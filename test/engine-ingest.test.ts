@@ -8,16 +8,12 @@ import { Engine, type EngineOptions } from "../src/engine/engine.js";
 import { decodeFrame, encodeIngest, FrameType } from "../src/engine/txn/commit-record.js";
 import { ErrorCodes, isTwillError } from "../src/errors.js";
 import { backends, storageScope } from "./helpers/backends.js";
+import { smallEngine } from "./helpers/engine-options.js";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array | undefined) => (b === undefined ? undefined : new TextDecoder().decode(b));
 
-const options: EngineOptions = {
-  memtableBytesMax: 64 * 1024,
-  blockBytesTarget: 1024,
-  sstBytesTarget: 64 * 1024,
-  ingestBytesMin: 8 * 1024,
-};
+const options: EngineOptions = { ...smallEngine, ingestBytesMin: 8 * 1024 };
 
 /** One transaction writing `count` keys `${prefix}${i}` (zero-padded) with values `${tag}:${i}` and some padding. */
 async function bulk(engine: Engine, prefix: string, count: number, tag: string, from = 0): Promise<number> {

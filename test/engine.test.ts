@@ -5,6 +5,7 @@ import { Engine, type EngineOptions } from "../src/engine/engine.js";
 import { ErrorCodes, TwillError } from "../src/errors.js";
 import { CountingStorage } from "../src/storage/counting.js";
 import { backends, storageScope } from "./helpers/backends.js";
+import { smallEngine } from "./helpers/engine-options.js";
 import { frameEnd } from "./helpers/log-bytes.js";
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -26,11 +27,7 @@ async function put(engine: Engine, pairs: [string, string | null][]): Promise<nu
   return txn.commit();
 }
 
-const small: EngineOptions = {
-  memtableBytesMax: 64 * 1024,
-  blockBytesTarget: 1024,
-  sstBytesTarget: 64 * 1024,
-};
+const small = smallEngine;
 
 for (const backend of backends) {
   describe.skipIf(!backend.available)(`engine on ${backend.name}://`, () => {
