@@ -416,9 +416,7 @@ export class Engine implements TxnHost {
    */
   readSync(key: Uint8Array): Uint8Array | undefined | NeedsIo {
     if (this.closed) throw new TwillError(ErrorCodes.Closed, "the database is closed");
-    const e = this.reader.getVersionSync(key, this.lastLsn);
-    if (e === NEEDS_IO) return e;
-    return e && e.kind === EntryKind.Put ? e.value : undefined;
+    return this.getSync(key, this.lastLsn);
   }
 
   /**
