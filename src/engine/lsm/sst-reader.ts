@@ -26,7 +26,11 @@ import {
   compareRange,
   DataBlock,
   decodeDataBlock,
-  getFromBlock,
+  getFromInterval,
+  isVerified,
+  restartFor,
+  verifyAll,
+  verifyInterval,
 } from "./sst-block.js";
 import {
   checkedContent,
@@ -276,7 +280,7 @@ export class SstReader {
       if (!loadSync || this.store.readIntoSync === undefined) return NEEDS_IO;
       block = this.loadBlockSync(i);
     }
-    return getFromBlock(block, key, snapshotLsn);
+    return this.lookup(block, i, key, snapshotLsn);
   }
 
   /** The newest version of `key` with lsn <= snapshotLsn (possibly a Delete), or undefined. */
@@ -290,7 +294,25 @@ export class SstReader {
       // Dropped by the cache (and its buffer reused) while this read waited its turn: read a private copy.
       if (block.released) block = await this.readBlock(i);
     }
-    return getFromBlock(block, key, snapshotLsn);
+    return this.lookup(block, i, key, snapshotLsn);
+  }
+
+  /** A point lookup in block `i`, verifying the restart interval it reads first if no read has yet. */
+  private lookup(block: DataBlock, i: number, key: Uint8Array, snapshotLsn: number): Entry | undefined {
+    const r = restartFor(block, key, snapshotLsn);
+    if (!isVerified(block, r)) {
+      verifyInterval(
+        block,
+        r,
+        this.lastKeys[i]!,
+        this.lastLsns[i]!,
+        this.scanner,
+        this.objectKey,
+        i,
+        this.offsets[i]!,
+      );
+    }
+    return getFromInterval(block, r, key, snapshotLsn);
   }
 
   /**
@@ -304,10 +326,9 @@ export class SstReader {
     const buffer = pool.take(length);
     let block: DataBlock;
     try {
-      const raw = buffer.subarray(0, length);
       let got: number;
       try {
-        got = this.store.readIntoSync!(this.objectKey, offset, raw);
+        got = this.store.readIntoSync!(this.objectKey, offset, buffer.subarray(0, length));
       } catch (error) {
         throw truncatedOr(error, this.objectKey, offset, length, `data block ${i}`);
       }
@@ -317,7 +338,7 @@ export class SstReader {
           `data block ${i} at bytes [${offset}, ${offset + length}) came back as ${got} bytes (truncated)`,
         );
       }
-      block = this.decodeBlock(raw, i);
+      block = this.decodeBlock(buffer, length, i);
     } catch (error) {
       pool.give(buffer);
       throw error;
@@ -380,12 +401,14 @@ export class SstReader {
   private async readBlock(i: number): Promise<DataBlock> {
     const offset = this.offsets[i]!;
     const raw = await readExact(this.store, this.objectKey, offset, this.lengths[i]!, `data block ${i}`);
-    return this.decodeBlock(raw, i);
+    return this.decodeBlock(raw, raw.length, i);
   }
 
-  private decodeBlock(raw: Uint8Array, i: number): DataBlock {
+  /** Load checks of block `i`, which is bytes[0, length) (see decodeDataBlock). */
+  private decodeBlock(bytes: Uint8Array, length: number, i: number): DataBlock {
     return decodeDataBlock(
-      raw,
+      bytes,
+      length,
       this.offsets[i]!,
       {
         prevLastKey: i > 0 ? this.lastKeys[i - 1] : undefined,
@@ -441,6 +464,9 @@ export class SstReader {
     out: Entry[],
   ): void {
     const s = this.scanner;
+    // A scan reads on past any one interval, so it checks them all first (most blocks it reads were loaded for
+    // it, and so are checked once, here).
+    verifyAll(block, this.lastKeys[i]!, this.lastLsns[i]!, s, this.objectKey, i, this.offsets[i]!);
     if (start !== undefined && (i === 0 || compareBytes(this.lastKeys[i - 1]!, start) < 0)) {
       if (!s.seek(block, start, lsnMax)) return;
     } else {
