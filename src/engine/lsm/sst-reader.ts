@@ -108,6 +108,17 @@ async function readExact(
   return bytes;
 }
 
+/** bytes[start, start + min(length, 4)) as a big-endian u32, zero-padded: see `SstReader.headWords`. */
+function headWord(bytes: Uint8Array, start: number, length: number): number {
+  return (
+    (((length > 0 ? bytes[start]! : 0) << 24) |
+      ((length > 1 ? bytes[start + 1]! : 0) << 16) |
+      ((length > 2 ? bytes[start + 2]! : 0) << 8) |
+      (length > 3 ? bytes[start + 3]! : 0)) >>>
+    0
+  );
+}
+
 export class SstReader {
   /** Last keys of the blocks, read in place from the index block (see SstIndex). */
   private readonly keyBytes: Uint8Array;
@@ -122,6 +133,13 @@ export class SstReader {
   private readonly scanner: BlockScanner;
   /** Bytes every key in the SST starts with (the min and max keys share them): index searches skip them. */
   private readonly rangePrefix: number;
+  /**
+   * For each block, the 4 bytes of its last key after `rangePrefix` as a big-endian u32 (zero-padded when the key
+   * is shorter). Where two such words differ they order their keys, so the index search compares one small array
+   * and reads the keys' bytes only on a tie: the keys, their starts and lengths are three arrays, and on a large
+   * SST each binary-search step touched each of them in a different cold cache line.
+   */
+  private readonly headWords: Uint32Array;
 
   private constructor(
     private readonly store: ObjectStore,
@@ -140,6 +158,14 @@ export class SstReader {
     this.lastKeys = Array.from({ length: index.blockCount }, (_, i) => lastKeyOf(index, i));
     this.lastLsns = index.lastLsns;
     this.rangePrefix = commonPrefix(properties.minKey, properties.maxKey);
+    this.headWords = new Uint32Array(index.blockCount);
+    for (let i = 0; i < index.blockCount; i++) {
+      this.headWords[i] = headWord(
+        index.keyBytes,
+        index.keyStarts[i]! + this.rangePrefix,
+        index.keyLengths[i]! - this.rangePrefix,
+      );
+    }
     this.offsets = index.offsets;
     this.lengths = index.lengths;
     this.scanner = new BlockScanner(properties.keyBytesMax);
@@ -222,7 +248,16 @@ export class SstReader {
               ? "properties min key is above the first block's last key"
               : undefined;
     if (disagreement !== undefined) throw sstCorruption(objectKey, disagreement);
-    return new SstReader(store, objectKey, cache, sizeBytes, index, bloom, properties, meta.byteLength);
+    return new SstReader(
+      store,
+      objectKey,
+      cache,
+      sizeBytes,
+      index,
+      bloom,
+      properties,
+      meta.byteLength + index.blockCount * 4,
+    );
   }
 
   get blockCount(): number {
@@ -249,12 +284,18 @@ export class SstReader {
     const keyStarts = this.keyStarts;
     const keyLengths = this.keyLengths;
     const lastLsns = this.lastLsns;
+    const words = this.headWords;
     const skip = this.rangePrefix;
+    const word = headWord(key, skip, key.length - skip);
     let lo = 0;
     let hi = keyStarts.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      const c = compareRange(keyBytes, keyStarts[mid]! + skip, keyLengths[mid]! - skip, key, skip);
+      const w = words[mid]!;
+      const c =
+        w !== word
+          ? w - word
+          : compareRange(keyBytes, keyStarts[mid]! + skip, keyLengths[mid]! - skip, key, skip);
       if (c < 0 || (c === 0 && lastLsns[mid]! > snapshotLsn)) lo = mid + 1;
       else hi = mid;
     }
