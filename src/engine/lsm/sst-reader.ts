@@ -8,7 +8,9 @@
  *
  * Invariants:
  *   - Every byte is checked before use (checksums, structure, agreement between blocks); a defect is CORRUPTION
- *     naming the object and what is wrong, never a wrong answer. A short read means a truncated object.
+ *     naming the object and what is wrong, never a wrong answer. A short read means a truncated object. A data
+ *     block's checksum and restart entries are checked when it is read, each restart interval's entries before
+ *     the first lookup in it (`lookup`), and every interval before a scan decodes the block (sst-block.ts).
  *   - A point read touches at most one data block: the index holds each block's last (key, lsn).
  *   - `getCached` never allocates a promise, and never does I/O unless told to load synchronously (`loadSync`,
  *     on stores with `readIntoSync`); it answers or says NEEDS_IO.
