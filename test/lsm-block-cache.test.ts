@@ -47,6 +47,16 @@ describe("BlockCache", () => {
     expect(cache.stats()).toMatchObject({ entries: 1, bytes: 200 });
     cache.delete("a", 0);
     expect(cache.stats()).toMatchObject({ entries: 0, bytes: 0 });
+    // Replacing an object's only block, then adding and replacing others: evictObject still finds them all.
+    cache.put("a", 0, "three", 100);
+    cache.put("a", 0, "four", 100);
+    cache.put("a", 5, "five", 100);
+    cache.put("a", 5, "six", 50);
+    expect([cache.get("a", 0), cache.get("a", 5)]).toEqual(["four", "six"]);
+    expect(cache.stats()).toMatchObject({ entries: 2, bytes: 150 });
+    cache.evictObject("a");
+    expect(cache.stats()).toMatchObject({ entries: 0, bytes: 0 });
+    expect([cache.get("a", 0), cache.get("a", 5)]).toEqual([undefined, undefined]);
   });
 
   it("evictObject drops every block of one object", () => {

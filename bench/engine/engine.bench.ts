@@ -8,7 +8,8 @@
  * bulk load inserts in key order (the order SQLite's B-tree likes best). Random keys come from a seeded PRNG, so
  * both systems get the same sequence. The durable-commit measures alternate the two systems over several rounds
  * (the VM's fsync latency drifts), and report the pooled samples; so do the point gets and range scans, with both
- * databases loaded and open.
+ * databases loaded and open. Point gets are measured on SQLite twice: with better-sqlite3's default page cache
+ * (16 MB, the target's reference) and, as an info row, with a page cache of Twill's block-cache size (64 MiB).
  *
  * Run: npx tsx bench/engine/engine.bench.ts [--quick]    (--quick: 100k rows and fewer operations)
  */
@@ -16,6 +17,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { PerformanceObserver } from "node:perf_hooks";
 import Database from "better-sqlite3";
 import { Engine, type EngineOptions } from "../../src/engine/engine.js";
 import { openStorage } from "../../src/storage/open.js";
@@ -53,12 +55,59 @@ function summarise(samplesMs: number[], totalMs: number): LatencySummary {
   };
 }
 
+/**
+ * GC pauses (count, ms) that began inside the windows `during` timed. All of this process's pauses count, so a
+ * system's rounds are charged what the rounds before left behind as well as what they allocated. Point gets are
+ * judged on the mean, and a pause lands on the few gets it stalls. Entries reach the observer late, so they are
+ * kept with their start times and matched to the windows at the end.
+ */
+class GcPauses {
+  private static readonly pauses: { start: number; ms: number }[] = [];
+  private static readonly observer = (() => {
+    const o = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) GcPauses.pauses.push({ start: e.startTime, ms: e.duration });
+    });
+    o.observe({ entryTypes: ["gc"] });
+    return o;
+  })();
+  private readonly windows: [number, number][] = [];
+  async during<T>(run: () => Promise<T>): Promise<T> {
+    const start = performance.now();
+    try {
+      return await run();
+    } finally {
+      this.windows.push([start, performance.now()]);
+    }
+  }
+  /** Call after the last window, once the observer has had a turn of the event loop. */
+  summary(): { count: number; ms: number } {
+    let count = 0;
+    let ms = 0;
+    for (const p of GcPauses.pauses) {
+      if (this.windows.some(([a, b]) => p.start >= a && p.start < b)) {
+        count++;
+        ms += p.ms;
+      }
+    }
+    return { count, ms };
+  }
+  static close(): void {
+    GcPauses.observer.disconnect();
+  }
+}
+
 /** Latency samples and wall time, accumulated over several rounds. */
 class Samples {
   readonly ms: number[] = [];
   totalMs = 0;
+  /** Process CPU time (all threads: a system's GC helpers count) over the rounds, in µs. */
+  cpuUs = 0;
   summary(): LatencySummary {
     return summarise([...this.ms], this.totalMs);
+  }
+  /** CPU µs per operation: steadier than wall time on a shared machine, where a preempted operation takes ms. */
+  cpuPerOp(): number {
+    return this.cpuUs / this.ms.length;
   }
 }
 
@@ -73,6 +122,7 @@ async function runLoops(
   op: (writer: number, i: number) => Promise<unknown> | unknown,
 ): Promise<void> {
   const start = performance.now();
+  const cpu0 = process.cpuUsage();
   await Promise.all(
     Array.from({ length: writers }, async (_, w) => {
       for (let i = 0; i < perWriter; i++) {
@@ -82,6 +132,8 @@ async function runLoops(
       }
     }),
   );
+  const cpu = process.cpuUsage(cpu0);
+  into.cpuUs += cpu.user + cpu.system;
   into.totalMs += performance.now() - start;
 }
 
@@ -118,6 +170,7 @@ const M = {
   commit16: `durable commit, ${WRITERS} writers`,
   bulk: `bulk load ${ROWS.toLocaleString("en-US")} rows, 1 txn`,
   getSst: "point get (SSTs, after flush+compact)",
+  getSst64: "point get, SQLite page cache 64 MiB (info)",
   getMem: "point get (memtable-resident)",
   scanSst: `range scan ${SCAN_ROWS} rows (SSTs)`,
   scanMem: `range scan ${SCAN_ROWS} rows (memtable)`,
@@ -233,6 +286,8 @@ async function bulkLoad(engine: Engine): Promise<number> {
 }
 
 let twillStats: Record<string, unknown> = {};
+/** CPU µs per point get from SSTs, for the targets table. */
+const pointGetCpu = { twill: Number.NaN, sqlite: Number.NaN };
 {
   const loadMs = await bulkLoad(engine);
   add("twill", M.bulk, bulkSummary(loadMs), "ops = rows; begin, N puts, commit (by ingest)");
@@ -245,28 +300,67 @@ let twillStats: Record<string, unknown> = {};
   console.log(`  twill  flush+compact after the load: ${fmt(settleMs)} ms`);
   const afterCompact = engine.stats();
 
-  // Warm-up of both, then the rounds.
+  // SQLite as configured above keeps better-sqlite3's default page cache, 16 MB (cache_size = -16000), where Twill's
+  // block cache is 64 MiB; both read the rest from the OS page cache. So that the comparison is fair in both
+  // directions, a second connection with a page cache of Twill's size is measured in the same rounds (info row).
+  const db64 = new Database(join(tempDir, "sqlite.db"));
+  db64.pragma(`cache_size = -${64 * 1024}`);
+  const select64 = db64.prepare("SELECT v FROM kv WHERE k = ?").pluck();
+  // Warm-up of all, then the rounds.
   for (let i = 0; i < Math.min(GETS, 10_000); i++) select.get(getKeys[i]);
+  for (let i = 0; i < Math.min(GETS, 10_000); i++) select64.get(getKeys[i]);
   for (let i = 0; i < Math.min(GETS, 10_000); i++) await twillGet(engine, i);
   const sg = new Samples();
+  const sg64 = new Samples();
   const tg = new Samples();
+  const sgGc = new GcPauses();
+  const tgGc = new GcPauses();
   const ss = new Samples();
   const ts = new Samples();
   const getsPerRound = GETS / ROUNDS;
   const scansPerRound = SCANS / ROUNDS;
   for (let r = 0; r < ROUNDS; r++) {
-    await runLoops(sg, 1, getsPerRound, (_, i) => select.get(getKeys[r * getsPerRound + i]!));
-    await runLoops(tg, 1, getsPerRound, (_, i) => twillGet(engine, r * getsPerRound + i));
+    await sgGc.during(() =>
+      runLoops(sg, 1, getsPerRound, (_, i) => select.get(getKeys[r * getsPerRound + i]!)),
+    );
+    await tgGc.during(() => runLoops(tg, 1, getsPerRound, (_, i) => twillGet(engine, r * getsPerRound + i)));
+    await runLoops(sg64, 1, getsPerRound, (_, i) => select64.get(getKeys[r * getsPerRound + i]!));
     await runLoops(ss, 1, scansPerRound, (_, i) => {
       if (range.all(scanKeys[r * scansPerRound + i]!, SCAN_ROWS).length === 0) throw new Error("empty scan");
     });
     await runLoops(ts, 1, scansPerRound, (_, i) => twillScan(engine, r * scansPerRound + i));
   }
-  add("sqlite", M.getSst, sg.summary(), "SELECT v FROM kv WHERE k = ?");
-  add("twill", M.getSst, tg.summary(), "engine.read(key)");
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  const sgPauses = sgGc.summary();
+  const tgPauses = tgGc.summary();
+  const gcNote = (g: { count: number; ms: number }) =>
+    `GC pauses in these rounds: ${g.count}, ${fmt(g.ms)} ms`;
+  const cpuNote = (x: Samples) => `CPU ${fmt(x.cpuPerOp(), 2)} µs/op`;
+  add(
+    "sqlite",
+    M.getSst,
+    sg.summary(),
+    `SELECT v FROM kv WHERE k = ?, default 16 MB page cache; ${cpuNote(sg)}; ${gcNote(sgPauses)}`,
+  );
+  add(
+    "twill",
+    M.getSst,
+    tg.summary(),
+    `engine.read(key), 64 MiB block cache; ${cpuNote(tg)}; ${gcNote(tgPauses)}`,
+  );
+  add("sqlite", M.getSst64, sg64.summary(), `the same SELECT, cache_size = -65536; ${cpuNote(sg64)}`);
   add("sqlite", M.scanSst, ss.summary(), "SELECT k, v ... WHERE k >= ? ORDER BY k LIMIT 1000");
   add("twill", M.scanSst, ts.summary(), "engine.readRange({ start, limit: 1000 })");
-  twillStats = { afterCompact, afterReads: engine.stats(), flushAndCompactMs: settleMs };
+  twillStats = {
+    afterCompact,
+    afterReads: engine.stats(),
+    flushAndCompactMs: settleMs,
+    pointGetGcPauses: { twill: tgPauses, sqlite: sgPauses },
+    pointGetCpuUsPerOp: { twill: tg.cpuPerOp(), sqlite: sg.cpuPerOp(), sqlite64MiB: sg64.cpuPerOp() },
+  };
+  pointGetCpu.twill = tg.cpuPerOp();
+  pointGetCpu.sqlite = sg.cpuPerOp();
+  db64.close();
   db.close();
   await engine.close();
   await twillStorage.close();
@@ -302,6 +396,7 @@ let twillStats: Record<string, unknown> = {};
   await storage.close();
 }
 
+GcPauses.close();
 await rm(tempDir, { recursive: true, force: true });
 
 // ---- report -----------------------------------------------------------------------------------------------------
@@ -354,6 +449,13 @@ const targets: Target[] = [
     1,
   ),
   ratioTarget("point get ≥ 1× SQLite (SSTs)", rate("twill", M.getSst), rate("sqlite", M.getSst), 1),
+  ratioTarget("point get CPU per op, SQLite / Twill (info)", pointGetCpu.sqlite, pointGetCpu.twill, 1),
+  ratioTarget(
+    "point get vs SQLite with a 64 MiB page cache (info)",
+    rate("twill", M.getSst),
+    rate("sqlite", M.getSst64),
+    1,
+  ),
   ratioTarget("point get ≥ 1× SQLite (memtable, info)", rate("twill", M.getMem), rate("sqlite", M.getSst), 1),
   ratioTarget(
     "range scan vs SQLite (info, no target)",

@@ -125,6 +125,13 @@ export async function openFileStorage(rootPath: string, options: FileStorageOpti
   return new FileStorage(root, `file://${rootPath}`, options);
 }
 
+/** A cached read descriptor of an object: its size at open, and when it was last used (see `descriptors`). */
+interface Descriptor {
+  fd: number;
+  size: number;
+  lastUse: number;
+}
+
 class FileStorage implements Storage {
   readonly kind = "file" as const;
   private closed = false;
@@ -151,21 +158,19 @@ class FileStorage implements Storage {
   }
 
   /**
-   * Open descriptors of recently read objects, least recently used first. Objects are read by ranges again and
-   * again (SST blocks), and open+fstat+close would cost more than the read itself. Entries are dropped when this
-   * process writes or deletes the key; objects the engine reads are immutable, so another process cannot change
-   * what a cached descriptor points at.
+   * Open descriptors of recently read objects. Objects are read by ranges again and again (SST blocks), and
+   * open+fstat+close would cost more than the read itself. Entries are dropped when this process writes or deletes
+   * the key; objects the engine reads are immutable, so another process cannot change what a cached descriptor
+   * points at. Recency is a use counter per entry rather than Map order: a hit is one lookup and a store (the
+   * delete + set that kept the Map in order cost two more hash operations per block read), and finding the least
+   * recently used, a scan of at most `descriptorsMax` entries, happens only when a new object is opened.
    */
-  private readonly descriptors = new Map<string, { fd: number; size: number }>();
+  private readonly descriptors = new Map<string, Descriptor>();
   private static readonly descriptorsMax = 256;
+  private descriptorUses = 0;
 
-  private descriptorFor(key: string, path: string): { fd: number; size: number } {
-    const cached = this.descriptors.get(key);
-    if (cached) {
-      this.descriptors.delete(key);
-      this.descriptors.set(key, cached);
-      return cached;
-    }
+  private openDescriptor(key: string): Descriptor {
+    const path = this.objectPath(key);
     let fd: number;
     try {
       fd = openSync(path, "r");
@@ -175,13 +180,26 @@ class FileStorage implements Storage {
         throw notFound(`object ${JSON.stringify(key)}`);
       throw ioError("read", `object ${JSON.stringify(key)}`, error);
     }
-    const entry = { fd, size: fstatSync(fd).size };
-    this.descriptors.set(key, entry);
-    if (this.descriptors.size > FileStorage.descriptorsMax) {
-      const [oldestKey, oldest] = this.descriptors.entries().next().value as [string, { fd: number }];
-      this.descriptors.delete(oldestKey);
-      closeSync(oldest.fd);
+    let size: number;
+    try {
+      size = fstatSync(fd).size;
+    } catch (error) {
+      closeSync(fd);
+      throw ioError("read", `object ${JSON.stringify(key)}`, error);
     }
+    if (this.descriptors.size >= FileStorage.descriptorsMax) {
+      let oldestKey: string | undefined;
+      let oldestUse = Number.POSITIVE_INFINITY;
+      for (const [k, d] of this.descriptors) {
+        if (d.lastUse < oldestUse) {
+          oldestUse = d.lastUse;
+          oldestKey = k;
+        }
+      }
+      if (oldestKey !== undefined) this.forgetDescriptor(oldestKey);
+    }
+    const entry: Descriptor = { fd, size, lastUse: ++this.descriptorUses };
+    this.descriptors.set(key, entry);
     return entry;
   }
 
@@ -200,12 +218,12 @@ class FileStorage implements Storage {
   async read(key: string, range?: ByteRange): Promise<Uint8Array> {
     this.checkOpen();
     if (range) validateRange(range.offset, range.length);
-    const { size } = this.cachedDescriptor(key);
+    const d = this.cachedDescriptor(key);
     const offset = range?.offset ?? 0;
-    if (offset > size) throw rangeNotSatisfiable(key, offset, size);
-    const end = range?.length === undefined ? size : Math.min(size, offset + range.length);
+    if (offset > d.size) throw rangeNotSatisfiable(key, offset, d.size);
+    const end = range?.length === undefined ? d.size : Math.min(d.size, offset + range.length);
     const out = new Uint8Array(end - offset);
-    if (this.preadInto(key, offset, out) !== out.length) {
+    if (this.preadInto(key, d.fd, offset, out) !== out.length) {
       this.forgetDescriptor(key);
       throw new TwillError(ErrorCodes.Io, `object ${JSON.stringify(key)} shrank while it was read`);
     }
@@ -215,10 +233,11 @@ class FileStorage implements Storage {
   readIntoSync(key: string, offset: number, into: Uint8Array): number {
     this.checkOpen();
     validateRange(offset, into.length);
-    const { size } = this.cachedDescriptor(key);
-    if (offset > size) throw rangeNotSatisfiable(key, offset, size);
-    const want = Math.min(into.length, size - offset);
-    const done = this.preadInto(key, offset, into.subarray(0, want));
+    const d = this.cachedDescriptor(key);
+    if (offset > d.size) throw rangeNotSatisfiable(key, offset, d.size);
+    const want = Math.min(into.length, d.size - offset);
+    // A view only for a read that the object's end cuts short: a block read fills `into` whole.
+    const done = this.preadInto(key, d.fd, offset, want === into.length ? into : into.subarray(0, want));
     if (done !== want) {
       this.forgetDescriptor(key);
       throw new TwillError(ErrorCodes.Io, `object ${JSON.stringify(key)} shrank while it was read`);
@@ -227,14 +246,18 @@ class FileStorage implements Storage {
   }
 
   /** The cached descriptor of `key`, opened when absent: the key-to-path work is paid only then. */
-  private cachedDescriptor(key: string): { fd: number; size: number } {
+  private cachedDescriptor(key: string): Descriptor {
     const cached = this.descriptors.get(key);
-    return cached !== undefined ? this.descriptorFor(key, "") : this.descriptorFor(key, this.objectPath(key));
+    if (cached === undefined) return this.openDescriptor(key);
+    cached.lastUse = ++this.descriptorUses;
+    return cached;
   }
 
-  /** Fills `out` from `offset` with positioned reads; returns the bytes read (fewer at the end of the file). */
-  private preadInto(key: string, offset: number, out: Uint8Array): number {
-    const { fd } = this.descriptors.get(key)!;
+  /**
+   * Fills `out` from `offset` with positioned reads on `fd` (the descriptor of `key`); returns the bytes read
+   * (fewer at the end of the file).
+   */
+  private preadInto(key: string, fd: number, offset: number, out: Uint8Array): number {
     let done = 0;
     try {
       while (done < out.length) {

@@ -59,6 +59,8 @@ export interface LoadedBlock<T> {
 
 interface Node {
   objectKey: string;
+  /** The per-object map the node is in, so that dropping it needs no lookup by the object key's string. */
+  table: Map<number, Node>;
   offset: number;
   value: unknown;
   bytes: number;
@@ -104,6 +106,7 @@ export class BlockCache {
     // The same fields in the same order as every node, so that the list code sees one shape.
     const head = {
       objectKey: "",
+      table: new Map(),
       offset: -1,
       value: undefined,
       bytes: 0,
@@ -132,9 +135,14 @@ export class BlockCache {
   }
 
   put(objectKey: string, blockOffset: number, value: unknown, bytes: number): void {
-    this.delete(objectKey, blockOffset);
-    if (bytes > this.cacheBytesMax) return;
     let perObject = this.byObject.get(objectKey);
+    if (perObject !== undefined) {
+      const old = perObject.get(blockOffset);
+      // Dropping the last block of an object drops its map too: a fresh one is made below.
+      if (old !== undefined) this.remove(old);
+      if (perObject.size === 0) perObject = undefined;
+    }
+    if (bytes > this.cacheBytesMax) return;
     if (perObject === undefined) {
       perObject = new Map();
       this.byObject.set(objectKey, perObject);
@@ -143,9 +151,10 @@ export class BlockCache {
     if (node === undefined) {
       // Every field in the literal: a node has one shape and no out-of-object property store.
       const head = this.head;
-      node = { objectKey, offset: blockOffset, value, bytes, prev: head, next: head };
+      node = { objectKey, table: perObject, offset: blockOffset, value, bytes, prev: head, next: head };
     } else {
       node.objectKey = objectKey;
+      node.table = perObject;
       node.offset = blockOffset;
       node.value = value;
       node.bytes = bytes;
@@ -276,11 +285,10 @@ export class BlockCache {
     this.bytes -= node.bytes;
     this.entries--;
     this.dropped(node.value);
-    const perObject = this.byObject.get(node.objectKey);
-    if (perObject !== undefined) {
-      perObject.delete(node.offset);
-      if (perObject.size === 0) this.byObject.delete(node.objectKey);
-    }
+    const perObject = node.table;
+    perObject.delete(node.offset);
+    if (perObject.size === 0 && this.byObject.get(node.objectKey) === perObject)
+      this.byObject.delete(node.objectKey);
     node.value = undefined;
     if (this.spareNodes.length < spareNodesMax) this.spareNodes.push(node);
   }

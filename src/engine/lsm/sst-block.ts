@@ -3,17 +3,29 @@
  * the bytes without building keys, and a scanner that decodes entries one by one for scans. Layout in
  * sst-format.ts.
  *
- * Invariants a block has once `decodeDataBlock` accepted it (and that the lookups rely on instead of
- * re-checking bounds on every byte):
- *   - Its checksum matched, every entry lies within the block, varints are at most 8 bytes and below 2^53,
- *     restarts point at entry boundaries and at entries with shared = 0.
+ * Verification is in two steps, so that a point read that misses the cache pays for the entries it reads rather
+ * than for the whole block:
+ *   - At load (`decodeDataBlock`): the checksum, the restart offsets, and every restart entry (its bounds, and the
+ *     restart entries' order from the block's lower bound up to the index's last (key, lsn) for the block).
+ *   - Per restart interval, before anything reads inside it (`verifyInterval`): every entry of the interval, their
+ *     order, maximal sharing, and that the interval's last entry sits below the next restart entry (the last
+ *     interval: that it is the index's (lastKey, lastLsn)). `DataBlock.verified` records the intervals checked;
+ *     a scan checks every interval of a block before it decodes any (`verifyAll`). Blocks with more than
+ *     `lazyRestartsMax` restarts are checked whole at load.
+ * A defect found at either step is CORRUPTION naming the object and the block, and nothing from the interval is
+ * returned; a block stays cached after a failed interval check, and every read of that interval fails again.
+ *
+ * Invariants of a verified interval (that the lookups rely on instead of re-checking bounds on every byte):
+ *   - Every entry lies within the interval, varints are at most 8 bytes and below 2^53, and it starts with a
+ *     restart entry (shared = 0).
  *   - `shared` is maximal except at restarts (where it is 0): where a key differs from the previous one, the
  *     first differing byte is at `shared`. This lets a lookup track how much of the target key the current key
  *     matches without rebuilding the key.
- *   - Entries are in strictly increasing internal order, the first follows the previous block's last entry (for
- *     block 0: its key is >= the SST's min key), and the last is the index's (lastKey, lastLsn) for the block.
- *     So every key in the block, and every key a lookup is sent to the block for, starts with the `prefixBytes`
- *     bytes that the block's lower bound and last key share, and comparisons may skip them.
+ *   - Entries are in strictly increasing internal order and below the next restart entry; the block's restart
+ *     entries follow the previous block's last entry (block 0: the first is the SST's min key), and the last
+ *     entry is the index's (lastKey, lastLsn) for the block. So every key in a verified interval, and every key
+ *     a lookup is sent to the block for, starts with the `prefixBytes` bytes that the block's lower bound and
+ *     last key share, and comparisons may skip them.
  */
 
 import { ErrorCodes, TwillError } from "../../errors.js";
@@ -23,7 +35,12 @@ import { type Entry, EntryKind, LsmLimits } from "./types.js";
 
 const EMPTY = new Uint8Array(0);
 
-/** A verified data block, as the cache holds it. */
+/** Blocks with at most this many restarts are verified interval by interval (one bit each in `verified`). */
+export const lazyRestartsMax = 30;
+/** `DataBlock.verified` once every interval is. */
+const ALL_VERIFIED = -1;
+
+/** A data block that passed its load checks, as the cache holds it. */
 export class DataBlock {
   /**
    * The recycled buffer `bytes` lives in (block-pool.ts), or undefined when the block owns a buffer of its own.
@@ -32,30 +49,28 @@ export class DataBlock {
   buffer: Uint8Array | undefined = undefined;
   /** Set when the cache dropped this pooled block and gave its buffer back: its bytes are no longer its own. */
   released = false;
+  /** Bit r: restart interval r passed `verifyInterval`; ALL_VERIFIED once all did. */
+  verified: number;
 
   constructor(
-    /** The entries region (restart array and CRC cut off). */
+    /**
+     * The block's bytes from offset 0 (a pooled buffer may run past the block's end). The block itself is kept
+     * rather than a view of its entries: a view per miss was one more object promoted with every cached block.
+     */
     readonly bytes: Uint8Array,
-    readonly entryCount: number,
+    /** Where the entries end and the restart offsets (u32 each) begin. */
+    readonly entriesEnd: number,
+    readonly restartCount: number,
     /** Leading key bytes shared by every key in the block and every key looked up in it (see the header). */
     readonly prefixBytes: number,
-    /**
-     * The restart table, decoded once at load so that the binary search over restarts reads no varints: for
-     * restart r, [3r] is the entry's offset, [3r + 1] where its (whole) key starts and [3r + 2] its length. One
-     * array rather than one per column: a miss allocates it, and with the 2-3 restarts of a 4 KiB block it lives
-     * on the V8 heap (a column each was 4 typed arrays and their buffers per miss, all promoted with the block).
-     * The restart entries' lsns are not kept: only a key tie needs one, and `restartLsn` reads it then.
-     */
-    readonly restartTable: Uint32Array,
-  ) {}
-
-  get restartCount(): number {
-    return this.restartTable.length / 3;
+    verified: number,
+  ) {
+    this.verified = verified;
   }
 
-  /** Memory held, for the cache's byte budget (the buffer, the restart table and object overhead). */
+  /** Memory held, for the cache's byte budget: the buffer (its whole capacity when pooled) and object overhead. */
   get memoryBytes(): number {
-    return (this.buffer ?? this.bytes).byteLength + this.restartTable.length * 4 + 256;
+    return (this.buffer ?? this.bytes).byteLength + 256;
   }
 
   /** Called by the cache when it drops the block: the pooled buffer to recycle, if any (once). */
@@ -65,6 +80,12 @@ export class DataBlock {
     this.released = true;
     return buffer;
   }
+}
+
+/** Whether restart interval `r` of `block` passed `verifyInterval`. */
+export function isVerified(block: DataBlock, r: number): boolean {
+  const v = block.verified;
+  return v === ALL_VERIFIED || ((v >>> r) & 1) === 1;
 }
 
 /** Length of the common prefix of a and b. */
@@ -85,10 +106,41 @@ export function compareRange(a: Uint8Array, start: number, length: number, b: Ui
   return length - (b.length - from);
 }
 
+/** Unsigned byte order of a[aStart, aStart + aLength) against b[bStart, bStart + bLength). */
+function compareSpans(
+  a: Uint8Array,
+  aStart: number,
+  aLength: number,
+  b: Uint8Array,
+  bStart: number,
+  bLength: number,
+): number {
+  const n = Math.min(aLength, bLength);
+  for (let i = 0; i < n; i++) {
+    const d = a[aStart + i]! - b[bStart + i]!;
+    if (d !== 0) return d;
+  }
+  return aLength - bLength;
+}
+
+function u32le(bytes: Uint8Array, p: number): number {
+  return (bytes[p]! | (bytes[p + 1]! << 8) | (bytes[p + 2]! << 16) | (bytes[p + 3]! << 24)) >>> 0;
+}
+
+/** Offset of restart `r`'s entry. */
+function restartOffset(block: DataBlock, r: number): number {
+  return u32le(block.bytes, block.entriesEnd + 4 * r);
+}
+
+/** Where restart `r`'s interval ends: the next restart entry, or the end of the entries. */
+function intervalEnd(block: DataBlock, r: number): number {
+  return r + 1 < block.restartCount ? restartOffset(block, r + 1) : block.entriesEnd;
+}
+
 /** Where the last `varintAt` call ended. Module state rather than an object: this sits on the hottest path. */
 let varintEnd = 0;
 
-/** Decodes a varint of a verified block at `p` (no bounds checks); the end goes to `varintEnd`. */
+/** Decodes a varint of a verified entry at `p` (no bounds checks); the end goes to `varintEnd`. */
 function varintAt(bytes: Uint8Array, p: number): number {
   let b = bytes[p++]!;
   if (b < 0x80) {
@@ -106,34 +158,40 @@ function varintAt(bytes: Uint8Array, p: number): number {
   return result;
 }
 
-/** The lsn of restart `r`'s entry: past its shared, unshared and value-tag varints. */
-function restartLsn(block: DataBlock, r: number): number {
-  const bytes = block.bytes;
-  let p = block.restartTable[3 * r]!;
-  for (let v = 0; v < 3; v++) {
-    while (bytes[p]! >= 0x80) p++;
-    p++;
-  }
-  return varintAt(bytes, p);
+/** What the last `readRestart` found: where the restart entry's (whole) key starts, its length, its lsn's offset. */
+let restartKeyStart = 0;
+let restartKeyLength = 0;
+let restartLsnAt = 0;
+
+/**
+ * Decodes the header of the (load-checked) restart entry at `p`: shared is 0, so the key is stored whole. A few
+ * varint bytes per binary-search step, against a table of them decoded and allocated per cached block.
+ */
+function readRestart(bytes: Uint8Array, p: number): void {
+  restartKeyLength = varintAt(bytes, p + 1);
+  p = varintEnd;
+  while (bytes[p]! >= 0x80) p++;
+  restartLsnAt = p + 1;
+  p = restartLsnAt;
+  while (bytes[p]! >= 0x80) p++;
+  restartKeyStart = p + 1;
 }
 
 /**
- * The newest version of `key` with lsn <= snapshotLsn in `block`, or undefined; the entry's key is `key` itself.
- * The caller (the index search) guarantees the block is the one that would hold it. No key is rebuilt: `m`
- * tracks how many leading bytes of the current key equal the target's, using the maximal-shared invariant.
+ * The restart interval a point lookup of (key, snapshot) scans: the last restart whose entry is below
+ * (key, snapshotLsn) in internal order, or 0. Reads restart entries only, which the load checks covered.
  */
-export function getFromBlock(block: DataBlock, key: Uint8Array, snapshotLsn: number): Entry | undefined {
+export function restartFor(block: DataBlock, key: Uint8Array, snapshotLsn: number): number {
   const bytes = block.bytes;
-  const table = block.restartTable;
   const skip = block.prefixBytes;
-  // Last restart whose entry is < (key, snapshot) in internal order; restart entries hold whole keys.
   let lo = 0;
-  let hi = table.length / 3 - 1;
+  let hi = block.restartCount - 1;
   let from = 0;
   while (lo <= hi) {
     const mid = (lo + hi) >>> 1;
-    let c = compareRange(bytes, table[3 * mid + 1]! + skip, table[3 * mid + 2]! - skip, key, skip);
-    if (c === 0) c = snapshotLsn - restartLsn(block, mid);
+    readRestart(bytes, restartOffset(block, mid));
+    let c = compareRange(bytes, restartKeyStart + skip, restartKeyLength - skip, key, skip);
+    if (c === 0) c = snapshotLsn - varintAt(bytes, restartLsnAt);
     if (c < 0) {
       from = mid;
       lo = mid + 1;
@@ -141,11 +199,30 @@ export function getFromBlock(block: DataBlock, key: Uint8Array, snapshotLsn: num
       hi = mid - 1;
     }
   }
-  const end = bytes.length;
+  return from;
+}
+
+/**
+ * The newest version of `key` with lsn <= snapshotLsn in restart interval `from` of `block` (from `restartFor`,
+ * and verified), or undefined; the entry's key is `key` itself. The caller (the index search) guarantees the
+ * block is the one that would hold it. No key is rebuilt: `m` tracks how many leading bytes of the current key
+ * equal the target's, using the maximal-shared invariant. The walk reads at most the interval and the next
+ * restart entry (the answer may be that entry: it is the first at or above (key, snapshotLsn)).
+ */
+export function getFromInterval(
+  block: DataBlock,
+  from: number,
+  key: Uint8Array,
+  snapshotLsn: number,
+): Entry | undefined {
+  const bytes = block.bytes;
+  const skip = block.prefixBytes;
+  const stop = intervalEnd(block, from);
+  const end = block.entriesEnd;
   const target = key.length;
-  let p = table[3 * from]!;
+  let p = restartOffset(block, from);
   let m = skip;
-  while (p < end) {
+  while (p <= stop && p < end) {
     // Varints inline where they are one byte (shared, unshared and value tag nearly always are).
     let shared = bytes[p]!;
     if (shared < 0x80) p++;
@@ -220,11 +297,13 @@ function defect(at: number, reason: string): TwillError {
 
 /**
  * Decodes the entries of a data block one at a time into reusable fields (no allocation per entry), checking
- * bounds as it goes (it also reads blocks not yet verified). Used synchronously only, so one per reader serves
+ * bounds as it goes (it also reads entries not yet verified). Used synchronously only, so one per reader serves
  * every scan.
  */
 export class BlockScanner {
   bytes: Uint8Array = EMPTY;
+  /** Entries are decoded up to here (the end of the entries, or of one restart interval). */
+  end = 0;
   /** Whether `bytes` is a pooled buffer, whose values must be copied out. */
   pooled = false;
   /** Offset of the next entry to decode. */
@@ -247,17 +326,19 @@ export class BlockScanner {
   /** A scratch key buffer for `decodeDataBlock`, kept so that verifying a block allocates none. */
   spare = new Uint8Array(64);
 
-  /** Positions before the entry at restart `r` (whose key is stored whole). */
+  /** Positions before the entry at restart `r` (whose key is stored whole) of a fully verified block. */
   start(block: DataBlock, restartIndex: number): void {
     this.bytes = block.bytes;
+    this.end = block.entriesEnd;
     this.pooled = block.buffer !== undefined;
-    this.pos = block.restartTable[3 * restartIndex]!;
+    this.pos = restartOffset(block, restartIndex);
     this.keyLength = 0;
   }
 
-  /** Positions before the entry at `pos` of an entries region not yet verified (values are not taken). */
-  startBytes(bytes: Uint8Array, pos: number): void {
+  /** Positions before the entry at `pos` of bytes[pos, end) not yet verified (values are not taken). */
+  startBytes(bytes: Uint8Array, pos: number, end: number): void {
     this.bytes = bytes;
+    this.end = end;
     this.pooled = true;
     this.pos = pos;
     this.keyLength = 0;
@@ -265,7 +346,7 @@ export class BlockScanner {
 
   private checkedVarint(p: number, entryStart: number): number {
     const bytes = this.bytes;
-    const end = bytes.length;
+    const end = this.end;
     let result = 0;
     let scale = 1;
     for (let i = 0; i < 8; i++) {
@@ -281,13 +362,14 @@ export class BlockScanner {
     throw defect(entryStart, "varint longer than 8 bytes");
   }
 
-  /** Decodes the next entry into the fields; false at the end of the block. */
+  /** Decodes the next entry into the fields; false at `end`. */
   next(): boolean {
     const bytes = this.bytes;
-    const end = bytes.length;
+    const end = this.end;
     const entryStart = this.pos;
     if (entryStart >= end) return false;
-    // One-byte varints inline (nearly all are); a byte past the end reads undefined and takes the checked path.
+    // One-byte varints inline (nearly all are). A header byte at or past `end` puts the key's start past `end`,
+    // which the bounds check below refuses (and a byte past the buffer reads undefined: the checked path).
     let p = entryStart;
     let shared = bytes[p]!;
     if (shared < 0x80) p++;
@@ -370,19 +452,20 @@ export class BlockScanner {
   }
 
   /**
-   * Positions on the first entry >= (key, lsn) in internal order and returns true, or returns false when every
-   * entry of the block is smaller. Binary search over restarts, then a scan of at most one restart interval.
+   * Positions on the first entry >= (key, lsn) in internal order of a fully verified block and returns true, or
+   * returns false when every entry of the block is smaller. Binary search over restarts, then a scan of at most
+   * one restart interval.
    */
   seek(block: DataBlock, key: Uint8Array, lsn: number): boolean {
     const bytes = block.bytes;
-    const table = block.restartTable;
     let lo = 0;
-    let hi = table.length / 3 - 1;
+    let hi = block.restartCount - 1;
     let from = 0;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
-      let c = compareRange(bytes, table[3 * mid + 1]!, table[3 * mid + 2]!, key);
-      if (c === 0) c = lsn - restartLsn(block, mid);
+      readRestart(bytes, restartOffset(block, mid));
+      let c = compareRange(bytes, restartKeyStart, restartKeyLength, key);
+      if (c === 0) c = lsn - varintAt(bytes, restartLsnAt);
       if (c < 0) {
         from = mid;
         lo = mid + 1;
@@ -420,26 +503,26 @@ function blockDefect(
   return sstCorruption(objectKey, `data block ${blockIndex} (at byte ${blockOffset}): ${reason}`, cause);
 }
 
-function u32le(bytes: Uint8Array, p: number): number {
-  return (bytes[p]! | (bytes[p + 1]! << 8) | (bytes[p + 2]! << 16) | (bytes[p + 3]! << 24)) >>> 0;
+/** An entry-level defect (from `defect` or the scanner) restated with the object and the block. */
+function located(error: unknown, objectKey: string, blockIndex: number, blockOffset: number): unknown {
+  if (error instanceof TwillError && error.code === ErrorCodes.Corruption)
+    return blockDefect(objectKey, blockIndex, blockOffset, error.message, error);
+  return error;
 }
 
 /** Unsigned byte order of a[0, aLength) against b[0, bLength). */
 function compareRanges(a: Uint8Array, aLength: number, b: Uint8Array, bLength: number): number {
-  const n = Math.min(aLength, bLength);
-  for (let i = 0; i < n; i++) {
-    const d = a[i]! - b[i]!;
-    if (d !== 0) return d;
-  }
-  return aLength - bLength;
+  return compareSpans(a, 0, aLength, b, 0, bLength);
 }
 
 /**
- * Verifies a data block read from storage (checksum, restarts, every entry, order, agreement with the index)
- * and returns it decoded. Errors name the object and the block.
+ * Checks a data block read from storage — checksum, restart offsets and restart entries (see the header) — and
+ * returns it; its intervals are verified entry by entry when first read (`verifyInterval`), or here for blocks
+ * with more than `lazyRestartsMax` restarts. `bytes[0, length)` is the block. Errors name the object and block.
  */
 export function decodeDataBlock(
-  raw: Uint8Array,
+  bytes: Uint8Array,
+  length: number,
   blockOffset: number,
   bounds: BlockBounds,
   scanner: BlockScanner,
@@ -448,18 +531,13 @@ export function decodeDataBlock(
   formatVersion: number,
 ): DataBlock {
   // No closure here: under a keepNames build each one costs a defineProperty per call, on every cache miss.
-  if (raw.length < dataBlockBytesMin)
-    throw blockDefect(
-      objectKey,
-      blockIndex,
-      blockOffset,
-      `${raw.length} bytes is too short for a data block`,
-    );
-  const contentEnd = raw.length - CHECKSUM_BYTES;
-  if (blockChecksum(raw.subarray(0, contentEnd), blockOffset, formatVersion) !== u32le(raw, contentEnd)) {
+  if (length < dataBlockBytesMin)
+    throw blockDefect(objectKey, blockIndex, blockOffset, `${length} bytes is too short for a data block`);
+  const contentEnd = length - CHECKSUM_BYTES;
+  if (blockChecksum(bytes.subarray(0, contentEnd), blockOffset, formatVersion) !== u32le(bytes, contentEnd)) {
     throw blockDefect(objectKey, blockIndex, blockOffset, "checksum mismatch");
   }
-  const restartCount = u32le(raw, contentEnd - 4);
+  const restartCount = u32le(bytes, contentEnd - 4);
   const entriesEnd = contentEnd - 4 - restartCount * 4;
   if (restartCount < 1 || entriesEnd < 1)
     throw blockDefect(
@@ -468,54 +546,82 @@ export function decodeDataBlock(
       blockOffset,
       `restart count ${restartCount} does not fit the block`,
     );
-  const table = new Uint32Array(restartCount * 3);
+  let previous = -1;
   for (let r = 0; r < restartCount; r++) {
-    const offset = u32le(raw, entriesEnd + r * 4);
-    if ((r === 0 && offset !== 0) || (r > 0 && offset <= table[3 * r - 3]!) || offset >= entriesEnd) {
+    const offset = u32le(bytes, entriesEnd + r * 4);
+    if ((r === 0 && offset !== 0) || offset <= previous || offset >= entriesEnd) {
       throw blockDefect(objectKey, blockIndex, blockOffset, `restart ${r} has bad offset ${offset}`);
     }
-    table[3 * r] = offset;
+    previous = offset;
   }
   const lower = bounds.prevLastKey ?? bounds.minKey;
-  const entries = raw.subarray(0, entriesEnd);
-  let count = 0;
+  const block = new DataBlock(bytes, entriesEnd, restartCount, commonPrefix(lower, bounds.lastKey), 0);
+  // The restart entries, in order from the block's lower bound to its last (key, lsn): the restart search and
+  // every interval check lean on them.
   let prevLength = -1;
   let prevLsn = 0;
-  let nextRestart = 0;
-  /** The key before a restart entry, which shares nothing with it and so must be compared whole. */
-  let beforeRestart = scanner.spare;
+  let before = scanner.spare;
   try {
-    scanner.startBytes(entries, 0);
-    for (;;) {
-      const at = scanner.pos;
-      const atRestart = nextRestart < restartCount && at === table[3 * nextRestart];
-      if (atRestart && prevLength > 0) {
-        if (prevLength > beforeRestart.length) {
-          beforeRestart = new Uint8Array(prevLength * 2);
-          scanner.spare = beforeRestart;
-        }
-        const key = scanner.key;
-        for (let k = 0; k < prevLength; k++) beforeRestart[k] = key[k]!;
-      }
-      if (!scanner.next()) break;
-      const { shared, keyLength, key } = scanner;
-      if (nextRestart < restartCount && at >= table[3 * nextRestart]!) {
-        if (!atRestart) throw defect(at, `restart ${nextRestart} is not at an entry boundary`);
-        if (shared !== 0) throw defect(at, "a restart entry shares key bytes");
-        table[3 * nextRestart + 1] = scanner.valueStart - keyLength;
-        table[3 * nextRestart + 2] = keyLength;
-        nextRestart++;
-      }
-      if (atRestart && prevLength >= 0) {
-        const c = compareRanges(key, keyLength, beforeRestart, prevLength);
-        if (c < 0 || (c === 0 && scanner.lsn >= prevLsn)) throw defect(at, "entries out of order");
-      } else if (prevLength < 0) {
+    for (let r = 0; r < restartCount; r++) {
+      const at = restartOffset(block, r);
+      scanner.startBytes(bytes, at, intervalEnd(block, r));
+      scanner.next();
+      const { keyLength, key } = scanner;
+      if (r === 0) {
         if (bounds.prevLastKey === undefined) {
           if (compareRange(key, 0, keyLength, bounds.minKey) !== 0)
             throw defect(at, "first key is not the SST's min key");
         } else if (scanner.compareCurrent(bounds.prevLastKey, bounds.prevLastLsn) <= 0) {
           throw defect(at, "first entry does not follow the previous block's last entry");
         }
+      } else {
+        const c = compareRanges(key, keyLength, before, prevLength);
+        if (c < 0 || (c === 0 && scanner.lsn >= prevLsn)) throw defect(at, "entries out of order");
+      }
+      if (scanner.compareCurrent(bounds.lastKey, bounds.lastLsn) > 0)
+        throw defect(at, "restart entry is past the index's last entry for the block");
+      if (keyLength > before.length) {
+        before = new Uint8Array(keyLength * 2);
+        scanner.spare = before;
+      }
+      for (let k = 0; k < keyLength; k++) before[k] = key[k]!;
+      prevLength = keyLength;
+      prevLsn = scanner.lsn;
+    }
+  } catch (error) {
+    throw located(error, objectKey, blockIndex, blockOffset);
+  }
+  if (restartCount > lazyRestartsMax)
+    verifyAll(block, bounds.lastKey, bounds.lastLsn, scanner, objectKey, blockIndex, blockOffset);
+  return block;
+}
+
+/**
+ * Checks every entry of restart interval `r` (see the header) and marks it verified, or throws CORRUPTION naming
+ * the object and block. `lastKey` / `lastLsn` are the index's for the block, which the last interval must end on.
+ */
+export function verifyInterval(
+  block: DataBlock,
+  r: number,
+  lastKey: Uint8Array,
+  lastLsn: number,
+  scanner: BlockScanner,
+  objectKey: string,
+  blockIndex: number,
+  blockOffset: number,
+): void {
+  const bytes = block.bytes;
+  const stop = intervalEnd(block, r);
+  let prevLength = -1;
+  let prevLsn = 0;
+  try {
+    scanner.startBytes(bytes, restartOffset(block, r), stop);
+    for (;;) {
+      const at = scanner.pos;
+      if (!scanner.next()) break;
+      const { shared, keyLength, key } = scanner;
+      if (prevLength < 0) {
+        // The restart entry: next() refused any sharing, with no key before it.
       } else if (shared < prevLength && shared < keyLength) {
         // Differs from the previous key first at `shared` (maximal sharing), and upwards (order).
         if (key[shared]! <= scanner.displaced)
@@ -527,22 +633,39 @@ export function decodeDataBlock(
       }
       prevLength = keyLength;
       prevLsn = scanner.lsn;
-      count++;
+    }
+    if (r + 1 < block.restartCount) {
+      readRestart(bytes, stop);
+      const c = compareSpans(scanner.key, 0, prevLength, bytes, restartKeyStart, restartKeyLength);
+      if (c > 0 || (c === 0 && prevLsn <= varintAt(bytes, restartLsnAt)))
+        throw defect(stop, "entries out of order");
+    } else if (compareRange(scanner.key, 0, prevLength, lastKey) !== 0 || prevLsn !== lastLsn) {
+      throw blockDefect(objectKey, blockIndex, blockOffset, "last entry does not match the index");
     }
   } catch (error) {
-    if (error instanceof TwillError && error.code === ErrorCodes.Corruption)
-      throw blockDefect(objectKey, blockIndex, blockOffset, error.message, error);
-    throw error;
+    throw located(error, objectKey, blockIndex, blockOffset);
   }
-  if (nextRestart !== restartCount)
-    throw blockDefect(
-      objectKey,
-      blockIndex,
-      blockOffset,
-      `restart ${nextRestart} is not at an entry boundary`,
-    );
-  if (compareRange(scanner.key, 0, prevLength, bounds.lastKey) !== 0 || prevLsn !== bounds.lastLsn) {
-    throw blockDefect(objectKey, blockIndex, blockOffset, "last entry does not match the index");
+  // Larger blocks are verified whole by `verifyAll` at load, which marks them itself.
+  if (block.verified !== ALL_VERIFIED && block.restartCount <= lazyRestartsMax) {
+    const v = block.verified | (1 << r);
+    block.verified = v === 2 ** block.restartCount - 1 ? ALL_VERIFIED : v;
   }
-  return new DataBlock(entries, count, commonPrefix(lower, bounds.lastKey), table);
+}
+
+/** `verifyInterval` for every interval not yet verified (before a scan decodes the block). */
+export function verifyAll(
+  block: DataBlock,
+  lastKey: Uint8Array,
+  lastLsn: number,
+  scanner: BlockScanner,
+  objectKey: string,
+  blockIndex: number,
+  blockOffset: number,
+): void {
+  if (block.verified === ALL_VERIFIED) return;
+  for (let r = 0; r < block.restartCount; r++) {
+    if (r < lazyRestartsMax && isVerified(block, r)) continue;
+    verifyInterval(block, r, lastKey, lastLsn, scanner, objectKey, blockIndex, blockOffset);
+  }
+  block.verified = ALL_VERIFIED;
 }

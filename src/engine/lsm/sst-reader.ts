@@ -8,7 +8,9 @@
  *
  * Invariants:
  *   - Every byte is checked before use (checksums, structure, agreement between blocks); a defect is CORRUPTION
- *     naming the object and what is wrong, never a wrong answer. A short read means a truncated object.
+ *     naming the object and what is wrong, never a wrong answer. A short read means a truncated object. A data
+ *     block's checksum and restart entries are checked when it is read, each restart interval's entries before
+ *     the first lookup in it (`lookup`), and every interval before a scan decodes the block (sst-block.ts).
  *   - A point read touches at most one data block: the index holds each block's last (key, lsn).
  *   - `getCached` never allocates a promise, and never does I/O unless told to load synchronously (`loadSync`,
  *     on stores with `readIntoSync`); it answers or says NEEDS_IO.
@@ -26,7 +28,11 @@ import {
   compareRange,
   DataBlock,
   decodeDataBlock,
-  getFromBlock,
+  getFromInterval,
+  isVerified,
+  restartFor,
+  verifyAll,
+  verifyInterval,
 } from "./sst-block.js";
 import {
   checkedContent,
@@ -104,6 +110,17 @@ async function readExact(
   return bytes;
 }
 
+/** bytes[start, start + min(length, 4)) as a big-endian u32, zero-padded: see `SstReader.headWords`. */
+function headWord(bytes: Uint8Array, start: number, length: number): number {
+  return (
+    (((length > 0 ? bytes[start]! : 0) << 24) |
+      ((length > 1 ? bytes[start + 1]! : 0) << 16) |
+      ((length > 2 ? bytes[start + 2]! : 0) << 8) |
+      (length > 3 ? bytes[start + 3]! : 0)) >>>
+    0
+  );
+}
+
 export class SstReader {
   /** Last keys of the blocks, read in place from the index block (see SstIndex). */
   private readonly keyBytes: Uint8Array;
@@ -118,6 +135,13 @@ export class SstReader {
   private readonly scanner: BlockScanner;
   /** Bytes every key in the SST starts with (the min and max keys share them): index searches skip them. */
   private readonly rangePrefix: number;
+  /**
+   * For each block, the 4 bytes of its last key after `rangePrefix` as a big-endian u32 (zero-padded when the key
+   * is shorter). Where two such words differ they order their keys, so the index search compares one small array
+   * and reads the keys' bytes only on a tie: the keys, their starts and lengths are three arrays, and on a large
+   * SST each binary-search step touched each of them in a different cold cache line.
+   */
+  private readonly headWords: Uint32Array;
 
   private constructor(
     private readonly store: ObjectStore,
@@ -136,6 +160,14 @@ export class SstReader {
     this.lastKeys = Array.from({ length: index.blockCount }, (_, i) => lastKeyOf(index, i));
     this.lastLsns = index.lastLsns;
     this.rangePrefix = commonPrefix(properties.minKey, properties.maxKey);
+    this.headWords = new Uint32Array(index.blockCount);
+    for (let i = 0; i < index.blockCount; i++) {
+      this.headWords[i] = headWord(
+        index.keyBytes,
+        index.keyStarts[i]! + this.rangePrefix,
+        index.keyLengths[i]! - this.rangePrefix,
+      );
+    }
     this.offsets = index.offsets;
     this.lengths = index.lengths;
     this.scanner = new BlockScanner(properties.keyBytesMax);
@@ -218,7 +250,16 @@ export class SstReader {
               ? "properties min key is above the first block's last key"
               : undefined;
     if (disagreement !== undefined) throw sstCorruption(objectKey, disagreement);
-    return new SstReader(store, objectKey, cache, sizeBytes, index, bloom, properties, meta.byteLength);
+    return new SstReader(
+      store,
+      objectKey,
+      cache,
+      sizeBytes,
+      index,
+      bloom,
+      properties,
+      meta.byteLength + index.blockCount * 4,
+    );
   }
 
   get blockCount(): number {
@@ -245,12 +286,18 @@ export class SstReader {
     const keyStarts = this.keyStarts;
     const keyLengths = this.keyLengths;
     const lastLsns = this.lastLsns;
+    const words = this.headWords;
     const skip = this.rangePrefix;
+    const word = headWord(key, skip, key.length - skip);
     let lo = 0;
     let hi = keyStarts.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      const c = compareRange(keyBytes, keyStarts[mid]! + skip, keyLengths[mid]! - skip, key, skip);
+      const w = words[mid]!;
+      const c =
+        w !== word
+          ? w - word
+          : compareRange(keyBytes, keyStarts[mid]! + skip, keyLengths[mid]! - skip, key, skip);
       if (c < 0 || (c === 0 && lastLsns[mid]! > snapshotLsn)) lo = mid + 1;
       else hi = mid;
     }
@@ -276,7 +323,7 @@ export class SstReader {
       if (!loadSync || this.store.readIntoSync === undefined) return NEEDS_IO;
       block = this.loadBlockSync(i);
     }
-    return getFromBlock(block, key, snapshotLsn);
+    return this.lookup(block, i, key, snapshotLsn);
   }
 
   /** The newest version of `key` with lsn <= snapshotLsn (possibly a Delete), or undefined. */
@@ -290,7 +337,25 @@ export class SstReader {
       // Dropped by the cache (and its buffer reused) while this read waited its turn: read a private copy.
       if (block.released) block = await this.readBlock(i);
     }
-    return getFromBlock(block, key, snapshotLsn);
+    return this.lookup(block, i, key, snapshotLsn);
+  }
+
+  /** A point lookup in block `i`, verifying the restart interval it reads first if no read has yet. */
+  private lookup(block: DataBlock, i: number, key: Uint8Array, snapshotLsn: number): Entry | undefined {
+    const r = restartFor(block, key, snapshotLsn);
+    if (!isVerified(block, r)) {
+      verifyInterval(
+        block,
+        r,
+        this.lastKeys[i]!,
+        this.lastLsns[i]!,
+        this.scanner,
+        this.objectKey,
+        i,
+        this.offsets[i]!,
+      );
+    }
+    return getFromInterval(block, r, key, snapshotLsn);
   }
 
   /**
@@ -304,10 +369,9 @@ export class SstReader {
     const buffer = pool.take(length);
     let block: DataBlock;
     try {
-      const raw = buffer.subarray(0, length);
       let got: number;
       try {
-        got = this.store.readIntoSync!(this.objectKey, offset, raw);
+        got = this.store.readIntoSync!(this.objectKey, offset, buffer.subarray(0, length));
       } catch (error) {
         throw truncatedOr(error, this.objectKey, offset, length, `data block ${i}`);
       }
@@ -317,7 +381,7 @@ export class SstReader {
           `data block ${i} at bytes [${offset}, ${offset + length}) came back as ${got} bytes (truncated)`,
         );
       }
-      block = this.decodeBlock(raw, i);
+      block = this.decodeBlock(buffer, length, i);
     } catch (error) {
       pool.give(buffer);
       throw error;
@@ -380,12 +444,14 @@ export class SstReader {
   private async readBlock(i: number): Promise<DataBlock> {
     const offset = this.offsets[i]!;
     const raw = await readExact(this.store, this.objectKey, offset, this.lengths[i]!, `data block ${i}`);
-    return this.decodeBlock(raw, i);
+    return this.decodeBlock(raw, raw.length, i);
   }
 
-  private decodeBlock(raw: Uint8Array, i: number): DataBlock {
+  /** Load checks of block `i`, which is bytes[0, length) (see decodeDataBlock). */
+  private decodeBlock(bytes: Uint8Array, length: number, i: number): DataBlock {
     return decodeDataBlock(
-      raw,
+      bytes,
+      length,
       this.offsets[i]!,
       {
         prevLastKey: i > 0 ? this.lastKeys[i - 1] : undefined,
@@ -441,6 +507,9 @@ export class SstReader {
     out: Entry[],
   ): void {
     const s = this.scanner;
+    // A scan reads on past any one interval, so it checks them all first (most blocks it reads were loaded for
+    // it, and so are checked once, here).
+    verifyAll(block, this.lastKeys[i]!, this.lastLsns[i]!, s, this.objectKey, i, this.offsets[i]!);
     if (start !== undefined && (i === 0 || compareBytes(this.lastKeys[i - 1]!, start) < 0)) {
       if (!s.seek(block, start, lsnMax)) return;
     } else {
