@@ -18,9 +18,13 @@
  *     key. Latin1 strings compare natively in byte order with their bytes inline. Seeking is two binary searches,
  *     O(log n); adding a key moves at most `chunkEntriesMax` slots and splits a full chunk, which inserts one
  *     directory slot: O(n / chunkEntriesMax), once per `chunkEntriesMax / 2` new keys at least.
- *   - Entries handed out (get, iterate) are made on demand; their key and value are views of the arena, which is
- *     never written again where a view points (a replaced version's new value goes to fresh arena bytes). A value a
- *     caller keeps pins its arena chunk, as a value taken from a pooled block pins its chunk (block-pool.ts).
+ *   - Arena chunks come from an `ArenaPool` the tree shares between its memtables: once a flushed memtable is out of
+ *     every view and no read that began on an older view runs, the tree recycles it and the next memtable fills its
+ *     chunks again (a flushed memtable was a memtable's worth of garbage, and V8 runs a full GC for about every
+ *     64 MiB of dead ArrayBuffers).
+ *   - Entries handed out are made on demand. Readers (get, iterate) get copies of keys and values (carved from
+ *     block-pool.ts's value chunks, which are never recycled), so nothing outside the memtable points into the
+ *     arena; only the flush asks for views (`views: true`), which it copies into its SST before the recycle.
  *
  * Invariants:
  *   - Iteration yields entries in strictly increasing internal order. An entry with the (key, lsn) of one already
@@ -30,11 +34,14 @@
  *   - Iteration tolerates puts between steps: a cursor remembers the key it is on and, when keys were added since,
  *     finds its place again by that key. So it never throws and never skips or repeats an entry that existed when
  *     it started; entries added meanwhile may or may not be seen.
+ *   - A recycled memtable is never read again (a read of one is an INTERNAL error, not wrong bytes); within a
+ *     memtable's life arena bytes are never rewritten (a replaced version's new value goes to fresh bytes).
  *   - `approximateBytes` counts what the memtable holds: arena bytes taken (with a chunk's unused tail once it is
  *     left), the typed-array rows, and per key its string and index slots.
  */
 
 import { ErrorCodes, TwillError } from "../../errors.js";
+import { copyValue } from "./block-pool.js";
 import { bloomHash } from "./bloom.js";
 import { SyncCursor } from "./cursor.js";
 import { type Entry, type EntryKind, entryDefect } from "./types.js";
@@ -46,11 +53,18 @@ export interface MemtableRange {
   end?: Uint8Array;
   /** Exactly the reverse of internal order. */
   reverse?: boolean;
+  /**
+   * Entries whose key and value are views of the arena instead of copies: valid only until the memtable is
+   * recycled. For the flush, which copies them into its SST first.
+   */
+  views?: boolean;
 }
 
 export interface MemtableOptions {
   /** Keys per chunk of the ordered index before it splits. Default 256; tests use tiny chunks to hit splits. */
   chunkEntriesMax?: number;
+  /** Where arena chunks come from and go back to at `recycle`; default: fresh ones, left to the GC. */
+  arena?: ArenaPool;
 }
 
 /** Arena chunk size: large enough that a chunk is one allocation per ~1,000 rows, small enough to waste little. */
@@ -65,6 +79,35 @@ const keyOverheadBytes = 72;
 const hashCapacityMin = 64;
 const rowsMin = 64;
 const EMPTY = new Uint8Array(0);
+
+/** Recycled arena chunks, shared by one tree's memtables. Holds at most `keepMax` idle chunks. */
+export class ArenaPool {
+  private readonly idle: Uint8Array[] = [];
+
+  constructor(readonly keepMax: number) {}
+
+  take(): Uint8Array {
+    return this.idle.pop() ?? new Uint8Array(arenaChunkBytes);
+  }
+
+  give(chunk: Uint8Array): void {
+    if (chunk.length === arenaChunkBytes && this.idle.length < this.keepMax) this.idle.push(chunk);
+  }
+
+  /** Drops the idle chunks (to the GC). */
+  clear(): void {
+    this.idle.length = 0;
+  }
+
+  get idleBytes(): number {
+    return this.idle.length * arenaChunkBytes;
+  }
+
+  /** Chunks a memtable of `bytes` (its `approximateBytes`) fills, at most. */
+  static chunksFor(bytes: number): number {
+    return Math.ceil(bytes / arenaChunkBytes);
+  }
+}
 
 /** A key as a latin1 string: one char per byte, so string order is unsigned byte order. */
 export function keyString(key: Uint8Array): string {
@@ -120,6 +163,10 @@ export class Memtable {
 
   // Arena.
   private readonly arena: Uint8Array[] = [];
+  /** The chunks of `arena` taken from the pool (those of one value each are not). */
+  private readonly pooled: Uint8Array[] = [];
+  private readonly pool: ArenaPool | undefined;
+  private recycled = false;
   /** Index in `arena` of the chunk small copies go to, and how much of it is used. */
   private arenaCurrent = -1;
   private arenaUsed = arenaChunkBytes;
@@ -160,6 +207,25 @@ export class Memtable {
 
   constructor(options: MemtableOptions = {}) {
     this.chunkEntriesMax = Math.max(2, options.chunkEntriesMax ?? 256);
+    this.pool = options.arena;
+  }
+
+  /**
+   * Gives the arena chunks back to the pool. Only for a memtable no view holds and no read can reach any more;
+   * every later read of it fails.
+   */
+  recycle(): void {
+    if (this.recycled) return;
+    this.recycled = true;
+    this.frozen = true;
+    if (this.pool !== undefined) for (const c of this.pooled) this.pool.give(c);
+    this.pooled.length = 0;
+    this.arena.length = 0;
+  }
+
+  /** @internal Throws if the memtable was recycled: its bytes belong to another memtable now. */
+  checkReadable(): void {
+    if (this.recycled) throw new TwillError(ErrorCodes.Internal, "read of a recycled memtable");
   }
 
   get entryCount(): number {
@@ -208,7 +274,9 @@ export class Memtable {
     if (this.arenaUsed + n > arenaChunkBytes) {
       // The unused tail of the chunk left behind is memory held too.
       if (this.arenaCurrent >= 0) this.bytes += arenaChunkBytes - this.arenaUsed;
-      this.arena.push(new Uint8Array(arenaChunkBytes));
+      const fresh = this.pool?.take() ?? new Uint8Array(arenaChunkBytes);
+      this.pooled.push(fresh);
+      this.arena.push(fresh);
       this.arenaCurrent = this.arena.length - 1;
       this.arenaUsed = 0;
     }
@@ -250,14 +318,23 @@ export class Memtable {
     return this.versionLsn[v]!;
   }
 
-  /** @internal Version `v` of key id `k` (given, so its key view can be shared) as an Entry. */
-  entryOf(key: Uint8Array, v: number): Entry {
+  /** @internal A copy of the key bytes of key id `k`. */
+  keyCopy(k: number): Uint8Array {
+    const n = this.keyLength[k]!;
+    return n === 0 ? EMPTY : copyValue(this.arena[this.keyChunk[k]!]!, this.keyOffset[k]!, n);
+  }
+
+  /** @internal Version `v` as an Entry with `key` (given, so one key serves all its versions). */
+  entryOf(key: Uint8Array, v: number, views: boolean): Entry {
     const kind = this.versionKind[v] as EntryKind;
+    const n = this.versionLength[v]!;
+    const chunk = this.versionChunk[v]!;
+    const offset = this.versionOffset[v]!;
     return {
       key,
       lsn: this.versionLsn[v]!,
       kind,
-      value: this.view(this.versionChunk[v]!, this.versionOffset[v]!, this.versionLength[v]!),
+      value: n === 0 ? EMPTY : views ? this.view(chunk, offset, n) : copyValue(this.arena[chunk]!, offset, n),
     };
   }
 
@@ -422,14 +499,23 @@ export class Memtable {
 
   /** The newest version of `key` with lsn <= snapshotLsn (possibly a Delete), or undefined. */
   get(key: Uint8Array, snapshotLsn: number, keyHash?: number): Entry | undefined {
+    this.checkReadable();
     if (this.keyCount === 0) return undefined;
     const k = this.find(key, keyHash ?? bloomHash(key));
     if (k < 0) return undefined;
     for (let v = this.keyHead[k]!; v !== -1; v = this.versionNext[v]!) {
       // The probe key is bytes-equal to the stored one: no view to make.
-      if (this.versionLsn[v]! <= snapshotLsn) return this.entryOf(key, v);
+      if (this.versionLsn[v]! <= snapshotLsn) return this.entryOf(key, v, false);
     }
     return undefined;
+  }
+
+  /** The LSN of the newest version of `key`, or 0 (for conflict checks: nothing is copied). */
+  newestLsn(key: Uint8Array, keyHash?: number): number {
+    this.checkReadable();
+    if (this.keyCount === 0) return 0;
+    const k = this.find(key, keyHash ?? bloomHash(key));
+    return k < 0 ? 0 : this.versionLsn[this.keyHead[k]!]!;
   }
 
   /** All versions of keys in [start, end), in internal order (or exactly reversed). */
@@ -469,6 +555,7 @@ export class MemtableCursor extends SyncCursor<Entry> {
   private readonly startKey: string | undefined;
   private readonly endKey: string | undefined;
   private readonly reverse: boolean;
+  private readonly views: boolean;
   /** Position of the current key in the ordered index. */
   private chunk = 0;
   private index = 0;
@@ -493,6 +580,7 @@ export class MemtableCursor extends SyncCursor<Entry> {
     this.startKey = range.start && keyString(range.start);
     this.endKey = range.end && keyString(range.end);
     this.reverse = range.reverse ?? false;
+    this.views = range.views ?? false;
     this.layout = table.layoutCount;
     if (this.startKey !== undefined && this.endKey !== undefined && this.startKey >= this.endKey) {
       this.finished = true;
@@ -552,18 +640,19 @@ export class MemtableCursor extends SyncCursor<Entry> {
 
   nextSync(): Entry | undefined {
     if (this.finished) return undefined;
-    if (this.layout !== this.table.layoutCount) this.resync();
     const table = this.table;
+    table.checkReadable();
+    if (this.layout !== table.layoutCount) this.resync();
     for (;;) {
       if (this.inKey) {
         if (this.reverse) {
           if (this.nextVersion < this.older.length)
-            return table.entryOf(this.keyBytes, this.older[this.nextVersion++]!);
+            return table.entryOf(this.keyBytes, this.older[this.nextVersion++]!, this.views);
         } else if (this.nextVersion !== -1) {
           const v = this.nextVersion;
           // Read when stepping, not when entering: a version put meanwhile just below the last one is seen.
           this.nextVersion = table.nextOf(v);
-          return table.entryOf(this.keyBytes, v);
+          return table.entryOf(this.keyBytes, v, this.views);
         }
         this.inKey = false;
         if (this.reverse) this.stepBack();
@@ -584,7 +673,7 @@ export class MemtableCursor extends SyncCursor<Entry> {
       this.inKey = true;
       this.keyStr = s;
       this.started = true;
-      this.keyBytes = table.keyView(k);
+      this.keyBytes = this.views ? table.keyView(k) : table.keyCopy(k);
       const head = table.headOf(k);
       if (this.reverse) {
         // Versions present now, oldest first; later ones may or may not be seen, and these never repeat.

@@ -28,7 +28,7 @@ import { BlockCache } from "./block-cache.js";
 import { bloomHash } from "./bloom.js";
 import { AsyncCursor, ConcatCursor, type Cursor, type EntrySource } from "./cursor.js";
 import { installManifest, type Manifest, pruneManifests, type SstMeta } from "./manifest.js";
-import { Memtable } from "./memtable.js";
+import { ArenaPool, Memtable } from "./memtable.js";
 import { compactEntries, mergeIterators, visibleEntries } from "./merge.js";
 import { SlabPool, SstReader, SstWriter } from "./sst.js";
 import { compareBytes, type Entry, EntryKind, lsnMax, NEEDS_IO, type NeedsIo } from "./types.js";
@@ -144,6 +144,10 @@ export class LsmTree {
   private manifest: Manifest;
   private readonly cache: BlockCache;
   private readonly slabs: SlabPool;
+  /** Arena chunks of flushed memtables, for the next ones (memtable.ts). */
+  private readonly arenas: ArenaPool;
+  /** Flushed memtables out of the view, recycled once no read that began on an older view runs. */
+  private retired: { table: Memtable; afterSeq: number }[] = [];
   private readonly readsBySeq = new Map<number, number>();
   /** SST objects dropped from the manifest, deletable once no read older than `afterSeq` runs. */
   private obsolete: { key: string; afterSeq: number }[] = [];
@@ -175,10 +179,12 @@ export class LsmTree {
     this.cache = new BlockCache(options.blockCacheBytesMax);
     // One SST's worth: flushes, compactions and ingests write one SST at a time.
     this.slabs = new SlabPool(Math.ceil(options.sstBytesTarget / (1024 * 1024)) + 2);
+    // One memtable's worth: the active memtable refills what the last flush gave back.
+    this.arenas = new ArenaPool(ArenaPool.chunksFor(options.memtableBytesMax) + 2);
     const handles = manifest.ssts.map((meta) => this.handleFor(meta));
     this.view = {
       seq: 1,
-      active: new Memtable(),
+      active: new Memtable({ arena: this.arenas }),
       immutables: [],
       l0: handles.filter((h) => h.meta.level === 0),
       l1: handles.filter((h) => h.meta.level === 1),
@@ -278,7 +284,7 @@ export class LsmTree {
     this.view = {
       ...this.view,
       seq: this.view.seq + 1,
-      active: new Memtable(),
+      active: new Memtable({ arena: this.arenas }),
       immutables: [{ table: this.view.active, upToLsn: appliedLsn }, ...this.view.immutables],
     };
   }
@@ -326,7 +332,8 @@ export class LsmTree {
     await yieldTurn();
     while (this.view.immutables.length > 0 && !this.closed) {
       const oldest = this.view.immutables.at(-1)!;
-      const meta = await this.writeSst(0, oldest.table.iterate({}));
+      // Views, not copies: the writer copies every entry into its SST before the memtable can be recycled.
+      const meta = await this.writeSst(0, oldest.table.iterate({ views: true }));
       await this.withManifestLock(async () => {
         const next: Manifest = {
           ...this.manifest,
@@ -344,6 +351,8 @@ export class LsmTree {
           immutables: this.view.immutables.slice(0, -1),
           l0: meta ? [this.handleFor(meta), ...this.view.l0] : this.view.l0,
         };
+        this.retired.push({ table: oldest.table, afterSeq: this.view.seq });
+        this.recycleRetired();
       });
       this.flushes++;
       this.onFlushed?.(this.manifest.flushedLsn);
@@ -442,8 +451,11 @@ export class LsmTree {
    * (34 MiB by default) held for good, by a closed engine too, in every read phase of bench/engine/rss.
    */
   private releaseIdleSlabs(): void {
-    if (this.flushing === undefined && this.compacting === undefined && this.ingesting === undefined)
+    if (this.flushing === undefined && this.compacting === undefined && this.ingesting === undefined) {
       this.slabs.clear();
+      // Idle arena chunks wait for the active memtable only while writes come in.
+      if (this.view.active.entryCount === 0) this.arenas.clear();
+    }
   }
 
   private compactInBackground(): Promise<void> {
@@ -737,10 +749,25 @@ export class LsmTree {
     this.view = view;
   }
 
-  /** Deletes obsolete SSTs that no running read can still reach. */
-  private async collectGarbage(): Promise<void> {
+  /** The seq of the oldest view a running read began on (the current one when none runs). */
+  private get oldestReadSeq(): number {
     let oldestRead = this.view.seq;
     for (const [seq, count] of this.readsBySeq) if (count > 0 && seq < oldestRead) oldestRead = seq;
+    return oldestRead;
+  }
+
+  /** Recycles the arenas of flushed memtables that no running read can still reach. */
+  private recycleRetired(): void {
+    const oldestRead = this.oldestReadSeq;
+    const ready = this.retired.filter((r) => r.afterSeq <= oldestRead);
+    if (ready.length === 0) return;
+    this.retired = this.retired.filter((r) => r.afterSeq > oldestRead);
+    for (const r of ready) r.table.recycle();
+  }
+
+  /** Deletes obsolete SSTs that no running read can still reach. */
+  private async collectGarbage(): Promise<void> {
+    const oldestRead = this.oldestReadSeq;
     const ready = this.obsolete.filter((o) => o.afterSeq <= oldestRead);
     this.obsolete = this.obsolete.filter((o) => o.afterSeq > oldestRead);
     for (const o of ready) {
@@ -793,7 +820,9 @@ export class LsmTree {
     const n = (this.readsBySeq.get(seq) ?? 1) - 1;
     if (n <= 0) this.readsBySeq.delete(seq);
     else this.readsBySeq.set(seq, n);
-    if (this.obsolete.length > 0 && n <= 0) void this.collectGarbage().catch(() => undefined);
+    if (n > 0) return;
+    if (this.retired.length > 0) this.recycleRetired();
+    if (this.obsolete.length > 0) void this.collectGarbage().catch(() => undefined);
   }
 
   /**
@@ -880,11 +909,11 @@ export class LsmTree {
   /** Newest version LSN of `key` held in memtables (0 if none). Synchronous, for the commit's conflict check. */
   newestMemLsn(key: Uint8Array): number {
     const view = this.view;
-    const a = view.active.get(key, lsnMax - 1);
-    if (a) return a.lsn;
+    const a = view.active.newestLsn(key);
+    if (a !== 0) return a;
     for (const { table } of view.immutables) {
-      const e = table.get(key, lsnMax - 1);
-      if (e) return e.lsn;
+      const lsn = table.newestLsn(key);
+      if (lsn !== 0) return lsn;
     }
     return 0;
   }
@@ -1000,6 +1029,12 @@ export class LsmTree {
     // engine, not this one, while anything still holds a reference to it.
     this.cache.clear();
     this.slabs.clear();
+    this.arenas.clear();
+    // And the open SSTs' index blocks and bloom filters (~14 MiB for 1 GB of SSTs): reopened, the handles open again.
+    for (const h of [...this.view.l0, ...this.view.l1]) {
+      h.reader = undefined;
+      h.opening = undefined;
+    }
   }
 }
 
