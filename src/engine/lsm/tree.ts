@@ -136,6 +136,8 @@ export interface TreeStats {
   deletedObjects: number;
   /** Bytes of recycled SST-writer slabs held while no SST is being written (0 once background work stops). */
   idleSlabBytes: number;
+  /** Flushed memtables a running scan can still reach (their arenas are recycled when it ends). */
+  retiredMemtables: number;
   blockCache: ReturnType<BlockCache["stats"]>;
 }
 
@@ -146,8 +148,16 @@ export class LsmTree {
   private readonly slabs: SlabPool;
   /** Arena chunks of flushed memtables, for the next ones (memtable.ts). */
   private readonly arenas: ArenaPool;
-  /** Flushed memtables out of the view, recycled once no read that began on an older view runs. */
-  private retired: { table: Memtable; afterSeq: number }[] = [];
+  /**
+   * Flushed memtables out of the view: in views [fromSeq, afterSeq), recycled once no scan that began on one of
+   * those views runs. Only scans hold memtable cursors; a compaction's read (SSTs only) must not hold them back:
+   * it runs for minutes during a load, and the memtables flushed meanwhile piled up (675 MiB in bench/engine/rss).
+   */
+  private retired: { table: Memtable; fromSeq: number; afterSeq: number }[] = [];
+  /** The view seq each memtable first appeared in. */
+  private readonly bornSeq = new Map<Memtable, number>();
+  /** Running scans (the reads that iterate memtables) by the view seq they began on. */
+  private readonly scansBySeq = new Map<number, number>();
   private readonly readsBySeq = new Map<number, number>();
   /** SST objects dropped from the manifest, deletable once no read older than `afterSeq` runs. */
   private obsolete: { key: string; afterSeq: number }[] = [];
@@ -184,7 +194,7 @@ export class LsmTree {
     const handles = manifest.ssts.map((meta) => this.handleFor(meta));
     this.view = {
       seq: 1,
-      active: new Memtable({ arena: this.arenas }),
+      active: this.newMemtable(1),
       immutables: [],
       l0: handles.filter((h) => h.meta.level === 0),
       l1: handles.filter((h) => h.meta.level === 1),
@@ -284,9 +294,15 @@ export class LsmTree {
     this.view = {
       ...this.view,
       seq: this.view.seq + 1,
-      active: new Memtable({ arena: this.arenas }),
+      active: this.newMemtable(this.view.seq + 1),
       immutables: [{ table: this.view.active, upToLsn: appliedLsn }, ...this.view.immutables],
     };
+  }
+
+  private newMemtable(seq: number): Memtable {
+    const table = new Memtable({ arena: this.arenas });
+    this.bornSeq.set(table, seq);
+    return table;
   }
 
   private flushInBackground(): Promise<void> {
@@ -351,7 +367,9 @@ export class LsmTree {
           immutables: this.view.immutables.slice(0, -1),
           l0: meta ? [this.handleFor(meta), ...this.view.l0] : this.view.l0,
         };
-        this.retired.push({ table: oldest.table, afterSeq: this.view.seq });
+        const fromSeq = this.bornSeq.get(oldest.table) ?? 1;
+        this.bornSeq.delete(oldest.table);
+        this.retired.push({ table: oldest.table, fromSeq, afterSeq: this.view.seq });
         this.recycleRetired();
       });
       this.flushes++;
@@ -756,13 +774,19 @@ export class LsmTree {
     return oldestRead;
   }
 
-  /** Recycles the arenas of flushed memtables that no running read can still reach. */
+  /** Recycles the arenas of flushed memtables that no running scan can still reach. */
   private recycleRetired(): void {
-    const oldestRead = this.oldestReadSeq;
-    const ready = this.retired.filter((r) => r.afterSeq <= oldestRead);
-    if (ready.length === 0) return;
-    this.retired = this.retired.filter((r) => r.afterSeq > oldestRead);
-    for (const r of ready) r.table.recycle();
+    const reachable = (r: { fromSeq: number; afterSeq: number }) => {
+      for (const [seq, count] of this.scansBySeq)
+        if (count > 0 && seq >= r.fromSeq && seq < r.afterSeq) return true;
+      return false;
+    };
+    const kept: typeof this.retired = [];
+    for (const r of this.retired) {
+      if (reachable(r)) kept.push(r);
+      else r.table.recycle();
+    }
+    this.retired = kept;
   }
 
   /** Deletes obsolete SSTs that no running read can still reach. */
@@ -975,6 +999,7 @@ export class LsmTree {
   scanEntries(range: ScanRange, snapshotLsn: number): { entries: AsyncCursor<Entry>; release: () => void } {
     this.checkUsable();
     const seq = this.beginRead();
+    this.scansBySeq.set(seq, (this.scansBySeq.get(seq) ?? 0) + 1);
     const view = this.view;
     const reverse = range.reverse ?? false;
     const sources: EntrySource[] = [view.active.iterate(range)];
@@ -991,6 +1016,9 @@ export class LsmTree {
       release: () => {
         if (released) return;
         released = true;
+        const n = (this.scansBySeq.get(seq) ?? 1) - 1;
+        if (n <= 0) this.scansBySeq.delete(seq);
+        else this.scansBySeq.set(seq, n);
         this.endRead(seq);
       },
     };
@@ -1009,6 +1037,7 @@ export class LsmTree {
       compactions: this.compactions,
       deletedObjects: this.deletedObjects,
       idleSlabBytes: this.slabs.idleBytes,
+      retiredMemtables: this.retired.length,
       blockCache: this.cache.stats(),
     };
   }
