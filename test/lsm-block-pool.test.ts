@@ -157,4 +157,21 @@ describe("pooled block buffers", () => {
     expect(seen).toEqual(entries);
     await storage.close();
   });
+
+  // Last: the hand-off is process-wide, and the tests above count reuses exactly.
+  it("hands a cleared cache's buffers to the next cache's misses, whose reads stay exact", async () => {
+    const entries = rows(200);
+    const first = await sstOn(entries, 1 << 20);
+    for (const e of entries) expect((await first.reader.get(e.key, e.lsn))?.value).toEqual(e.value);
+    const loaded = first.cache.stats().entries;
+    expect(loaded).toBeGreaterThan(10);
+    first.cache.clear();
+    // Another database opened in the same process: its misses fill the closed cache's buffers.
+    const second = await sstOn(entries, 1 << 20);
+    for (const e of [...entries].reverse())
+      expect((await second.reader.get(e.key, e.lsn))?.value).toEqual(e.value);
+    expect(second.cache.buffers.adopted).toBeGreaterThan(loaded / 2);
+    // The first cache still reads right after the clear (it allocates again, or adopts what is left).
+    for (const e of entries) expect((await first.reader.get(e.key, e.lsn))?.value).toEqual(e.value);
+  });
 });

@@ -134,6 +134,55 @@ describe("Memtable", () => {
     expect(isTwillError(error, "INTERNAL")).toBe(true);
   });
 
+  it("keeps copies, not the caller's arrays: reusing them after put changes nothing", () => {
+    // A commit's write objects must be free to die once applied (they were kept, and promoted, until the flush).
+    const m = new Memtable();
+    const key = new Uint8Array([7, 7]);
+    const value = new Uint8Array(40_000).fill(1); // above the arena's per-value limit: a chunk of its own
+    const small = new Uint8Array([1, 2, 3]);
+    m.put({ key, lsn: 1, kind: EntryKind.Put, value });
+    m.put({ key: small, lsn: 2, kind: EntryKind.Put, value: small });
+    key.fill(9);
+    value.fill(2);
+    small.fill(0);
+    expect(m.get(new Uint8Array([7, 7]), 5)?.value).toEqual(new Uint8Array(40_000).fill(1));
+    expect(m.get(new Uint8Array([9, 9]), 5)).toBeUndefined();
+    expect(m.get(new Uint8Array([1, 2, 3]), 5)?.value).toEqual(new Uint8Array([1, 2, 3]));
+    expect([...m.iterate()].map((e) => [...e.key])).toEqual([
+      [1, 2, 3],
+      [7, 7],
+    ]);
+  });
+
+  it("leaves a value handed out intact when its version is replaced, and holds empty keys and values", () => {
+    const m = new Memtable();
+    m.put(entry([1], 5, EntryKind.Put, "first"));
+    const before = m.get(new Uint8Array([1]), 5)!;
+    m.put(entry([1], 5, EntryKind.Put, "again"));
+    expect(new TextDecoder().decode(before.value)).toBe("first");
+    expect(new TextDecoder().decode(m.get(new Uint8Array([1]), 5)!.value)).toBe("again");
+    m.put({ key: new Uint8Array(), lsn: 3, kind: EntryKind.Put, value: new Uint8Array() });
+    m.put({ key: new Uint8Array(), lsn: 4, kind: EntryKind.Delete, value: new Uint8Array() });
+    expect([...m.iterate()].map((e) => [e.key.length, e.lsn, e.kind, e.value.length])).toEqual([
+      [0, 4, EntryKind.Delete, 0],
+      [0, 3, EntryKind.Put, 0],
+      [1, 5, EntryKind.Put, 5],
+    ]);
+  });
+
+  it("counts about what it holds: ~300 bytes a row of 200 (it counted 536 when it kept JS objects)", () => {
+    const m = new Memtable();
+    const value = new Uint8Array(184);
+    for (let i = 0; i < 10_000; i++) {
+      const key = new Uint8Array(16);
+      new DataView(key.buffer).setUint32(0, Math.imul(i, 0x9e3779b1) >>> 0);
+      m.put({ key, lsn: 1, kind: EntryKind.Put, value });
+    }
+    const perRow = m.approximateBytes / 10_000;
+    expect(perRow).toBeGreaterThan(300);
+    expect(perRow).toBeLessThan(340);
+  });
+
   it("holds many entries across many chunks in order", () => {
     const m = new Memtable();
     const n = 50_000;

@@ -151,7 +151,7 @@ async function phase<T>(
   };
   phases.push(r);
   console.log(
-    `  ${name.padEnd(17)} ${fmt(seconds, 1).padStart(7)} s  VmHWM ${fmt(r.hwmMiB).padStart(5)} MiB  end RSS ${fmt(r.endRssMiB).padStart(5)} MiB  heap ${fmt(r.endHeapUsedMiB)} MiB  arrayBuffers ${fmt(r.endArrayBuffersMiB)} MiB  ${r.detail}`,
+    `  ${name.padEnd(17)} ${fmt(seconds, 1).padStart(7)} s  VmHWM ${fmt(r.hwmMiB).padStart(5)} MiB  end RSS ${fmt(r.endRssMiB).padStart(5)} MiB  heap ${fmt(r.endHeapUsedMiB)} MiB  external ${fmt(r.endExternalMiB)} MiB  arrayBuffers ${fmt(r.endArrayBuffersMiB)} MiB  ${r.detail}`,
   );
   return result;
 }
@@ -257,7 +257,7 @@ try {
       return { maxCommitMs, maxMem };
     },
     (r) =>
-      `slowest ${TXN_ROWS}-row txn ${fmt(r.maxCommitMs)} ms; max after a commit: heapUsed ${fmt(r.maxMem.heapUsed / MiB)}, heapTotal ${fmt(r.maxMem.heapTotal / MiB)}, arrayBuffers ${fmt(r.maxMem.arrayBuffers / MiB)} MiB`,
+      `slowest ${TXN_ROWS}-row txn ${fmt(r.maxCommitMs)} ms; max after a commit: heapUsed ${fmt(r.maxMem.heapUsed / MiB)}, heapTotal ${fmt(r.maxMem.heapTotal / MiB)}, external ${fmt(r.maxMem.external / MiB)}, arrayBuffers ${fmt(r.maxMem.arrayBuffers / MiB)} MiB`,
   );
   const loadPhase = phases.at(-1)!;
   results.loadRowsPerSec = ROWS / loadPhase.seconds;
@@ -340,6 +340,7 @@ printTable(
     "peak RSS MiB (100 ms)",
     "VmHWM MiB",
     "end heap MiB",
+    "end external MiB",
     "end arrayBuffers MiB",
     "detail",
   ],
@@ -349,6 +350,7 @@ printTable(
     fmt(p.peakRssMiB),
     fmt(p.hwmMiB),
     fmt(p.endHeapUsedMiB),
+    fmt(p.endExternalMiB),
     fmt(p.endArrayBuffersMiB),
     p.detail,
   ]),

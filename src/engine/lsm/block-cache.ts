@@ -249,10 +249,16 @@ export class BlockCache {
     this.byObject.delete(objectKey);
   }
 
+  /** Drops every block for good (the engine closed): their buffers go to the next cache made (block-pool.ts). */
   clear(): void {
+    const buffers: Uint8Array[] = [];
     for (const perObject of this.byObject.values()) {
-      for (const node of perObject.values()) this.dropped(node.value);
+      for (const node of perObject.values()) {
+        const buffer = isReleasable(node.value) ? node.value.release() : undefined;
+        if (buffer !== undefined) buffers.push(buffer);
+      }
     }
+    BlockBufferPool.handOff(buffers);
     this.byObject.clear();
     this.head.next = this.head;
     this.head.prev = this.head;

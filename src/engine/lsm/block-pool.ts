@@ -12,15 +12,39 @@
  *     anyone holding a DataBlock across an await checks `released` before reading it.
  *   - Buffers are sized in 256-byte classes, so blocks of about the same size (the writer cuts them at a target)
  *     reuse each other's; the free list is bounded by `freeBytesMax` and the rest is left to the GC.
+ *   - A cache cleared for good (its engine closed) hands all its buffers off (`handOff`) to whatever pool takes
+ *     next in this process, held only through a WeakRef: a database reopened in the same process refills the
+ *     closed one's blocks instead of allocating a second cache's worth while the first waits for a full GC (V8
+ *     lets ~64 MiB of dead ArrayBuffers pile up first); if nothing takes them, the GC frees them as before.
  */
 
 const classBytes = 256;
 
+type FreeLists = Map<number, Uint8Array[]>;
+
+/** The buffers of closed caches, by capacity, until a pool takes them or the GC frees them. */
+let handedOff: WeakRef<FreeLists> | undefined;
+
+function pop(lists: FreeLists, capacity: number): Uint8Array | undefined {
+  return lists.get(capacity)?.pop();
+}
+
+function push(lists: FreeLists, buffer: Uint8Array): void {
+  let list = lists.get(buffer.byteLength);
+  if (list === undefined) {
+    list = [];
+    lists.set(buffer.byteLength, list);
+  }
+  list.push(buffer);
+}
+
 export class BlockBufferPool {
-  private readonly free = new Map<number, Uint8Array[]>();
+  private readonly free: FreeLists = new Map();
   private freeBytes = 0;
   /** Buffers handed out that were recycled rather than allocated (for tests and stats). */
   reused = 0;
+  /** Of those, the ones a closed cache handed off. */
+  adopted = 0;
 
   constructor(private readonly freeBytesMax = 1024 * 1024) {}
 
@@ -39,19 +63,32 @@ export class BlockBufferPool {
       this.reused++;
       return recycled;
     }
+    const lists = handedOff?.deref();
+    const adopted = lists === undefined ? undefined : pop(lists, capacity);
+    if (adopted !== undefined) {
+      this.reused++;
+      this.adopted++;
+      return adopted;
+    }
     return new Uint8Array(capacity);
+  }
+
+  /**
+   * Hands buffers that nothing references any more (those of a cache cleared for good) to the next pool that
+   * takes, in this process, held weakly (see the header).
+   */
+  static handOff(buffers: readonly Uint8Array[]): void {
+    if (buffers.length === 0) return;
+    const lists: FreeLists = handedOff?.deref() ?? new Map();
+    for (const b of buffers) if (b.byteLength % classBytes === 0) push(lists, b);
+    handedOff = new WeakRef(lists);
   }
 
   /** Returns a buffer from `take` that nothing references any more. */
   give(buffer: Uint8Array): void {
     const capacity = buffer.byteLength;
     if (capacity % classBytes !== 0 || this.freeBytes + capacity > this.freeBytesMax) return;
-    let list = this.free.get(capacity);
-    if (list === undefined) {
-      list = [];
-      this.free.set(capacity, list);
-    }
-    list.push(buffer);
+    push(this.free, buffer);
     this.freeBytes += capacity;
   }
 }

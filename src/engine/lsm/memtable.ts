@@ -1,34 +1,50 @@
 /**
  * Memtable: the newest versions, in memory, in internal order, until a flush turns them into an SST.
  *
- * Structure, chosen for a machine where a cache miss costs far more than a comparison:
- *   - Versions of one key live together in a version list (an array, oldest first; appending a new commit's
- *     version is a push).
- *   - A hash index (open addressing over typed arrays, keyed by `bloomHash`) maps a key to its version list, so a
- *     point read — and above all a miss, the common case when the data is in SSTs — is one hash and a probe or two,
- *     not a twenty-step binary search that chases pointers.
+ * Structure, chosen for a machine where a cache miss costs far more than a comparison, and for a garbage-collected
+ * heap where every object a memtable keeps is marked by every full GC until the flush, then left as garbage:
+ *   - Bytes live in an arena: the memtable copies each distinct key once and each version's value into chunks of
+ *     `arenaChunkBytes` (a value above `arenaValueMax` gets a chunk of its own). The caller's arrays are not kept,
+ *     so a commit's write objects die young. Measured in bench/engine/rss: one JS Entry per version, with its key and
+ *     value arrays, cost ~300 bytes of V8 heap beyond the ~200 bytes of data, and V8 let a few times the live heap
+ *     accumulate as garbage between full GCs; the arena holds the bytes outside the heap, where no GC marks them.
+ *   - Versions and keys are rows of growable typed arrays, by id. Versions of one key form a singly linked list,
+ *     newest (highest lsn) first; a new commit's version is pushed at the head.
+ *   - A hash index (open addressing over typed arrays, keyed by `bloomHash`) maps a key to its key id, so a point
+ *     read — and above all a miss, the common case when the data is in SSTs — is one hash and a probe or two,
+ *     not a twenty-step binary search.
  *   - An ordered index of the distinct keys for scans: a sorted array of chunks (a two-level B+tree), each holding
- *     up to `chunkEntriesMax` keys as latin1 strings next to their version lists, plus a directory of each chunk's
- *     first key. Latin1 strings compare natively in byte order with their bytes inline, several times faster than
- *     Uint8Array comparisons when the keys are scattered over the heap. Seeking is two binary searches, O(log n);
- *     adding a key moves at most `chunkEntriesMax` pointers and splits a full chunk, which inserts one directory
- *     slot: O(n / chunkEntriesMax), once per `chunkEntriesMax / 2` new keys at least.
+ *     up to `chunkEntriesMax` keys as latin1 strings next to their key ids, plus a directory of each chunk's first
+ *     key. Latin1 strings compare natively in byte order with their bytes inline. Seeking is two binary searches,
+ *     O(log n); adding a key moves at most `chunkEntriesMax` slots and splits a full chunk, which inserts one
+ *     directory slot: O(n / chunkEntriesMax), once per `chunkEntriesMax / 2` new keys at least.
+ *   - Arena chunks come from an `ArenaPool` the tree shares between its memtables: once a flushed memtable is out of
+ *     every view and no read that began on an older view runs, the tree recycles it and the next memtable fills its
+ *     chunks again (a flushed memtable was a memtable's worth of garbage, and V8 runs a full GC for about every
+ *     64 MiB of dead ArrayBuffers).
+ *   - Entries handed out are made on demand. Readers (get, iterate) get copies of keys and values (carved from
+ *     block-pool.ts's value chunks, which are never recycled), so nothing outside the memtable points into the
+ *     arena; only the flush asks for views (`views: true`), which it copies into its SST before the recycle.
  *
  * Invariants:
  *   - Iteration yields entries in strictly increasing internal order. An entry with the (key, lsn) of one already
  *     present replaces it (replaying the same commit twice is harmless).
- *   - Every key in the hash index is in the ordered index with the same version list, and no list is empty; no
- *     chunk is empty.
- *   - Iteration tolerates puts between steps: a cursor remembers the last entry it returned and, when the memtable
- *     changed since, finds its place again just past it. So it never throws and never skips or repeats an entry
- *     that existed when it started; entries added meanwhile may or may not be seen.
- *   - The memtable keeps the Entry objects it is given; callers must not mutate them afterwards.
+ *   - Every key in the hash index is in the ordered index with the same id, its version list is non-empty and
+ *     sorted by strictly decreasing lsn; no chunk is empty; ids are never reused (nothing is removed).
+ *   - Iteration tolerates puts between steps: a cursor remembers the key it is on and, when keys were added since,
+ *     finds its place again by that key. So it never throws and never skips or repeats an entry that existed when
+ *     it started; entries added meanwhile may or may not be seen.
+ *   - A recycled memtable is never read again (a read of one is an INTERNAL error, not wrong bytes); within a
+ *     memtable's life arena bytes are never rewritten (a replaced version's new value goes to fresh bytes).
+ *   - `approximateBytes` counts what the memtable holds: arena bytes taken (with a chunk's unused tail once it is
+ *     left), the typed-array rows, and per key its string and index slots.
  */
 
 import { ErrorCodes, TwillError } from "../../errors.js";
+import { copyValue } from "./block-pool.js";
 import { bloomHash } from "./bloom.js";
 import { SyncCursor } from "./cursor.js";
-import { bytesEqual, type Entry, entryDefect } from "./types.js";
+import { type Entry, type EntryKind, entryDefect } from "./types.js";
 
 export interface MemtableRange {
   /** Inclusive lower bound on keys. */
@@ -37,19 +53,61 @@ export interface MemtableRange {
   end?: Uint8Array;
   /** Exactly the reverse of internal order. */
   reverse?: boolean;
+  /**
+   * Entries whose key and value are views of the arena instead of copies: valid only until the memtable is
+   * recycled. For the flush, which copies them into its SST first.
+   */
+  views?: boolean;
 }
 
 export interface MemtableOptions {
   /** Keys per chunk of the ordered index before it splits. Default 256; tests use tiny chunks to hit splits. */
   chunkEntriesMax?: number;
+  /** Where arena chunks come from and go back to at `recycle`; default: fresh ones, left to the GC. */
+  arena?: ArenaPool;
 }
 
-/** Heap cost of one entry beyond its key and value bytes: the Entry object, a list slot, two typed-array views and
- * their ArrayBuffer (measured in bench/engine/rss: counting less made a "32 MiB" memtable cost 60 MiB). */
-const entryOverheadBytes = 160;
-/** Heap cost of one distinct key beyond its bytes: the string, the version list, hash slots, index slots. */
-const keyOverheadBytes = 160;
+/** Arena chunk size: large enough that a chunk is one allocation per ~1,000 rows, small enough to waste little. */
+const arenaChunkBytes = 256 * 1024;
+/** Values above this get a chunk of their own, so a chunk's unused tail stays small. */
+const arenaValueMax = 16 * 1024;
+/** Bytes per version row: lsn (8), chunk, offset, length, next (4 each), kind (1), rounded. */
+const versionRowBytes = 32;
+/** Bytes per distinct key beyond its arena copy: the key row (16), the latin1 string (~24 + length), the ordered
+ * index's two slots (16), and the hash index's two slots at <= half load (16). */
+const keyOverheadBytes = 72;
 const hashCapacityMin = 64;
+const rowsMin = 64;
+const EMPTY = new Uint8Array(0);
+
+/** Recycled arena chunks, shared by one tree's memtables. Holds at most `keepMax` idle chunks. */
+export class ArenaPool {
+  private readonly idle: Uint8Array[] = [];
+
+  constructor(readonly keepMax: number) {}
+
+  take(): Uint8Array {
+    return this.idle.pop() ?? new Uint8Array(arenaChunkBytes);
+  }
+
+  give(chunk: Uint8Array): void {
+    if (chunk.length === arenaChunkBytes && this.idle.length < this.keepMax) this.idle.push(chunk);
+  }
+
+  /** Drops the idle chunks (to the GC). */
+  clear(): void {
+    this.idle.length = 0;
+  }
+
+  get idleBytes(): number {
+    return this.idle.length * arenaChunkBytes;
+  }
+
+  /** Chunks a memtable of `bytes` (its `approximateBytes`) fills, at most. */
+  static chunksFor(bytes: number): number {
+    return Math.ceil(bytes / arenaChunkBytes);
+  }
+}
 
 /** A key as a latin1 string: one char per byte, so string order is unsigned byte order. */
 export function keyString(key: Uint8Array): string {
@@ -61,10 +119,10 @@ export function keyString(key: Uint8Array): string {
   return s;
 }
 
-/** One chunk of the ordered index: sorted distinct keys and their version lists. */
+/** One chunk of the ordered index: sorted distinct keys and their key ids. */
 interface Chunk {
   keys: string[];
-  lists: Entry[][];
+  ids: number[];
 }
 
 /** Index of the first element of `sorted` that is >= `s`. */
@@ -79,25 +137,60 @@ function lowerBoundString(sorted: string[], s: string): number {
   return lo;
 }
 
-/** Index of the first version in `list` (ascending lsn) with lsn >= `lsn`. */
-function lowerBoundLsn(list: Entry[], lsn: number): number {
-  let lo = 0;
-  let hi = list.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (list[mid]!.lsn < lsn) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
+function grownInt32(a: Int32Array<ArrayBuffer>, need: number): Int32Array<ArrayBuffer> {
+  if (need <= a.length) return a;
+  const b = new Int32Array(Math.max(need, a.length * 2));
+  b.set(a);
+  return b;
+}
+
+function grownFloat64(a: Float64Array<ArrayBuffer>, need: number): Float64Array<ArrayBuffer> {
+  if (need <= a.length) return a;
+  const b = new Float64Array(Math.max(need, a.length * 2));
+  b.set(a);
+  return b;
+}
+
+function grownUint8(a: Uint8Array<ArrayBuffer>, need: number): Uint8Array<ArrayBuffer> {
+  if (need <= a.length) return a;
+  const b = new Uint8Array(Math.max(need, a.length * 2));
+  b.set(a);
+  return b;
 }
 
 export class Memtable {
   private readonly chunkEntriesMax: number;
 
-  // Hash index: slot -> (hash, version list id + 1); 0 marks an empty slot.
+  // Arena.
+  private readonly arena: Uint8Array[] = [];
+  /** The chunks of `arena` taken from the pool (those of one value each are not). */
+  private readonly pooled: Uint8Array[] = [];
+  private readonly pool: ArenaPool | undefined;
+  private recycled = false;
+  /** Index in `arena` of the chunk small copies go to, and how much of it is used. */
+  private arenaCurrent = -1;
+  private arenaUsed = arenaChunkBytes;
+
+  // Key rows, by key id: where its bytes are, and its newest version.
+  private keyChunk = new Int32Array(rowsMin);
+  private keyOffset = new Int32Array(rowsMin);
+  private keyLength = new Int32Array(rowsMin);
+  private keyHead = new Int32Array(rowsMin);
+  private keyCount = 0;
+
+  // Version rows, by version id.
+  private versionLsn = new Float64Array(rowsMin);
+  private versionChunk = new Int32Array(rowsMin);
+  private versionOffset = new Int32Array(rowsMin);
+  private versionLength = new Int32Array(rowsMin);
+  /** The next older version of the same key, or -1. */
+  private versionNext = new Int32Array(rowsMin);
+  private versionKind = new Uint8Array(rowsMin);
+  private versionCount = 0;
+
+  // Hash index: slot -> (hash, key id + 1); 0 marks an empty slot.
   private slotHashes = new Uint32Array(hashCapacityMin);
   private slotIds = new Int32Array(hashCapacityMin);
-  private readonly lists: Entry[][] = [];
 
   // Ordered index.
   private readonly chunks: Chunk[] = [];
@@ -109,13 +202,30 @@ export class Memtable {
   private min = 0;
   private max = 0;
   private frozen = false;
-  /** Bumped by every put; cursors check it to know whether their version index is still right. */
-  private version = 0;
   /** Bumped when a key is added; cursors check it to know whether their chunk position is still right. */
   private layout = 0;
 
   constructor(options: MemtableOptions = {}) {
     this.chunkEntriesMax = Math.max(2, options.chunkEntriesMax ?? 256);
+    this.pool = options.arena;
+  }
+
+  /**
+   * Gives the arena chunks back to the pool. Only for a memtable no view holds and no read can reach any more;
+   * every later read of it fails.
+   */
+  recycle(): void {
+    if (this.recycled) return;
+    this.recycled = true;
+    this.frozen = true;
+    if (this.pool !== undefined) for (const c of this.pooled) this.pool.give(c);
+    this.pooled.length = 0;
+    this.arena.length = 0;
+  }
+
+  /** @internal Throws if the memtable was recycled: its bytes belong to another memtable now. */
+  checkReadable(): void {
+    if (this.recycled) throw new TwillError(ErrorCodes.Internal, "read of a recycled memtable");
   }
 
   get entryCount(): number {
@@ -123,10 +233,10 @@ export class Memtable {
   }
 
   get distinctKeyCount(): number {
-    return this.lists.length;
+    return this.keyCount;
   }
 
-  /** Approximate heap bytes held, for deciding when to flush. */
+  /** Approximate bytes held, for deciding when to flush. */
   get approximateBytes(): number {
     return this.bytes;
   }
@@ -149,18 +259,104 @@ export class Memtable {
     return this.frozen;
   }
 
-  /** The version list of `key`, or undefined. */
-  private find(key: Uint8Array, hash: number): Entry[] | undefined {
+  // ---- arena --------------------------------------------------------------------------------------------------
+
+  /** Copies `bytes` into the arena; returns the chunk index, the offset in `arenaOffsetOut`. */
+  private arenaOffsetOut = 0;
+  private copyIn(bytes: Uint8Array): number {
+    const n = bytes.length;
+    if (n > arenaValueMax) {
+      this.arena.push(bytes.slice());
+      this.bytes += n;
+      this.arenaOffsetOut = 0;
+      return this.arena.length - 1;
+    }
+    if (this.arenaUsed + n > arenaChunkBytes) {
+      // The unused tail of the chunk left behind is memory held too.
+      if (this.arenaCurrent >= 0) this.bytes += arenaChunkBytes - this.arenaUsed;
+      const fresh = this.pool?.take() ?? new Uint8Array(arenaChunkBytes);
+      this.pooled.push(fresh);
+      this.arena.push(fresh);
+      this.arenaCurrent = this.arena.length - 1;
+      this.arenaUsed = 0;
+    }
+    const chunk = this.arena[this.arenaCurrent]!;
+    const at = this.arenaUsed;
+    if (n <= 32) for (let i = 0; i < n; i++) chunk[at + i] = bytes[i]!;
+    else chunk.set(bytes, at);
+    this.arenaUsed = at + n;
+    this.bytes += n;
+    this.arenaOffsetOut = at;
+    return this.arenaCurrent;
+  }
+
+  private view(chunk: number, offset: number, length: number): Uint8Array {
+    if (length === 0) return EMPTY;
+    const c = this.arena[chunk]!;
+    return new Uint8Array(c.buffer, c.byteOffset + offset, length);
+  }
+
+  // ---- rows ---------------------------------------------------------------------------------------------------
+
+  /** @internal The key bytes of key id `k`, as a view of the arena. */
+  keyView(k: number): Uint8Array {
+    return this.view(this.keyChunk[k]!, this.keyOffset[k]!, this.keyLength[k]!);
+  }
+
+  /** @internal The newest version id of key id `k`. */
+  headOf(k: number): number {
+    return this.keyHead[k]!;
+  }
+
+  /** @internal The next older version of version `v`, or -1. */
+  nextOf(v: number): number {
+    return this.versionNext[v]!;
+  }
+
+  /** @internal */
+  lsnOf(v: number): number {
+    return this.versionLsn[v]!;
+  }
+
+  /** @internal A copy of the key bytes of key id `k`. */
+  keyCopy(k: number): Uint8Array {
+    const n = this.keyLength[k]!;
+    return n === 0 ? EMPTY : copyValue(this.arena[this.keyChunk[k]!]!, this.keyOffset[k]!, n);
+  }
+
+  /** @internal Version `v` as an Entry with `key` (given, so one key serves all its versions). */
+  entryOf(key: Uint8Array, v: number, views: boolean): Entry {
+    const kind = this.versionKind[v] as EntryKind;
+    const n = this.versionLength[v]!;
+    const chunk = this.versionChunk[v]!;
+    const offset = this.versionOffset[v]!;
+    return {
+      key,
+      lsn: this.versionLsn[v]!,
+      kind,
+      value: n === 0 ? EMPTY : views ? this.view(chunk, offset, n) : copyValue(this.arena[chunk]!, offset, n),
+    };
+  }
+
+  private keyEquals(k: number, key: Uint8Array): boolean {
+    const n = this.keyLength[k]!;
+    if (n !== key.length) return false;
+    const c = this.arena[this.keyChunk[k]!];
+    const at = this.keyOffset[k]!;
+    // Compare from the end: keys sharing a table / index prefix differ last.
+    for (let i = n - 1; i >= 0; i--) if (c![at + i] !== key[i]) return false;
+    return true;
+  }
+
+  /** The key id of `key`, or -1. */
+  private find(key: Uint8Array, hash: number): number {
     const mask = this.slotIds.length - 1;
     const ids = this.slotIds;
     const hashes = this.slotHashes;
     for (let i = hash & mask; ; i = (i + 1) & mask) {
       const id = ids[i]!;
-      if (id === 0) return undefined;
-      if (hashes[i] === hash) {
-        const list = this.lists[id - 1]!;
-        if (bytesEqual(list[0]!.key, key)) return list;
-      }
+      if (id === 0) return -1;
+      if (hashes[i] === hash && this.keyEquals(id - 1, key)) return id - 1;
     }
   }
 
@@ -183,47 +379,79 @@ export class Memtable {
     }
   }
 
+  /** Stores the value of `entry` in version row `v`. */
+  private setVersion(v: number, entry: Entry): void {
+    const length = entry.value.length;
+    this.versionChunk[v] = length === 0 ? -1 : this.copyIn(entry.value);
+    this.versionOffset[v] = length === 0 ? 0 : this.arenaOffsetOut;
+    this.versionLength[v] = length;
+    this.versionKind[v] = entry.kind;
+    this.versionLsn[v] = entry.lsn;
+  }
+
+  private newVersion(entry: Entry, next: number): number {
+    const v = this.versionCount++;
+    if (v === this.versionLsn.length) {
+      const need = v + 1;
+      this.versionLsn = grownFloat64(this.versionLsn, need);
+      this.versionChunk = grownInt32(this.versionChunk, need);
+      this.versionOffset = grownInt32(this.versionOffset, need);
+      this.versionLength = grownInt32(this.versionLength, need);
+      this.versionNext = grownInt32(this.versionNext, need);
+      this.versionKind = grownUint8(this.versionKind, need);
+    }
+    this.setVersion(v, entry);
+    this.versionNext[v] = next;
+    this.count++;
+    this.bytes += versionRowBytes;
+    if (this.min === 0 || entry.lsn < this.min) this.min = entry.lsn;
+    if (entry.lsn > this.max) this.max = entry.lsn;
+    return v;
+  }
+
   put(entry: Entry): void {
     if (this.frozen) throw new TwillError(ErrorCodes.Internal, "put into a frozen memtable");
     const bad = entryDefect(entry);
     if (bad !== undefined)
       throw new TwillError(ErrorCodes.Internal, `memtable got a malformed entry: ${bad}`);
-    this.version++;
     const key = entry.key;
+    const lsn = entry.lsn;
     const hash = bloomHash(key);
-    const list = this.find(key, hash);
-    if (list !== undefined) {
-      const last = list[list.length - 1]!;
-      if (entry.lsn > last.lsn) {
-        list.push(entry);
-      } else {
-        const i = lowerBoundLsn(list, entry.lsn);
-        const existing = list[i]!;
-        if (existing.lsn === entry.lsn) {
-          list[i] = entry;
-          this.bytes += entry.value.length - existing.value.length;
-          return;
-        }
-        list.splice(i, 0, entry);
+    const k = this.find(key, hash);
+    if (k >= 0) {
+      let prev = -1;
+      let v = this.keyHead[k]!;
+      while (v !== -1 && this.versionLsn[v]! > lsn) {
+        prev = v;
+        v = this.versionNext[v]!;
       }
-      this.added(entry);
+      if (v !== -1 && this.versionLsn[v] === lsn) {
+        // Fresh arena bytes: views handed out of the old value must keep reading it.
+        this.setVersion(v, entry);
+        return;
+      }
+      const fresh = this.newVersion(entry, v);
+      if (prev === -1) this.keyHead[k] = fresh;
+      else this.versionNext[prev] = fresh;
       return;
     }
-    if ((this.lists.length + 1) * 2 > this.slotIds.length) this.growSlots();
-    const fresh = [entry];
-    this.addSlot(hash, this.lists.length);
-    this.lists.push(fresh);
-    this.insertKey(keyString(key), fresh);
+    if ((this.keyCount + 1) * 2 > this.slotIds.length) this.growSlots();
+    const id = this.keyCount++;
+    if (id === this.keyHead.length) {
+      const need = id + 1;
+      this.keyChunk = grownInt32(this.keyChunk, need);
+      this.keyOffset = grownInt32(this.keyOffset, need);
+      this.keyLength = grownInt32(this.keyLength, need);
+      this.keyHead = grownInt32(this.keyHead, need);
+    }
+    this.keyChunk[id] = key.length === 0 ? -1 : this.copyIn(key);
+    this.keyOffset[id] = key.length === 0 ? 0 : this.arenaOffsetOut;
+    this.keyLength[id] = key.length;
+    this.keyHead[id] = this.newVersion(entry, -1);
+    this.addSlot(hash, id);
+    this.insertKey(keyString(key), id);
     this.layout++;
-    this.bytes += key.length + keyOverheadBytes;
-    this.added(entry);
-  }
-
-  private added(entry: Entry): void {
-    this.count++;
-    this.bytes += entry.key.length + entry.value.length + entryOverheadBytes;
-    if (this.min === 0 || entry.lsn < this.min) this.min = entry.lsn;
-    if (entry.lsn > this.max) this.max = entry.lsn;
+    this.bytes += keyOverheadBytes + key.length;
   }
 
   /** Index of the chunk where key `s` belongs: the last whose first key is <= s (0 if none). */
@@ -244,9 +472,9 @@ export class Memtable {
     return found;
   }
 
-  private insertKey(s: string, list: Entry[]): void {
+  private insertKey(s: string, id: number): void {
     if (this.chunks.length === 0) {
-      this.chunks.push({ keys: [s], lists: [list] });
+      this.chunks.push({ keys: [s], ids: [id] });
       this.chunkFirst.push(s);
       return;
     }
@@ -255,15 +483,15 @@ export class Memtable {
     const i = lowerBoundString(chunk.keys, s);
     if (i === chunk.keys.length) {
       chunk.keys.push(s);
-      chunk.lists.push(list);
+      chunk.ids.push(id);
     } else {
       chunk.keys.splice(i, 0, s);
-      chunk.lists.splice(i, 0, list);
+      chunk.ids.splice(i, 0, id);
     }
     if (i === 0) this.chunkFirst[c] = s;
     if (chunk.keys.length > this.chunkEntriesMax) {
       const half = chunk.keys.length >>> 1;
-      const right: Chunk = { keys: chunk.keys.splice(half), lists: chunk.lists.splice(half) };
+      const right: Chunk = { keys: chunk.keys.splice(half), ids: chunk.ids.splice(half) };
       this.chunks.splice(c + 1, 0, right);
       this.chunkFirst.splice(c + 1, 0, right.keys[0]!);
     }
@@ -271,14 +499,23 @@ export class Memtable {
 
   /** The newest version of `key` with lsn <= snapshotLsn (possibly a Delete), or undefined. */
   get(key: Uint8Array, snapshotLsn: number, keyHash?: number): Entry | undefined {
-    if (this.lists.length === 0) return undefined;
-    const list = this.find(key, keyHash ?? bloomHash(key));
-    if (list === undefined) return undefined;
-    for (let i = list.length - 1; i >= 0; i--) {
-      const e = list[i]!;
-      if (e.lsn <= snapshotLsn) return e;
+    this.checkReadable();
+    if (this.keyCount === 0) return undefined;
+    const k = this.find(key, keyHash ?? bloomHash(key));
+    if (k < 0) return undefined;
+    for (let v = this.keyHead[k]!; v !== -1; v = this.versionNext[v]!) {
+      // The probe key is bytes-equal to the stored one: no view to make.
+      if (this.versionLsn[v]! <= snapshotLsn) return this.entryOf(key, v, false);
     }
     return undefined;
+  }
+
+  /** The LSN of the newest version of `key`, or 0 (for conflict checks: nothing is copied). */
+  newestLsn(key: Uint8Array, keyHash?: number): number {
+    this.checkReadable();
+    if (this.keyCount === 0) return 0;
+    const k = this.find(key, keyHash ?? bloomHash(key));
+    return k < 0 ? 0 : this.versionLsn[this.keyHead[k]!]!;
   }
 
   /** All versions of keys in [start, end), in internal order (or exactly reversed). */
@@ -287,11 +524,6 @@ export class Memtable {
   }
 
   // ---- for MemtableCursor -------------------------------------------------------------------------------------
-
-  /** @internal */
-  get modificationCount(): number {
-    return this.version;
-  }
 
   /** @internal */
   get layoutCount(): number {
@@ -323,18 +555,21 @@ export class MemtableCursor extends SyncCursor<Entry> {
   private readonly startKey: string | undefined;
   private readonly endKey: string | undefined;
   private readonly reverse: boolean;
+  private readonly views: boolean;
   /** Position of the current key in the ordered index. */
   private chunk = 0;
   private index = 0;
-  /** Version list of the current key, or undefined when the position points at a key not yet entered. */
-  private list: Entry[] | undefined;
-  /** Next version to yield in `list`. */
-  private next_ = 0;
+  /** Whether the position's key was entered (its versions are being yielded). */
+  private inKey = false;
+  /** The current key's bytes, shared by the entries of its versions. */
+  private keyBytes: Uint8Array = new Uint8Array(0);
+  /** Forward: the next version to yield (-1: none). Reverse: the index in `older` of the next one. */
+  private nextVersion = -1;
+  /** Reverse only: the current key's versions when it was entered, oldest first. */
+  private older: number[] = [];
   private keyStr = "";
-  private lastLsn = 0;
   private started = false;
   private finished = false;
-  private version: number;
   private layout: number;
 
   constructor(
@@ -345,7 +580,7 @@ export class MemtableCursor extends SyncCursor<Entry> {
     this.startKey = range.start && keyString(range.start);
     this.endKey = range.end && keyString(range.end);
     this.reverse = range.reverse ?? false;
-    this.version = table.modificationCount;
+    this.views = range.views ?? false;
     this.layout = table.layoutCount;
     if (this.startKey !== undefined && this.endKey !== undefined && this.startKey >= this.endKey) {
       this.finished = true;
@@ -392,47 +627,38 @@ export class MemtableCursor extends SyncCursor<Entry> {
     }
   }
 
-  /** Finds the place again after puts: keys may have moved, and the current list may have new versions. */
+  /** Finds the place again after keys were added: the current key may have moved. */
   private resync(): void {
-    this.version = this.table.modificationCount;
+    this.layout = this.table.layoutCount;
     if (!this.started) {
-      if (this.layout !== this.table.layoutCount) {
-        this.layout = this.table.layoutCount;
-        this.positionAtBound();
-      }
+      this.positionAtBound();
       return;
     }
-    if (this.layout !== this.table.layoutCount) {
-      this.layout = this.table.layoutCount;
-      // The current key still exists (keys are never removed): find it by value.
-      [this.chunk, this.index] = this.table.seekKey(this.keyStr);
-      this.list = this.table.chunkAt(this.chunk)!.lists[this.index]!;
-    }
-    if (this.list === undefined) {
-      this.list = this.table.chunkAt(this.chunk)!.lists[this.index]!;
-    }
-    // Just past the last version returned, in scan order.
-    const i = lowerBoundLsn(this.list, this.lastLsn);
-    this.next_ = this.reverse ? (this.list[i]?.lsn === this.lastLsn ? i + 1 : i) : i - 1;
+    // The current key still exists (keys are never removed): find it by value.
+    [this.chunk, this.index] = this.table.seekKey(this.keyStr);
   }
 
   nextSync(): Entry | undefined {
     if (this.finished) return undefined;
-    if (this.version !== this.table.modificationCount) this.resync();
+    const table = this.table;
+    table.checkReadable();
+    if (this.layout !== table.layoutCount) this.resync();
     for (;;) {
-      const list = this.list;
-      if (list !== undefined) {
-        if (this.reverse ? this.next_ < list.length : this.next_ >= 0) {
-          const e = list[this.next_]!;
-          this.next_ += this.reverse ? 1 : -1;
-          this.lastLsn = e.lsn;
-          return e;
+      if (this.inKey) {
+        if (this.reverse) {
+          if (this.nextVersion < this.older.length)
+            return table.entryOf(this.keyBytes, this.older[this.nextVersion++]!, this.views);
+        } else if (this.nextVersion !== -1) {
+          const v = this.nextVersion;
+          // Read when stepping, not when entering: a version put meanwhile just below the last one is seen.
+          this.nextVersion = table.nextOf(v);
+          return table.entryOf(this.keyBytes, v, this.views);
         }
-        this.list = undefined;
+        this.inKey = false;
         if (this.reverse) this.stepBack();
         else this.stepForward();
       }
-      const chunk = this.table.chunkAt(this.chunk);
+      const chunk = table.chunkAt(this.chunk);
       const s = chunk?.keys[this.index];
       if (
         s === undefined ||
@@ -443,16 +669,28 @@ export class MemtableCursor extends SyncCursor<Entry> {
         this.close();
         return undefined;
       }
-      const next = chunk!.lists[this.index]!;
-      this.list = next;
+      const k = chunk!.ids[this.index]!;
+      this.inKey = true;
       this.keyStr = s;
       this.started = true;
-      this.next_ = this.reverse ? 0 : next.length - 1;
+      this.keyBytes = this.views ? table.keyView(k) : table.keyCopy(k);
+      const head = table.headOf(k);
+      if (this.reverse) {
+        // Versions present now, oldest first; later ones may or may not be seen, and these never repeat.
+        const older: number[] = [];
+        for (let v = head; v !== -1; v = table.nextOf(v)) older.push(v);
+        older.reverse();
+        this.older = older;
+        this.nextVersion = 0;
+      } else {
+        this.nextVersion = head;
+      }
     }
   }
 
   override close(): void {
     this.finished = true;
-    this.list = undefined;
+    this.inKey = false;
+    this.older = [];
   }
 }

@@ -42,7 +42,8 @@ export interface SstWriterOptions {
 /**
  * Recycled slabs of `slabBytesMax` for SST writers. V8 runs a full GC for about every 64 MB of new ArrayBuffers,
  * and a full GC marks the whole heap: a 200 MB ingest or compaction writing into fresh slabs paid several. Holds
- * at most `keepMax` idle slabs.
+ * at most `keepMax` idle slabs, and its owner clears it when its writing stops (the tree: when no flush, compaction
+ * or ingest runs), so that idle slabs are not held for good.
  */
 export class SlabPool {
   private readonly idle: Uint8Array[] = [];
@@ -59,6 +60,15 @@ export class SlabPool {
 
   get idleCount(): number {
     return this.idle.length;
+  }
+
+  get idleBytes(): number {
+    return this.idle.length * slabBytesMax;
+  }
+
+  /** Drops the idle slabs (to the GC): between bursts of writing they are memory nothing uses. */
+  clear(): void {
+    this.idle.length = 0;
   }
 }
 

@@ -28,7 +28,7 @@ import { BlockCache } from "./block-cache.js";
 import { bloomHash } from "./bloom.js";
 import { AsyncCursor, ConcatCursor, type Cursor, type EntrySource } from "./cursor.js";
 import { installManifest, type Manifest, pruneManifests, type SstMeta } from "./manifest.js";
-import { Memtable } from "./memtable.js";
+import { ArenaPool, Memtable } from "./memtable.js";
 import { compactEntries, mergeIterators, visibleEntries } from "./merge.js";
 import { SlabPool, SstReader, SstWriter } from "./sst.js";
 import { compareBytes, type Entry, EntryKind, lsnMax, NEEDS_IO, type NeedsIo } from "./types.js";
@@ -134,6 +134,10 @@ export interface TreeStats {
   flushes: number;
   compactions: number;
   deletedObjects: number;
+  /** Bytes of recycled SST-writer slabs held while no SST is being written (0 once background work stops). */
+  idleSlabBytes: number;
+  /** Flushed memtables a running scan can still reach (their arenas are recycled when it ends). */
+  retiredMemtables: number;
   blockCache: ReturnType<BlockCache["stats"]>;
 }
 
@@ -142,6 +146,18 @@ export class LsmTree {
   private manifest: Manifest;
   private readonly cache: BlockCache;
   private readonly slabs: SlabPool;
+  /** Arena chunks of flushed memtables, for the next ones (memtable.ts). */
+  private readonly arenas: ArenaPool;
+  /**
+   * Flushed memtables out of the view: in views [fromSeq, afterSeq), recycled once no scan that began on one of
+   * those views runs. Only scans hold memtable cursors; a compaction's read (SSTs only) must not hold them back:
+   * it runs for minutes during a load, and the memtables flushed meanwhile piled up (675 MiB in bench/engine/rss).
+   */
+  private retired: { table: Memtable; fromSeq: number; afterSeq: number }[] = [];
+  /** The view seq each memtable first appeared in. */
+  private readonly bornSeq = new Map<Memtable, number>();
+  /** Running scans (the reads that iterate memtables) by the view seq they began on. */
+  private readonly scansBySeq = new Map<number, number>();
   private readonly readsBySeq = new Map<number, number>();
   /** SST objects dropped from the manifest, deletable once no read older than `afterSeq` runs. */
   private obsolete: { key: string; afterSeq: number }[] = [];
@@ -173,10 +189,12 @@ export class LsmTree {
     this.cache = new BlockCache(options.blockCacheBytesMax);
     // One SST's worth: flushes, compactions and ingests write one SST at a time.
     this.slabs = new SlabPool(Math.ceil(options.sstBytesTarget / (1024 * 1024)) + 2);
+    // One memtable's worth: the active memtable refills what the last flush gave back.
+    this.arenas = new ArenaPool(ArenaPool.chunksFor(options.memtableBytesMax) + 2);
     const handles = manifest.ssts.map((meta) => this.handleFor(meta));
     this.view = {
       seq: 1,
-      active: new Memtable(),
+      active: this.newMemtable(1),
       immutables: [],
       l0: handles.filter((h) => h.meta.level === 0),
       l1: handles.filter((h) => h.meta.level === 1),
@@ -276,14 +294,21 @@ export class LsmTree {
     this.view = {
       ...this.view,
       seq: this.view.seq + 1,
-      active: new Memtable(),
+      active: this.newMemtable(this.view.seq + 1),
       immutables: [{ table: this.view.active, upToLsn: appliedLsn }, ...this.view.immutables],
     };
+  }
+
+  private newMemtable(seq: number): Memtable {
+    const table = new Memtable({ arena: this.arenas });
+    this.bornSeq.set(table, seq);
+    return table;
   }
 
   private flushInBackground(): Promise<void> {
     this.flushing ??= this.runBackground("flush", () => this.flushImmutables()).finally(() => {
       this.flushing = undefined;
+      this.releaseIdleSlabs();
     });
     return this.flushing;
   }
@@ -323,7 +348,8 @@ export class LsmTree {
     await yieldTurn();
     while (this.view.immutables.length > 0 && !this.closed) {
       const oldest = this.view.immutables.at(-1)!;
-      const meta = await this.writeSst(0, oldest.table.iterate({}));
+      // Views, not copies: the writer copies every entry into its SST before the memtable can be recycled.
+      const meta = await this.writeSst(0, oldest.table.iterate({ views: true }));
       await this.withManifestLock(async () => {
         const next: Manifest = {
           ...this.manifest,
@@ -341,6 +367,10 @@ export class LsmTree {
           immutables: this.view.immutables.slice(0, -1),
           l0: meta ? [this.handleFor(meta), ...this.view.l0] : this.view.l0,
         };
+        const fromSeq = this.bornSeq.get(oldest.table) ?? 1;
+        this.bornSeq.delete(oldest.table);
+        this.retired.push({ table: oldest.table, fromSeq, afterSeq: this.view.seq });
+        this.recycleRetired();
       });
       this.flushes++;
       this.onFlushed?.(this.manifest.flushedLsn);
@@ -433,9 +463,23 @@ export class LsmTree {
     return out.finish();
   }
 
+  /**
+   * Gives the SST writers' idle slabs back once no flush, compaction or ingest runs. While they run back to back
+   * (a load) the slabs are reused from one SST to the next; kept after that, they were one SST's worth of memory
+   * (34 MiB by default) held for good, by a closed engine too, in every read phase of bench/engine/rss.
+   */
+  private releaseIdleSlabs(): void {
+    if (this.flushing === undefined && this.compacting === undefined && this.ingesting === undefined) {
+      this.slabs.clear();
+      // Idle arena chunks wait for the active memtable only while writes come in.
+      if (this.view.active.entryCount === 0) this.arenas.clear();
+    }
+  }
+
   private compactInBackground(): Promise<void> {
     this.compacting ??= this.runBackground("compaction", () => this.compactL0()).finally(() => {
       this.compacting = undefined;
+      this.releaseIdleSlabs();
     });
     return this.compacting;
   }
@@ -638,6 +682,7 @@ export class LsmTree {
     } finally {
       this.ingesting = undefined;
       open();
+      this.releaseIdleSlabs();
     }
     if (this.options.autoMaintenance && this.view.l0.length >= this.options.l0CompactionTrigger) {
       void this.compactInBackground();
@@ -722,10 +767,31 @@ export class LsmTree {
     this.view = view;
   }
 
-  /** Deletes obsolete SSTs that no running read can still reach. */
-  private async collectGarbage(): Promise<void> {
+  /** The seq of the oldest view a running read began on (the current one when none runs). */
+  private get oldestReadSeq(): number {
     let oldestRead = this.view.seq;
     for (const [seq, count] of this.readsBySeq) if (count > 0 && seq < oldestRead) oldestRead = seq;
+    return oldestRead;
+  }
+
+  /** Recycles the arenas of flushed memtables that no running scan can still reach. */
+  private recycleRetired(): void {
+    const reachable = (r: { fromSeq: number; afterSeq: number }) => {
+      for (const [seq, count] of this.scansBySeq)
+        if (count > 0 && seq >= r.fromSeq && seq < r.afterSeq) return true;
+      return false;
+    };
+    const kept: typeof this.retired = [];
+    for (const r of this.retired) {
+      if (reachable(r)) kept.push(r);
+      else r.table.recycle();
+    }
+    this.retired = kept;
+  }
+
+  /** Deletes obsolete SSTs that no running read can still reach. */
+  private async collectGarbage(): Promise<void> {
+    const oldestRead = this.oldestReadSeq;
     const ready = this.obsolete.filter((o) => o.afterSeq <= oldestRead);
     this.obsolete = this.obsolete.filter((o) => o.afterSeq > oldestRead);
     for (const o of ready) {
@@ -778,7 +844,9 @@ export class LsmTree {
     const n = (this.readsBySeq.get(seq) ?? 1) - 1;
     if (n <= 0) this.readsBySeq.delete(seq);
     else this.readsBySeq.set(seq, n);
-    if (this.obsolete.length > 0 && n <= 0) void this.collectGarbage().catch(() => undefined);
+    if (n > 0) return;
+    if (this.retired.length > 0) this.recycleRetired();
+    if (this.obsolete.length > 0) void this.collectGarbage().catch(() => undefined);
   }
 
   /**
@@ -865,11 +933,11 @@ export class LsmTree {
   /** Newest version LSN of `key` held in memtables (0 if none). Synchronous, for the commit's conflict check. */
   newestMemLsn(key: Uint8Array): number {
     const view = this.view;
-    const a = view.active.get(key, lsnMax - 1);
-    if (a) return a.lsn;
+    const a = view.active.newestLsn(key);
+    if (a !== 0) return a;
     for (const { table } of view.immutables) {
-      const e = table.get(key, lsnMax - 1);
-      if (e) return e.lsn;
+      const lsn = table.newestLsn(key);
+      if (lsn !== 0) return lsn;
     }
     return 0;
   }
@@ -931,6 +999,7 @@ export class LsmTree {
   scanEntries(range: ScanRange, snapshotLsn: number): { entries: AsyncCursor<Entry>; release: () => void } {
     this.checkUsable();
     const seq = this.beginRead();
+    this.scansBySeq.set(seq, (this.scansBySeq.get(seq) ?? 0) + 1);
     const view = this.view;
     const reverse = range.reverse ?? false;
     const sources: EntrySource[] = [view.active.iterate(range)];
@@ -947,6 +1016,9 @@ export class LsmTree {
       release: () => {
         if (released) return;
         released = true;
+        const n = (this.scansBySeq.get(seq) ?? 1) - 1;
+        if (n <= 0) this.scansBySeq.delete(seq);
+        else this.scansBySeq.set(seq, n);
         this.endRead(seq);
       },
     };
@@ -964,6 +1036,8 @@ export class LsmTree {
       flushes: this.flushes,
       compactions: this.compactions,
       deletedObjects: this.deletedObjects,
+      idleSlabBytes: this.slabs.idleBytes,
+      retiredMemtables: this.retired.length,
       blockCache: this.cache.stats(),
     };
   }
@@ -983,6 +1057,13 @@ export class LsmTree {
     // A closed tree answers no reads: its cached blocks (blockCacheBytesMax of them) are memory for the next
     // engine, not this one, while anything still holds a reference to it.
     this.cache.clear();
+    this.slabs.clear();
+    this.arenas.clear();
+    // And the open SSTs' index blocks and bloom filters (~14 MiB for 1 GB of SSTs): reopened, the handles open again.
+    for (const h of [...this.view.l0, ...this.view.l1]) {
+      h.reader = undefined;
+      h.opening = undefined;
+    }
   }
 }
 
