@@ -1,6 +1,6 @@
 /** file:// specifics: torn tails, corruption in the middle, and races between processes. */
 
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -245,12 +245,46 @@ describe("file:// across processes", () => {
   it("lets one process at a time append to a log", async () => {
     const dir = await tempDir();
     const startAt = Date.now() + 2500;
-    const results = await Promise.all(
-      Array.from({ length: 4 }, (_, i) =>
-        childRun([`file://${dir}`, "lock", "wal", `p${i}`, String(startAt)]),
+    const racers = Array.from({ length: 4 }, (_, i) =>
+      spawn(
+        process.execPath,
+        [
+          "--import",
+          "tsx",
+          "test/fixtures/race-writer.ts",
+          `file://${dir}`,
+          "lock",
+          "wal",
+          `p${i}`,
+          // The last racer starts 3 s late, as one may on a loaded machine: it must still find the lock held.
+          String(i === 3 ? startAt + 3000 : startAt),
+        ],
+        {
+          stdio: ["pipe", "pipe", "inherit"],
+        },
       ),
     );
-    const outcomes = results.map((r) => JSON.parse(r.stdout) as { locked: boolean; code?: string });
+    // Listened for at once: a racer that loses exits long before the winner lets go.
+    const exits = racers.map((child) => new Promise((resolve) => child.on("exit", resolve)));
+    // Each racer prints its outcome as one line; a winner then holds the lock until its stdin closes, so no racer
+    // can take the lock after another let go however late it starts.
+    const outcomes = await Promise.all(
+      racers.map(
+        (child) =>
+          new Promise<{ locked: boolean; code?: string }>((resolve, reject) => {
+            let out = "";
+            child.stdout.on("data", (chunk: Buffer) => {
+              out += chunk.toString();
+              if (out.includes("\n")) resolve(JSON.parse(out.slice(0, out.indexOf("\n"))));
+            });
+            child.on("exit", (code) =>
+              reject(new Error(`racer exited (${code}) without an outcome: ${out}`)),
+            );
+          }),
+      ),
+    );
+    for (const child of racers) child.stdin.end();
+    await Promise.all(exits);
     expect(outcomes.filter((o) => o.locked)).toHaveLength(1);
     for (const o of outcomes.filter((x) => !x.locked)) expect(o.code).toBe(ErrorCodes.Locked);
   });
