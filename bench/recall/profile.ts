@@ -1,8 +1,10 @@
 /**
  * Profiling tool for the direct HNSW API on the recall bench's data (not a benchmark: it prints timings only to
- * orient a profile). Builds an n × d graph over a MemoryNodeStore, then runs the queries at one ef_search.
+ * orient a profile). Builds an n × d graph, then runs the queries at one ef_search. The graph is the direct
+ * in-memory index (MemoryHnsw, memory-hnsw.ts) unless `--records` is given: then hnsw.ts over a MemoryNodeStore
+ * (the node-record algorithm the SQL index runs, without the SQL store).
  *
- *   node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/recall/profile.ts [n] [d] [ef] [queries]
+ *   node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/recall/profile.ts [n] [d] [ef] [queries] [--records]
  *   node --trace-gc --import tsx bench/recall/profile.ts 20000 384 40 | grep -c Scavenge
  *
  * Defaults: 50,000 × 384, ef 40, 1,000 queries (the default bench's 384-dim set). Under tsx the profile's line
@@ -13,26 +15,30 @@
  */
 
 import { Hnsw, MemoryNodeStore } from "../../src/vector/hnsw.js";
+import { MemoryHnsw } from "../../src/vector/memory-hnsw.js";
 import { makeDataset } from "./dataset.js";
 
-const n = Number(process.argv[2] ?? 50_000);
-const d = Number(process.argv[3] ?? 384);
-const ef = Number(process.argv[4] ?? 40);
-const queries = Number(process.argv[5] ?? 1000);
+const records = process.argv.includes("--records");
+const args = process.argv.slice(2).filter((a) => !a.startsWith("--"));
+const n = Number(args[0] ?? 50_000);
+const d = Number(args[1] ?? 384);
+const ef = Number(args[2] ?? 40);
+const queries = Number(args[3] ?? 1000);
 
 const ds = makeDataset("clustered", n, d, queries, 20261201);
-const h = new Hnsw({ m: 16, efConstruction: 200, metric: "cosine" }, new MemoryNodeStore());
+const params = { m: 16, efConstruction: 200, metric: "cosine" } as const;
+const graph = records ? new Hnsw(params, new MemoryNodeStore()) : new MemoryHnsw(params);
 const cpu = () => process.cpuUsage().user / 1e6;
 let t = performance.now();
 let c = cpu();
-for (let i = 0; i < n; i++) await h.insert(String(i), ds.data[i]!);
+for (let i = 0; i < n; i++) await graph.insert(String(i), ds.data[i]!);
 console.log(
-  `build ${n} x ${d}: ${((performance.now() - t) / 1000).toFixed(2)} s wall, ${(cpu() - c).toFixed(2)} s cpu`,
+  `${records ? "hnsw.ts over MemoryNodeStore" : "MemoryHnsw"}: build ${n} x ${d}: ${((performance.now() - t) / 1000).toFixed(2)} s wall, ${(cpu() - c).toFixed(2)} s cpu`,
 );
-for (let i = 0; i < 50; i++) await h.search(ds.queries[i % queries]!, 10, ef);
+for (let i = 0; i < 50; i++) await graph.search(ds.queries[i % queries]!, 10, ef);
 t = performance.now();
 c = cpu();
-for (let rep = 0; rep < 3; rep++) for (const q of ds.queries) await h.search(q, 10, ef);
+for (let rep = 0; rep < 3; rep++) for (const q of ds.queries) await graph.search(q, 10, ef);
 const s = (performance.now() - t) / 1000;
 console.log(
   `search ef=${ef}: ${((3 * queries) / s).toFixed(0)} QPS wall, ${((3 * queries) / (cpu() - c)).toFixed(0)} per cpu-second`,

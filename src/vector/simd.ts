@@ -30,6 +30,7 @@
  * Slot tails beyond n dimensions stay zero: every vector in one arena has the same n.
  */
 
+import { ErrorCodes, TwillError } from "../errors.js";
 import { dot, indexDistance, l2Squared, type Metric } from "./distance.js";
 
 function leb(n: number): number[] {
@@ -124,25 +125,56 @@ function section(id: number, bytes: number[]): number[] {
   return [id, ...leb(bytes.length), ...bytes];
 }
 
+/**
+ * A batch kernel `(a, list, count, out, nb) → ()`: for j < count, the f32 at out + 4j = kernel(a, the i32 at
+ * list + 4j, nb), calling arena kernel `callee` (function index 2: dotAt, 3: l2sqAt). One JS → WASM call per
+ * visited node's unvisited neighbours instead of one per distance: the call and the JS around each distance cost
+ * as much as the 384-dim arithmetic. Params 0..4 as named; local 5 (i32) is j in bytes.
+ */
+function batchBody(callee: number): number[] {
+  const GET = 0x20;
+  const code = [
+    ...[0x01, 0x01, 0x7f], // locals: 1 × i32 (j)
+    ...[0x02, 0x40], // block
+    ...[GET, 2, 0x45, 0x0d, 0], // br_if (count == 0) out of the block
+    ...[0x03, 0x40], // loop
+    ...[GET, 3, GET, 5, 0x6a], // the store's address: out + j
+    ...[GET, 0, GET, 1, GET, 5, 0x6a, 0x28, 2, 0, GET, 4], // a, i32.load(list + j), nb
+    ...[0x10, callee, 0x38, 2, 0], // call, f32.store
+    ...[GET, 5, 0x41, 4, 0x6a, 0x22, 5], // j += 4 (tee: j stays on the stack)
+    ...[GET, 2, 0x41, 2, 0x74, 0x49, 0x0d, 0], // br_if (j < count·4) to the loop
+    ...[0x0b, 0x0b, 0x0b], // end loop, block, function
+  ];
+  return [...leb(code.length), ...code];
+}
+
 function moduleBytes(): Uint8Array {
   const name = (s: string) => [s.length, ...Array.from(s, (c) => c.charCodeAt(0))];
   const exports = [
-    ...[5, ...name("mem"), 2, 0, ...name("dot"), 0, 0, ...name("l2sq"), 0, 1],
+    ...[7, ...name("mem"), 2, 0, ...name("dot"), 0, 0, ...name("l2sq"), 0, 1],
     ...[...name("dotAt"), 0, 2, ...name("l2sqAt"), 0, 3],
+    ...[...name("dotBatch"), 0, 4, ...name("l2sqBatch"), 0, 5],
   ];
   return new Uint8Array([
     ...[0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0], // magic, version 1
-    // type 0: (i32) → f32; type 1: (i32, i32, i32) → f32
-    ...section(1, [2, 0x60, 1, 0x7f, 1, 0x7d, 0x60, 3, 0x7f, 0x7f, 0x7f, 1, 0x7d]),
-    ...section(3, [4, 0, 0, 1, 1]), // dot, l2sq of type 0; dotAt, l2sqAt of type 1
+    // type 0: (i32) → f32; type 1: (i32, i32, i32) → f32; type 2: (i32 × 5) → ()
+    ...section(1, [
+      3,
+      ...[0x60, 1, 0x7f, 1, 0x7d],
+      ...[0x60, 3, 0x7f, 0x7f, 0x7f, 1, 0x7d],
+      ...[0x60, 5, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0],
+    ]),
+    ...section(3, [6, 0, 0, 1, 1, 2, 2]), // dot, l2sq: type 0; dotAt, l2sqAt: type 1; the batches: type 2
     ...section(5, [1, 0, 1]), // one memory, min 1 page
     ...section(7, exports),
     ...section(10, [
-      4,
+      6,
       ...body(false, false),
       ...body(true, false),
       ...body(false, true),
       ...body(true, true),
+      ...batchBody(2),
+      ...batchBody(3),
     ]),
   ]);
 }
@@ -164,6 +196,8 @@ interface Instance {
   l2sq: (nb: number) => number;
   dotAt: (a: number, b: number, nb: number) => number;
   l2sqAt: (a: number, b: number, nb: number) => number;
+  dotBatch: (a: number, list: number, count: number, out: number, nb: number) => void;
+  l2sqBatch: (a: number, list: number, count: number, out: number, nb: number) => void;
 }
 
 let compiled: { wa: WasmApi; module: object } | null | undefined;
@@ -179,7 +213,15 @@ function instantiate(): Instance | undefined {
     if (compiled === null) return undefined;
     const inst = new compiled.wa.Instance(compiled.module);
     const e = inst.exports as unknown as Instance;
-    return { mem: e.mem, dot: e.dot, l2sq: e.l2sq, dotAt: e.dotAt, l2sqAt: e.l2sqAt };
+    return {
+      mem: e.mem,
+      dot: e.dot,
+      l2sq: e.l2sq,
+      dotAt: e.dotAt,
+      l2sqAt: e.l2sqAt,
+      dotBatch: e.dotBatch,
+      l2sqBatch: e.l2sqBatch,
+    };
   } catch {
     compiled = null;
     return undefined; // no WebAssembly or no SIMD: the TypeScript kernels serve
@@ -441,5 +483,125 @@ function makeKernel(metric: Metric, arena: VectorArena | null): GraphKernel {
       return { distance: (a, b) => 1 - arena.dot(a, b), release };
     case "ip":
       return { distance: (a, b) => -arena.dot(a, b), release };
+  }
+}
+
+// ---- the slab: a graph's own vectors, slot = handle ------------------------------------------------------------
+
+/** Entries of a slab's batch list: more than any node's links (2M ≤ 200) or a pruned list plus one. */
+export const SLAB_BATCH_MAX = 1024;
+/** The list region (i32 byte offsets) and the out region (f32 results) below the vector slots. */
+const SLAB_LIST = 0;
+const SLAB_OUT = 4 * SLAB_BATCH_MAX;
+const SLAB_HEADER = 8 * SLAB_BATCH_MAX;
+/** WebAssembly memory is 32-bit: a slab's memory cannot exceed 4 GiB (65,536 pages). */
+const WASM_PAGES_MAX = 65536;
+
+/**
+ * The vectors of one in-memory graph (memory-hnsw.ts) in a WASM memory of their own. Unlike the shared arena it
+ * is their owner, not a cache: vector h lives at byte `nodeBase + h · strideBytes` for the graph's life, so the
+ * search loop turns a handle into an operand by arithmetic (no holder object, no slot hint, no epoch to read per
+ * visited node). Layout of the memory:
+ *   [0, 4·B)          list: i32 byte offsets of a batch's second operands (B = SLAB_BATCH_MAX)
+ *   [4·B, 8·B)        out: the batch's f32 results
+ *   [8·B, +stride)    the scratch slot (the query of the running search or insert)
+ *   nodeBase + h·s    vector h (s = strideBytes = ceil(dims / 16) · 64; tails beyond dims stay zero)
+ * `raw` and `batch` return the kernel's raw value (a·b, or Σ(a − b)² for l2) in f32, exactly the value the
+ * arena kernel gives for the same two vectors. Without WebAssembly SIMD the same layout lives in an ArrayBuffer
+ * and the TypeScript kernels serve.
+ */
+export class VectorSlab {
+  readonly stride: number;
+  readonly strideBytes: number;
+  readonly scratch = SLAB_HEADER;
+  readonly nodeBase: number;
+  /** Views of the memory; replaced when it grows (only `ensure` grows it). */
+  f32!: Float32Array;
+  list!: Int32Array;
+  out!: Float32Array;
+  private readonly w: Instance | undefined;
+  private buf: ArrayBuffer | undefined;
+  private readonly batchFn:
+    | ((a: number, list: number, count: number, out: number, nb: number) => void)
+    | undefined;
+  private readonly rawFn: ((a: number, b: number, nb: number) => number) | undefined;
+  private readonly l2: boolean;
+  private nodes = 0;
+
+  constructor(
+    readonly dims: number,
+    metric: Metric,
+  ) {
+    this.stride = Math.ceil(dims / 16) * 16;
+    this.strideBytes = this.stride * 4;
+    this.nodeBase = SLAB_HEADER + this.strideBytes;
+    this.l2 = metric === "l2";
+    this.w = instantiate();
+    if (this.w) {
+      this.batchFn = this.l2 ? this.w.l2sqBatch : this.w.dotBatch;
+      this.rawFn = this.l2 ? this.w.l2sqAt : this.w.dotAt;
+    }
+    this.ensure(64);
+  }
+
+  private bytes(): number {
+    return this.w ? this.w.mem.buffer.byteLength : (this.buf?.byteLength ?? 0);
+  }
+
+  /** Room for vectors 0..n−1 (grows by doubling; copies nothing when WASM memory grows in place). */
+  ensure(n: number): void {
+    if (n <= this.nodes && this.f32 !== undefined) return;
+    const want = Math.max(n, 2 * this.nodes, 64);
+    const need = this.nodeBase + want * this.strideBytes;
+    const have = this.bytes();
+    if (need > have) {
+      const pages = Math.ceil((need - have) / PAGE);
+      if (this.w) {
+        if (have / PAGE + pages > WASM_PAGES_MAX) this.full(n);
+        try {
+          this.w.mem.grow(pages);
+        } catch {
+          this.full(n);
+        }
+      } else {
+        const next = new ArrayBuffer(have + pages * PAGE);
+        if (this.buf) new Uint8Array(next).set(new Uint8Array(this.buf));
+        this.buf = next;
+      }
+    }
+    const buffer = this.w ? this.w.mem.buffer : this.buf!;
+    this.f32 = new Float32Array(buffer);
+    this.list = new Int32Array(buffer, SLAB_LIST, SLAB_BATCH_MAX);
+    this.out = new Float32Array(buffer, SLAB_OUT, SLAB_BATCH_MAX);
+    this.nodes = Math.floor((buffer.byteLength - this.nodeBase) / this.strideBytes);
+  }
+
+  private full(n: number): never {
+    throw new TwillError(
+      ErrorCodes.Unsupported,
+      `feature not supported: an in-memory HNSW graph of ${n} vectors of ${this.dims} dimensions (more than the 4 GiB of one WebAssembly memory)`,
+    );
+  }
+
+  /** Copies `v` into the slot at byte `at` (a node's, or the scratch slot). */
+  write(at: number, v: Float32Array): void {
+    this.f32.set(v, at >> 2);
+  }
+
+  /** The raw kernel value between the vectors at bytes a and b. */
+  raw(a: number, b: number): number {
+    if (this.rawFn) return this.rawFn(a, b, this.strideBytes);
+    const x = this.f32.subarray(a >> 2, (a >> 2) + this.dims);
+    const y = this.f32.subarray(b >> 2, (b >> 2) + this.dims);
+    return Math.fround(this.l2 ? l2Squared(x, y) : dot(x, y));
+  }
+
+  /** out[j] = raw(a, list[j]) for j < count (count ≤ SLAB_BATCH_MAX). */
+  batch(a: number, count: number): void {
+    if (this.batchFn) {
+      this.batchFn(a, SLAB_LIST, count, SLAB_OUT, this.strideBytes);
+      return;
+    }
+    for (let j = 0; j < count; j++) this.out[j] = this.raw(a, this.list[j]!);
   }
 }
