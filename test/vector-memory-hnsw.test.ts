@@ -226,7 +226,12 @@ describe("MemoryHnsw (the direct in-memory index)", () => {
       slab.ensure(5000); // grows the memory: the vectors stay
       slab.write(slab.scratch, data[3]!);
       for (let j = 0; j < 200; j++) slab.list[j] = slab.nodeBase + ((j * 7) % 500) * slab.strideBytes;
+      slab.batch(slab.scratch, 1); // the odd last one alone
+      expect(slab.out[0]).toBe(slab.raw(slab.scratch, slab.list[0]!));
+      slab.batch(slab.scratch, 199); // pairs, then an odd last one
+      const last = slab.out[198];
       slab.batch(slab.scratch, 200);
+      expect(slab.out[198]).toBe(last);
       const ts =
         metric === "l2"
           ? indexDistance("l2")

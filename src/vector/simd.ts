@@ -126,24 +126,93 @@ function section(id: number, bytes: number[]): number[] {
 }
 
 /**
- * A batch kernel `(a, list, count, out, nb) → ()`: for j < count, the f32 at out + 4j = kernel(a, the i32 at
- * list + 4j, nb), calling arena kernel `callee` (function index 2: dotAt, 3: l2sqAt). One JS → WASM call per
- * visited node's unvisited neighbours instead of one per distance: the call and the JS around each distance cost
- * as much as the 384-dim arithmetic. Params 0..4 as named; local 5 (i32) is j in bytes.
+ * A batch kernel `(a, list, count, out, nb) → ()`: for j < count, the f32 at out + 4j = the arena kernel of
+ * (a, the i32 at list + 4j, nb). One JS → WASM call per expanded node's unvisited neighbours instead of one per
+ * distance (the call and the JS around it cost as much as the 384-dim arithmetic), and two vectors at a time:
+ * each distance waits on its vector's cache misses, and two independent streams of loads keep twice as many in
+ * flight. Each of the pair has its own four accumulators folded exactly as the single kernel folds them, so a
+ * batch result is bit-for-bit the arena kernel's (`callee`, function 2: dotAt or 3: l2sqAt, serves an odd last).
+ * Params 0..4 as named; locals: 5 j (bytes into list), 6 i (bytes into the vectors), 7 b1, 8 b2, 9 end (count·4),
+ * then v128: 10..13 the first's accumulators, 14..17 the second's, 18 the A lanes, 19 scratch.
  */
-function batchBody(callee: number): number[] {
+function batchBody(l2: boolean, callee: number): number[] {
   const GET = 0x20;
+  const SET = 0x21;
+  const TEE = 0x22;
+  const [A, LIST, COUNT, OUT, NB, J, I, B1, B2, END, TA, S] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 18, 19];
+  const acc = (pair: number, u: number) => 10 + 4 * pair + u;
+  const zero = [...simd(V128_CONST), ...new Array<number>(16).fill(0)];
+  const combine = l2 ? [...simd(F32X4_SUB), TEE, S, GET, S, ...simd(F32X4_MUL)] : simd(F32X4_MUL);
+  const init: number[] = [];
+  const terms: number[] = [];
+  for (let u = 0; u < 4; u++) {
+    init.push(...zero, SET, acc(0, u), ...zero, SET, acc(1, u));
+    terms.push(...[GET, A, GET, I, 0x6a, ...simd(V128_LOAD), 4, 16 * u, SET, TA]);
+    for (const [pair, b] of [
+      [0, B1],
+      [1, B2],
+    ] as const) {
+      terms.push(
+        ...[GET, acc(pair, u), GET, TA],
+        ...[GET, b, GET, I, 0x6a, ...simd(V128_LOAD), 4, 16 * u],
+        ...combine,
+        ...simd(F32X4_ADD),
+        ...[SET, acc(pair, u)],
+      );
+    }
+  }
+  // acc0 += acc1, += acc2, += acc3, then lane 0 + lane 1 + lane 2 + lane 3: the single kernel's fold.
+  const fold = (pair: number) => {
+    const out: number[] = [];
+    for (let u = 1; u < 4; u++)
+      out.push(GET, acc(pair, 0), GET, acc(pair, u), ...simd(F32X4_ADD), SET, acc(pair, 0));
+    const lane = (n: number) => [GET, acc(pair, 0), ...simd(F32X4_EXTRACT_LANE), n];
+    out.push(...lane(0), ...lane(1), 0x92, ...lane(2), 0x92, ...lane(3), 0x92);
+    return out;
+  };
   const code = [
-    ...[0x01, 0x01, 0x7f], // locals: 1 × i32 (j)
-    ...[0x02, 0x40], // block
-    ...[GET, 2, 0x45, 0x0d, 0], // br_if (count == 0) out of the block
-    ...[0x03, 0x40], // loop
-    ...[GET, 3, GET, 5, 0x6a], // the store's address: out + j
-    ...[GET, 0, GET, 1, GET, 5, 0x6a, 0x28, 2, 0, GET, 4], // a, i32.load(list + j), nb
-    ...[0x10, callee, 0x38, 2, 0], // call, f32.store
-    ...[GET, 5, 0x41, 4, 0x6a, 0x22, 5], // j += 4 (tee: j stays on the stack)
-    ...[GET, 2, 0x41, 2, 0x74, 0x49, 0x0d, 0], // br_if (j < count·4) to the loop
-    ...[0x0b, 0x0b, 0x0b], // end loop, block, function
+    ...[0x02, 0x05, 0x7f, 0x0a, 0x7b], // locals: 5 × i32, 10 × v128
+    ...[GET, COUNT, 0x41, 2, 0x74, SET, END], // end = count << 2
+    ...[0x02, 0x40], // block (the tail)
+    ...[0x03, 0x40], // loop over pairs
+    ...[GET, J, 0x41, 4, 0x6a, GET, END, 0x4f, 0x0d, 1], // br_if (j + 4 ≥ end) to the tail
+    ...[GET, LIST, GET, J, 0x6a, 0x28, 2, 0, SET, B1], // b1 = list[j]
+    ...[GET, LIST, GET, J, 0x6a, 0x28, 2, 4, SET, B2], // b2 = list[j + 1]
+    ...[...init, 0x41, 0, SET, I],
+    ...[0x03, 0x40], // loop over the vectors' 64-byte steps
+    ...terms,
+    ...[GET, I, 0x41, ...leb128s(64), 0x6a, TEE, I, GET, NB, 0x49, 0x0d, 0], // i += 64; br_if (i < nb)
+    0x0b,
+    ...[GET, OUT, GET, J, 0x6a, ...fold(0), 0x38, 2, 0], // out[j]
+    ...[GET, OUT, GET, J, 0x6a, ...fold(1), 0x38, 2, 4], // out[j + 1]
+    ...[GET, J, 0x41, 8, 0x6a, SET, J, 0x0c, 0], // j += 8; br to the pairs
+    ...[0x0b, 0x0b], // end loop, block
+    ...[GET, J, GET, END, 0x49, 0x04, 0x40], // if (j < end): the odd last one
+    ...[
+      GET,
+      OUT,
+      GET,
+      J,
+      0x6a,
+      GET,
+      A,
+      GET,
+      LIST,
+      GET,
+      J,
+      0x6a,
+      0x28,
+      2,
+      0,
+      GET,
+      NB,
+      0x10,
+      callee,
+      0x38,
+      2,
+      0,
+    ],
+    ...[0x0b, 0x0b], // end if, function
   ];
   return [...leb(code.length), ...code];
 }
@@ -173,8 +242,8 @@ function moduleBytes(): Uint8Array {
       ...body(true, false),
       ...body(false, true),
       ...body(true, true),
-      ...batchBody(2),
-      ...batchBody(3),
+      ...batchBody(false, 2),
+      ...batchBody(true, 3),
     ]),
   ]);
 }
