@@ -28,6 +28,11 @@
  *     array's copy stays equal to it;
  *   - when the arena is full, slots are reused in FIFO order; eviction costs a copy, never a wrong distance.
  * Slot tails beyond n dimensions stay zero: every vector in one arena has the same n.
+ *
+ * Two batch kernels `(a, list, count, out, nb) → ()` (dotBatch, l2sqBatch) run the arena kernel of A at byte a
+ * against each of `count` vectors whose byte offsets are the i32s at `list`, writing f32 results at `out`, two
+ * vectors per pass (bit-identical to the single kernel; see `batchBody`). They serve `VectorSlab`, the vector
+ * store of the direct in-memory index (memory-hnsw.ts), whose slots are owned rather than cached.
  */
 
 import { ErrorCodes, TwillError } from "../errors.js";
@@ -170,6 +175,19 @@ function batchBody(l2: boolean, callee: number): number[] {
     out.push(...lane(0), ...lane(1), 0x92, ...lane(2), 0x92, ...lane(3), 0x92);
     return out;
   };
+  // When another pair follows, load (and drop) the first two cache lines of both its vectors: WASM has no
+  // prefetch, and this pair's ~1,000 instructions hide their misses from the out-of-order core otherwise.
+  const touch = (entry: number, line: number) => [
+    ...[GET, LIST, GET, J, 0x6a, 0x28, 2, entry, ...simd(V128_LOAD), 4, ...leb(line), 0x1a],
+  ];
+  const touchNext = [
+    ...[GET, J, 0x41, 12, 0x6a, GET, END, 0x49, 0x04, 0x40], // if (j + 12 < end)
+    ...touch(8, 0),
+    ...touch(8, 64),
+    ...touch(12, 0),
+    ...touch(12, 64),
+    0x0b,
+  ];
   const code = [
     ...[0x02, 0x05, 0x7f, 0x0a, 0x7b], // locals: 5 × i32, 10 × v128
     ...[GET, COUNT, 0x41, 2, 0x74, SET, END], // end = count << 2
@@ -178,6 +196,7 @@ function batchBody(l2: boolean, callee: number): number[] {
     ...[GET, J, 0x41, 4, 0x6a, GET, END, 0x4f, 0x0d, 1], // br_if (j + 4 ≥ end) to the tail
     ...[GET, LIST, GET, J, 0x6a, 0x28, 2, 0, SET, B1], // b1 = list[j]
     ...[GET, LIST, GET, J, 0x6a, 0x28, 2, 4, SET, B2], // b2 = list[j + 1]
+    ...touchNext,
     ...[...init, 0x41, 0, SET, I],
     ...[0x03, 0x40], // loop over the vectors' 64-byte steps
     ...terms,
