@@ -5,7 +5,7 @@ import { indexDistance, l2Normalize, type Metric } from "../src/vector/distance.
 import { Hnsw, type HnswParams, MemoryNodeStore } from "../src/vector/hnsw.js";
 import { MemoryHnsw } from "../src/vector/memory-hnsw.js";
 import { decodeNode, encodeLinks, encodeVector } from "../src/vector/node-codec.js";
-import { VectorSlab } from "../src/vector/simd.js";
+import { type ArenaHolder, graphKernel, newArena, VectorSlab } from "../src/vector/simd.js";
 
 function randomVectors(n: number, dim: number, seed: number, metric: Metric): Float32Array[] {
   const r = prng(seed);
@@ -240,6 +240,25 @@ describe("MemoryHnsw (the direct in-memory index)", () => {
         const b = slab.nodeBase + ((j * 7) % 500) * slab.strideBytes;
         expect(slab.out[j]).toBe(slab.raw(slab.scratch, b));
         expect(slab.out[j]).toBeCloseTo(ts(data[3]!, data[(j * 7) % 500]!), 4);
+      }
+    }
+  });
+
+  it("the arena's batch distances equal its pairwise ones, also when a batch outgrows the arena", () => {
+    for (const metric of ["l2", "cosine", "ip"] as const) {
+      // Room for 12 slots: a batch of 30 must reuse slots while gathering and take the pairwise path.
+      const arena = newArena(20, 12 * 80)!;
+      const k = graphKernel(metric, 20, arena);
+      const holders: ArenaHolder[] = randomVectors(30, 20, 6, metric).map((vector) => ({
+        vector,
+        slot: -1,
+        epoch: 0,
+      }));
+      const q: ArenaHolder = { vector: randomVectors(1, 20, 9, metric)[0]!, slot: -1, epoch: 0 };
+      for (const count of [5, 30]) {
+        const out = new Float64Array(count);
+        k.distances(q, holders, count, out);
+        for (let j = 0; j < count; j++) expect(out[j]).toBe(k.distance(q, holders[j]!));
       }
     }
   });

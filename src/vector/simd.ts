@@ -389,6 +389,15 @@ export { dot as dotTs, l2Squared as l2SquaredTs };
 
 // ---- the arena: vectors resident in WASM memory ----------------------------------------------------------------
 
+/**
+ * Entries of a batch list: more than any node's links (2M ≤ 200) or a pruned list plus one. The arena and the
+ * slab keep the list region (i32 byte offsets) and the out region (f32 results) below their vector slots.
+ */
+export const SLAB_BATCH_MAX = 1024;
+const SLAB_LIST = 0;
+const SLAB_OUT = 4 * SLAB_BATCH_MAX;
+const SLAB_HEADER = 8 * SLAB_BATCH_MAX;
+
 /** Something with a vector and an arena slot hint (an HNSW node, or a search's query). */
 export interface ArenaHolder {
   readonly vector: Float32Array;
@@ -408,6 +417,11 @@ let lastEpoch = 0;
 /** A distance between two holders' vectors in one graph's metric. */
 export interface GraphKernel {
   distance(a: ArenaHolder, b: ArenaHolder): number;
+  /**
+   * out[j] = distance(a, bs[j]) for j < count, bit-identical to `distance`, in one WASM call when the arena can
+   * hold them all at once (a search's distances from its query to one expanded node's unvisited neighbours).
+   */
+  distances(a: ArenaHolder, bs: readonly ArenaHolder[], count: number, out: Float64Array): void;
   /** Gives back the slot of a holder that is done (a search's query), so queries do not churn the arena. */
   release(h: ArenaHolder): void;
 }
@@ -421,6 +435,10 @@ export class VectorArena {
   readonly stride: number;
   private readonly strideBytes: number;
   private view: Float32Array;
+  private list: Int32Array;
+  private out: Float32Array;
+  /** Slot numbers of a batch, gathered before any is written to `list` (a load may grow the memory). */
+  private readonly batchSlots = new Int32Array(SLAB_BATCH_MAX);
   private readonly owners: (Float32Array | undefined)[] = [];
   private capacity: number;
   private readonly maxSlots: number;
@@ -442,8 +460,22 @@ export class VectorArena {
     this.strideBytes = this.stride * 4;
     // At least a few slots, so the two operands of one distance never evict each other.
     this.maxSlots = Math.max(8, Math.floor(bytesMax / this.strideBytes));
-    this.capacity = Math.min(this.maxSlots, Math.floor(w.mem.buffer.byteLength / this.strideBytes));
+    if (w.mem.buffer.byteLength < SLAB_HEADER + 8 * this.strideBytes)
+      w.mem.grow(Math.ceil((SLAB_HEADER + 8 * this.strideBytes - w.mem.buffer.byteLength) / PAGE));
+    this.capacity = Math.min(this.maxSlots, this.slotsIn(w.mem.buffer.byteLength));
     this.view = new Float32Array(w.mem.buffer);
+    this.list = new Int32Array(w.mem.buffer, SLAB_LIST, SLAB_BATCH_MAX);
+    this.out = new Float32Array(w.mem.buffer, SLAB_OUT, SLAB_BATCH_MAX);
+  }
+
+  /** Slots of `bytes` of memory: the batch regions come first. */
+  private slotsIn(bytes: number): number {
+    return Math.floor((bytes - SLAB_HEADER) / this.strideBytes);
+  }
+
+  /** The byte offset of slot s. */
+  private at(s: number): number {
+    return SLAB_HEADER + s * this.strideBytes;
   }
 
   /** How many slots exist now (grows up to the byte bound). */
@@ -473,7 +505,7 @@ export class VectorArena {
       // Another vector's copy is overwritten: every hint must be checked against its owner again.
       if (this.owners[s] !== undefined) this.epoch = ++lastEpoch;
     }
-    this.view.set(h.vector, s * this.stride);
+    this.view.set(h.vector, this.at(s) >> 2);
     this.owners[s] = h.vector;
     h.slot = s;
     h.epoch = this.epoch;
@@ -482,11 +514,13 @@ export class VectorArena {
 
   private grow(): void {
     const want = Math.min(this.maxSlots, Math.max(64, this.capacity * 2));
-    const bytes = want * this.strideBytes;
+    const bytes = this.at(want);
     const have = this.w.mem.buffer.byteLength;
     if (bytes > have) this.w.mem.grow(Math.ceil((bytes - have) / PAGE));
     this.view = new Float32Array(this.w.mem.buffer);
-    this.capacity = Math.min(this.maxSlots, Math.floor(this.w.mem.buffer.byteLength / this.strideBytes));
+    this.list = new Int32Array(this.w.mem.buffer, SLAB_LIST, SLAB_BATCH_MAX);
+    this.out = new Float32Array(this.w.mem.buffer, SLAB_OUT, SLAB_BATCH_MAX);
+    this.capacity = Math.min(this.maxSlots, this.slotsIn(this.w.mem.buffer.byteLength));
   }
 
   /**
@@ -508,7 +542,31 @@ export class VectorArena {
     let sa = this.slotOf(a);
     const sb = this.slotOf(b);
     if (a.epoch !== this.epoch) sa = this.slotOf(a);
-    return k(sa * this.strideBytes, sb * this.strideBytes, this.strideBytes);
+    return k(this.at(sa), this.at(sb), this.strideBytes);
+  }
+
+  /**
+   * raw[j] = the kernel (dot, or l2sq when `l2`) of a and bs[j], j < count, into `raw`: one WASM call when no slot
+   * was reused while gathering them (then every gathered slot still holds its vector), else one call per pair.
+   */
+  batch(a: ArenaHolder, bs: readonly ArenaHolder[], count: number, l2: boolean, raw: Float64Array): void {
+    const epoch = this.epoch;
+    const slots = this.batchSlots;
+    let sa = -1;
+    if (count <= SLAB_BATCH_MAX) {
+      sa = this.slotOf(a);
+      for (let j = 0; j < count; j++) slots[j] = this.slotOf(bs[j]!);
+    }
+    if (sa < 0 || this.epoch !== epoch || a.epoch !== epoch) {
+      const k = l2 ? this.w.l2sqAt : this.w.dotAt;
+      for (let j = 0; j < count; j++) raw[j] = this.pair(a, bs[j]!, k);
+      return;
+    }
+    const list = this.list;
+    for (let j = 0; j < count; j++) list[j] = this.at(slots[j]!);
+    (l2 ? this.w.l2sqBatch : this.w.dotBatch)(this.at(sa), SLAB_LIST, count, SLAB_OUT, this.strideBytes);
+    const out = this.out;
+    for (let j = 0; j < count; j++) raw[j] = out[j]!;
   }
 
   dot(a: ArenaHolder, b: ArenaHolder): number {
@@ -561,27 +619,45 @@ export function graphKernel(metric: Metric, dims: number, arena?: VectorArena | 
 function makeKernel(metric: Metric, arena: VectorArena | null): GraphKernel {
   if (!arena) {
     const f = indexDistance(metric);
-    return { distance: (a, b) => f(a.vector, b.vector), release: () => {} };
+    return {
+      distance: (a, b) => f(a.vector, b.vector),
+      distances: (a, bs, count, out) => {
+        for (let j = 0; j < count; j++) out[j] = f(a.vector, bs[j]!.vector);
+      },
+      release: () => {},
+    };
   }
   const release = (h: ArenaHolder) => arena.release(h);
   switch (metric) {
     case "l2":
-      return { distance: (a, b) => arena.l2sq(a, b), release };
+      return {
+        distance: (a, b) => arena.l2sq(a, b),
+        distances: (a, bs, count, out) => arena.batch(a, bs, count, true, out),
+        release,
+      };
     case "cosine":
-      return { distance: (a, b) => 1 - arena.dot(a, b), release };
+      return {
+        distance: (a, b) => 1 - arena.dot(a, b),
+        distances: (a, bs, count, out) => {
+          arena.batch(a, bs, count, false, out);
+          for (let j = 0; j < count; j++) out[j] = 1 - out[j]!;
+        },
+        release,
+      };
     case "ip":
-      return { distance: (a, b) => -arena.dot(a, b), release };
+      return {
+        distance: (a, b) => -arena.dot(a, b),
+        distances: (a, bs, count, out) => {
+          arena.batch(a, bs, count, false, out);
+          for (let j = 0; j < count; j++) out[j] = -out[j]!;
+        },
+        release,
+      };
   }
 }
 
 // ---- the slab: a graph's own vectors, slot = handle ------------------------------------------------------------
 
-/** Entries of a slab's batch list: more than any node's links (2M ≤ 200) or a pruned list plus one. */
-export const SLAB_BATCH_MAX = 1024;
-/** The list region (i32 byte offsets) and the out region (f32 results) below the vector slots. */
-const SLAB_LIST = 0;
-const SLAB_OUT = 4 * SLAB_BATCH_MAX;
-const SLAB_HEADER = 8 * SLAB_BATCH_MAX;
 /** WebAssembly memory is 32-bit: a slab's memory cannot exceed 4 GiB (65,536 pages). */
 const WASM_PAGES_MAX = 65536;
 
