@@ -32,7 +32,9 @@
  * Two batch kernels `(a, list, count, out, nb) → ()` (dotBatch, l2sqBatch) run the arena kernel of A at byte a
  * against each of `count` vectors whose byte offsets are the i32s at `list`, writing f32 results at `out`, two
  * vectors per pass (bit-identical to the single kernel; see `batchBody`). They serve `VectorSlab`, the vector
- * store of the direct in-memory index (memory-hnsw.ts), whose slots are owned rather than cached.
+ * store of the direct in-memory index (memory-hnsw.ts), whose slots are owned rather than cached, and the
+ * arena's `batch` (hnsw.ts's searches). Both keep the list and out regions in the first 8 KiB of their memory,
+ * below the vector slots.
  */
 
 import { ErrorCodes, TwillError } from "../errors.js";
