@@ -5,8 +5,8 @@
  *                 WITH (m = 16, ef_construction = 200)` before loading (rows inserted 500 per transaction, so the
  *                 build time includes the rows, their commits and the graph's KV records), then
  *                 `SET hnsw.ef_search = ef` and `SELECT id FROM docs ORDER BY emb <=> $1 LIMIT 10`
- *   twill-direct  the same HNSW code (src/vector/hnsw.ts) over an in-memory node store: the algorithm and kernels
- *                 without SQL, transactions or KV records
+ *   twill-direct  the direct in-memory index (src/vector/memory-hnsw.ts): hnsw.ts's algorithm, comparison for
+ *                 comparison, over flat typed arrays, without SQL, transactions or KV records
  *   hnswlib       hnswlib-node (C++ hnswlib, the reference), space "cosine", same M and efConstruction,
  *                 addPoint one at a time (single thread), searchKnn
  *   pglite        PostgreSQL 17 + pgvector in WASM (@electric-sql/pglite 0.4 with its vector extension), on a
@@ -41,7 +41,7 @@ import { PGlite } from "@electric-sql/pglite";
 import { vector as pgvector } from "@electric-sql/pglite/vector";
 import hnswlib from "hnswlib-node";
 import { type Database, open } from "../../src/database.js";
-import { Hnsw, MemoryNodeStore } from "../../src/vector/hnsw.js";
+import { MemoryHnsw } from "../../src/vector/memory-hnsw.js";
 import { graphDistance, simdAvailable } from "../../src/vector/simd.js";
 import { formatVector } from "../../src/vector/vector.js";
 import { fmt, machine, percentile, printTable, writeResult } from "../lib.js";
@@ -238,20 +238,20 @@ async function twillSql(d: number): Promise<Runner> {
 }
 
 async function twillDirect(): Promise<Runner> {
-  const h = new Hnsw({ m: M, efConstruction: EF_CONSTRUCTION, metric: "cosine" }, new MemoryNodeStore());
+  const h = new MemoryHnsw({ m: M, efConstruction: EF_CONSTRUCTION, metric: "cosine" });
   let ef = 40;
   return {
     async build(data, rss) {
       for (let i = 0; i < data.length; i++) {
-        await h.insert(String(i), data[i]!);
+        h.insert(String(i), data[i]!);
         if (i % 1000 === 0) rss.sample();
       }
     },
     async setEf(e) {
       ef = e;
     },
-    async search(q) {
-      const { hits } = await h.search(q, K, ef);
+    search(q) {
+      const { hits } = h.search(q, K, ef);
       return hits.map((x) => Number(x.id));
     },
     async close() {},

@@ -218,6 +218,9 @@ class MaxHeap {
 class Visited {
   readonly cand = new MinHeap();
   readonly res = new MaxHeap();
+  /** One expanded node's unvisited neighbours and their distances (one batch kernel call). */
+  readonly batch: HnswNode[] = [];
+  batchD = new Float64Array(64);
   marks: Uint32Array = new Uint32Array(1024);
   stamp = 0;
 
@@ -313,17 +316,19 @@ export class Hnsw {
         cand.push(e.d, e.node);
         if ((!live || !e.node.deleted) && e.node.handle !== exclude) res.push(e.d, e.node);
       }
-      // The loop reads the stamp array and the kernel once, not through a method per link: per visited node the
-      // time is in dependent loads, and the fewer the better.
-      const dist = k.distance;
+      // The loop reads the stamp array once, not through a method per link: per visited node the time is in
+      // dependent loads, and the fewer the better. The distances of one expanded node's unvisited neighbours are
+      // one kernel call, then taken in link order (the order of the heaps' pushes is the same as one at a time).
       const stamp = visited.stamp;
       let marks: Uint32Array = visited.marks;
+      const batch = visited.batch;
       while (cand.size > 0) {
         const cd = cand.topDist();
         if (res.size >= ef && cd > res.topDist()) break;
         const c = cand.pop();
         const links = c.neighbors[level];
         if (links === undefined) continue;
+        let nb = 0;
         for (let i = 0; i < links.length; i++) {
           const h = links[i]!;
           if (h >= marks.length) marks = visited.grow(h);
@@ -332,7 +337,16 @@ export class Hnsw {
           let n = store.peek(h);
           if (n === null) n = await store.get(h);
           if (n === undefined) continue;
-          const d = dist(q, n);
+          batch[nb++] = n;
+        }
+        if (nb === 0) continue;
+        if (visited.batchD.length < nb) visited.batchD = new Float64Array(2 * nb);
+        const ds = visited.batchD;
+        k.distances(q, batch, nb, ds);
+        for (let j = 0; j < nb; j++) {
+          const n = batch[j]!;
+          const h = n.handle;
+          const d = ds[j]!;
           if (res.size < ef || d < res.topDist()) {
             cand.push(d, n);
             if ((!live || !n.deleted) && h !== exclude) {

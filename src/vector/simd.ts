@@ -28,8 +28,16 @@
  *     array's copy stays equal to it;
  *   - when the arena is full, slots are reused in FIFO order; eviction costs a copy, never a wrong distance.
  * Slot tails beyond n dimensions stay zero: every vector in one arena has the same n.
+ *
+ * Two batch kernels `(a, list, count, out, nb) → ()` (dotBatch, l2sqBatch) run the arena kernel of A at byte a
+ * against each of `count` vectors whose byte offsets are the i32s at `list`, writing f32 results at `out`, two
+ * vectors per pass (bit-identical to the single kernel; see `batchBody`). They serve `VectorSlab`, the vector
+ * store of the direct in-memory index (memory-hnsw.ts), whose slots are owned rather than cached, and the
+ * arena's `batch` (hnsw.ts's searches). Both keep the list and out regions in the first 8 KiB of their memory,
+ * below the vector slots.
  */
 
+import { ErrorCodes, TwillError } from "../errors.js";
 import { dot, indexDistance, l2Squared, type Metric } from "./distance.js";
 
 function leb(n: number): number[] {
@@ -124,25 +132,139 @@ function section(id: number, bytes: number[]): number[] {
   return [id, ...leb(bytes.length), ...bytes];
 }
 
+/**
+ * A batch kernel `(a, list, count, out, nb) → ()`: for j < count, the f32 at out + 4j = the arena kernel of
+ * (a, the i32 at list + 4j, nb). One JS → WASM call per expanded node's unvisited neighbours instead of one per
+ * distance (the call and the JS around it cost as much as the 384-dim arithmetic), and two vectors at a time:
+ * each distance waits on its vector's cache misses, and two independent streams of loads keep twice as many in
+ * flight. Each of the pair has its own four accumulators folded exactly as the single kernel folds them, so a
+ * batch result is bit-for-bit the arena kernel's (`callee`, function 2: dotAt or 3: l2sqAt, serves an odd last).
+ * Params 0..4 as named; locals: 5 j (bytes into list), 6 i (bytes into the vectors), 7 b1, 8 b2, 9 end (count·4),
+ * then v128: 10..13 the first's accumulators, 14..17 the second's, 18 the A lanes, 19 scratch.
+ */
+function batchBody(l2: boolean, callee: number): number[] {
+  const GET = 0x20;
+  const SET = 0x21;
+  const TEE = 0x22;
+  const [A, LIST, COUNT, OUT, NB, J, I, B1, B2, END, TA, S] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 18, 19];
+  const acc = (pair: number, u: number) => 10 + 4 * pair + u;
+  const zero = [...simd(V128_CONST), ...new Array<number>(16).fill(0)];
+  const combine = l2 ? [...simd(F32X4_SUB), TEE, S, GET, S, ...simd(F32X4_MUL)] : simd(F32X4_MUL);
+  const init: number[] = [];
+  const terms: number[] = [];
+  for (let u = 0; u < 4; u++) {
+    init.push(...zero, SET, acc(0, u), ...zero, SET, acc(1, u));
+    terms.push(...[GET, A, GET, I, 0x6a, ...simd(V128_LOAD), 4, 16 * u, SET, TA]);
+    for (const [pair, b] of [
+      [0, B1],
+      [1, B2],
+    ] as const) {
+      terms.push(
+        ...[GET, acc(pair, u), GET, TA],
+        ...[GET, b, GET, I, 0x6a, ...simd(V128_LOAD), 4, 16 * u],
+        ...combine,
+        ...simd(F32X4_ADD),
+        ...[SET, acc(pair, u)],
+      );
+    }
+  }
+  // acc0 += acc1, += acc2, += acc3, then lane 0 + lane 1 + lane 2 + lane 3: the single kernel's fold.
+  const fold = (pair: number) => {
+    const out: number[] = [];
+    for (let u = 1; u < 4; u++)
+      out.push(GET, acc(pair, 0), GET, acc(pair, u), ...simd(F32X4_ADD), SET, acc(pair, 0));
+    const lane = (n: number) => [GET, acc(pair, 0), ...simd(F32X4_EXTRACT_LANE), n];
+    out.push(...lane(0), ...lane(1), 0x92, ...lane(2), 0x92, ...lane(3), 0x92);
+    return out;
+  };
+  // When another pair follows, load (and drop) the first two cache lines of both its vectors: WASM has no
+  // prefetch, and this pair's ~1,000 instructions hide their misses from the out-of-order core otherwise.
+  const touch = (entry: number, line: number) => [
+    ...[GET, LIST, GET, J, 0x6a, 0x28, 2, entry, ...simd(V128_LOAD), 4, ...leb(line), 0x1a],
+  ];
+  const touchNext = [
+    ...[GET, J, 0x41, 12, 0x6a, GET, END, 0x49, 0x04, 0x40], // if (j + 12 < end)
+    ...touch(8, 0),
+    ...touch(8, 64),
+    ...touch(12, 0),
+    ...touch(12, 64),
+    0x0b,
+  ];
+  const code = [
+    ...[0x02, 0x05, 0x7f, 0x0a, 0x7b], // locals: 5 × i32, 10 × v128
+    ...[GET, COUNT, 0x41, 2, 0x74, SET, END], // end = count << 2
+    ...[0x02, 0x40], // block (the tail)
+    ...[0x03, 0x40], // loop over pairs
+    ...[GET, J, 0x41, 4, 0x6a, GET, END, 0x4f, 0x0d, 1], // br_if (j + 4 ≥ end) to the tail
+    ...[GET, LIST, GET, J, 0x6a, 0x28, 2, 0, SET, B1], // b1 = list[j]
+    ...[GET, LIST, GET, J, 0x6a, 0x28, 2, 4, SET, B2], // b2 = list[j + 1]
+    ...touchNext,
+    ...[...init, 0x41, 0, SET, I],
+    ...[0x03, 0x40], // loop over the vectors' 64-byte steps
+    ...terms,
+    ...[GET, I, 0x41, ...leb128s(64), 0x6a, TEE, I, GET, NB, 0x49, 0x0d, 0], // i += 64; br_if (i < nb)
+    0x0b,
+    ...[GET, OUT, GET, J, 0x6a, ...fold(0), 0x38, 2, 0], // out[j]
+    ...[GET, OUT, GET, J, 0x6a, ...fold(1), 0x38, 2, 4], // out[j + 1]
+    ...[GET, J, 0x41, 8, 0x6a, SET, J, 0x0c, 0], // j += 8; br to the pairs
+    ...[0x0b, 0x0b], // end loop, block
+    ...[GET, J, GET, END, 0x49, 0x04, 0x40], // if (j < end): the odd last one
+    ...[
+      GET,
+      OUT,
+      GET,
+      J,
+      0x6a,
+      GET,
+      A,
+      GET,
+      LIST,
+      GET,
+      J,
+      0x6a,
+      0x28,
+      2,
+      0,
+      GET,
+      NB,
+      0x10,
+      callee,
+      0x38,
+      2,
+      0,
+    ],
+    ...[0x0b, 0x0b], // end if, function
+  ];
+  return [...leb(code.length), ...code];
+}
+
 function moduleBytes(): Uint8Array {
   const name = (s: string) => [s.length, ...Array.from(s, (c) => c.charCodeAt(0))];
   const exports = [
-    ...[5, ...name("mem"), 2, 0, ...name("dot"), 0, 0, ...name("l2sq"), 0, 1],
+    ...[7, ...name("mem"), 2, 0, ...name("dot"), 0, 0, ...name("l2sq"), 0, 1],
     ...[...name("dotAt"), 0, 2, ...name("l2sqAt"), 0, 3],
+    ...[...name("dotBatch"), 0, 4, ...name("l2sqBatch"), 0, 5],
   ];
   return new Uint8Array([
     ...[0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0], // magic, version 1
-    // type 0: (i32) → f32; type 1: (i32, i32, i32) → f32
-    ...section(1, [2, 0x60, 1, 0x7f, 1, 0x7d, 0x60, 3, 0x7f, 0x7f, 0x7f, 1, 0x7d]),
-    ...section(3, [4, 0, 0, 1, 1]), // dot, l2sq of type 0; dotAt, l2sqAt of type 1
+    // type 0: (i32) → f32; type 1: (i32, i32, i32) → f32; type 2: (i32 × 5) → ()
+    ...section(1, [
+      3,
+      ...[0x60, 1, 0x7f, 1, 0x7d],
+      ...[0x60, 3, 0x7f, 0x7f, 0x7f, 1, 0x7d],
+      ...[0x60, 5, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0],
+    ]),
+    ...section(3, [6, 0, 0, 1, 1, 2, 2]), // dot, l2sq: type 0; dotAt, l2sqAt: type 1; the batches: type 2
     ...section(5, [1, 0, 1]), // one memory, min 1 page
     ...section(7, exports),
     ...section(10, [
-      4,
+      6,
       ...body(false, false),
       ...body(true, false),
       ...body(false, true),
       ...body(true, true),
+      ...batchBody(false, 2),
+      ...batchBody(true, 3),
     ]),
   ]);
 }
@@ -164,6 +286,8 @@ interface Instance {
   l2sq: (nb: number) => number;
   dotAt: (a: number, b: number, nb: number) => number;
   l2sqAt: (a: number, b: number, nb: number) => number;
+  dotBatch: (a: number, list: number, count: number, out: number, nb: number) => void;
+  l2sqBatch: (a: number, list: number, count: number, out: number, nb: number) => void;
 }
 
 let compiled: { wa: WasmApi; module: object } | null | undefined;
@@ -179,7 +303,15 @@ function instantiate(): Instance | undefined {
     if (compiled === null) return undefined;
     const inst = new compiled.wa.Instance(compiled.module);
     const e = inst.exports as unknown as Instance;
-    return { mem: e.mem, dot: e.dot, l2sq: e.l2sq, dotAt: e.dotAt, l2sqAt: e.l2sqAt };
+    return {
+      mem: e.mem,
+      dot: e.dot,
+      l2sq: e.l2sq,
+      dotAt: e.dotAt,
+      l2sqAt: e.l2sqAt,
+      dotBatch: e.dotBatch,
+      l2sqBatch: e.l2sqBatch,
+    };
   } catch {
     compiled = null;
     return undefined; // no WebAssembly or no SIMD: the TypeScript kernels serve
@@ -259,6 +391,15 @@ export { dot as dotTs, l2Squared as l2SquaredTs };
 
 // ---- the arena: vectors resident in WASM memory ----------------------------------------------------------------
 
+/**
+ * Entries of a batch list: more than any node's links (2M ≤ 200) or a pruned list plus one. The arena and the
+ * slab keep the list region (i32 byte offsets) and the out region (f32 results) below their vector slots.
+ */
+export const SLAB_BATCH_MAX = 1024;
+const SLAB_LIST = 0;
+const SLAB_OUT = 4 * SLAB_BATCH_MAX;
+const SLAB_HEADER = 8 * SLAB_BATCH_MAX;
+
 /** Something with a vector and an arena slot hint (an HNSW node, or a search's query). */
 export interface ArenaHolder {
   readonly vector: Float32Array;
@@ -278,6 +419,11 @@ let lastEpoch = 0;
 /** A distance between two holders' vectors in one graph's metric. */
 export interface GraphKernel {
   distance(a: ArenaHolder, b: ArenaHolder): number;
+  /**
+   * out[j] = distance(a, bs[j]) for j < count, bit-identical to `distance`, in one WASM call when the arena can
+   * hold them all at once (a search's distances from its query to one expanded node's unvisited neighbours).
+   */
+  distances(a: ArenaHolder, bs: readonly ArenaHolder[], count: number, out: Float64Array): void;
   /** Gives back the slot of a holder that is done (a search's query), so queries do not churn the arena. */
   release(h: ArenaHolder): void;
 }
@@ -291,6 +437,10 @@ export class VectorArena {
   readonly stride: number;
   private readonly strideBytes: number;
   private view: Float32Array;
+  private list: Int32Array;
+  private out: Float32Array;
+  /** Slot numbers of a batch, gathered before any is written to `list` (a load may grow the memory). */
+  private readonly batchSlots = new Int32Array(SLAB_BATCH_MAX);
   private readonly owners: (Float32Array | undefined)[] = [];
   private capacity: number;
   private readonly maxSlots: number;
@@ -312,8 +462,22 @@ export class VectorArena {
     this.strideBytes = this.stride * 4;
     // At least a few slots, so the two operands of one distance never evict each other.
     this.maxSlots = Math.max(8, Math.floor(bytesMax / this.strideBytes));
-    this.capacity = Math.min(this.maxSlots, Math.floor(w.mem.buffer.byteLength / this.strideBytes));
+    if (w.mem.buffer.byteLength < SLAB_HEADER + 8 * this.strideBytes)
+      w.mem.grow(Math.ceil((SLAB_HEADER + 8 * this.strideBytes - w.mem.buffer.byteLength) / PAGE));
+    this.capacity = Math.min(this.maxSlots, this.slotsIn(w.mem.buffer.byteLength));
     this.view = new Float32Array(w.mem.buffer);
+    this.list = new Int32Array(w.mem.buffer, SLAB_LIST, SLAB_BATCH_MAX);
+    this.out = new Float32Array(w.mem.buffer, SLAB_OUT, SLAB_BATCH_MAX);
+  }
+
+  /** Slots of `bytes` of memory: the batch regions come first. */
+  private slotsIn(bytes: number): number {
+    return Math.floor((bytes - SLAB_HEADER) / this.strideBytes);
+  }
+
+  /** The byte offset of slot s. */
+  private at(s: number): number {
+    return SLAB_HEADER + s * this.strideBytes;
   }
 
   /** How many slots exist now (grows up to the byte bound). */
@@ -343,7 +507,7 @@ export class VectorArena {
       // Another vector's copy is overwritten: every hint must be checked against its owner again.
       if (this.owners[s] !== undefined) this.epoch = ++lastEpoch;
     }
-    this.view.set(h.vector, s * this.stride);
+    this.view.set(h.vector, this.at(s) >> 2);
     this.owners[s] = h.vector;
     h.slot = s;
     h.epoch = this.epoch;
@@ -352,11 +516,13 @@ export class VectorArena {
 
   private grow(): void {
     const want = Math.min(this.maxSlots, Math.max(64, this.capacity * 2));
-    const bytes = want * this.strideBytes;
+    const bytes = this.at(want);
     const have = this.w.mem.buffer.byteLength;
     if (bytes > have) this.w.mem.grow(Math.ceil((bytes - have) / PAGE));
     this.view = new Float32Array(this.w.mem.buffer);
-    this.capacity = Math.min(this.maxSlots, Math.floor(this.w.mem.buffer.byteLength / this.strideBytes));
+    this.list = new Int32Array(this.w.mem.buffer, SLAB_LIST, SLAB_BATCH_MAX);
+    this.out = new Float32Array(this.w.mem.buffer, SLAB_OUT, SLAB_BATCH_MAX);
+    this.capacity = Math.min(this.maxSlots, this.slotsIn(this.w.mem.buffer.byteLength));
   }
 
   /**
@@ -378,7 +544,31 @@ export class VectorArena {
     let sa = this.slotOf(a);
     const sb = this.slotOf(b);
     if (a.epoch !== this.epoch) sa = this.slotOf(a);
-    return k(sa * this.strideBytes, sb * this.strideBytes, this.strideBytes);
+    return k(this.at(sa), this.at(sb), this.strideBytes);
+  }
+
+  /**
+   * raw[j] = the kernel (dot, or l2sq when `l2`) of a and bs[j], j < count, into `raw`: one WASM call when no slot
+   * was reused while gathering them (then every gathered slot still holds its vector), else one call per pair.
+   */
+  batch(a: ArenaHolder, bs: readonly ArenaHolder[], count: number, l2: boolean, raw: Float64Array): void {
+    const epoch = this.epoch;
+    const slots = this.batchSlots;
+    let sa = -1;
+    if (count <= SLAB_BATCH_MAX) {
+      sa = this.slotOf(a);
+      for (let j = 0; j < count; j++) slots[j] = this.slotOf(bs[j]!);
+    }
+    if (sa < 0 || this.epoch !== epoch || a.epoch !== epoch) {
+      const k = l2 ? this.w.l2sqAt : this.w.dotAt;
+      for (let j = 0; j < count; j++) raw[j] = this.pair(a, bs[j]!, k);
+      return;
+    }
+    const list = this.list;
+    for (let j = 0; j < count; j++) list[j] = this.at(slots[j]!);
+    (l2 ? this.w.l2sqBatch : this.w.dotBatch)(this.at(sa), SLAB_LIST, count, SLAB_OUT, this.strideBytes);
+    const out = this.out;
+    for (let j = 0; j < count; j++) raw[j] = out[j]!;
   }
 
   dot(a: ArenaHolder, b: ArenaHolder): number {
@@ -431,15 +621,153 @@ export function graphKernel(metric: Metric, dims: number, arena?: VectorArena | 
 function makeKernel(metric: Metric, arena: VectorArena | null): GraphKernel {
   if (!arena) {
     const f = indexDistance(metric);
-    return { distance: (a, b) => f(a.vector, b.vector), release: () => {} };
+    return {
+      distance: (a, b) => f(a.vector, b.vector),
+      distances: (a, bs, count, out) => {
+        for (let j = 0; j < count; j++) out[j] = f(a.vector, bs[j]!.vector);
+      },
+      release: () => {},
+    };
   }
   const release = (h: ArenaHolder) => arena.release(h);
   switch (metric) {
     case "l2":
-      return { distance: (a, b) => arena.l2sq(a, b), release };
+      return {
+        distance: (a, b) => arena.l2sq(a, b),
+        distances: (a, bs, count, out) => arena.batch(a, bs, count, true, out),
+        release,
+      };
     case "cosine":
-      return { distance: (a, b) => 1 - arena.dot(a, b), release };
+      return {
+        distance: (a, b) => 1 - arena.dot(a, b),
+        distances: (a, bs, count, out) => {
+          arena.batch(a, bs, count, false, out);
+          for (let j = 0; j < count; j++) out[j] = 1 - out[j]!;
+        },
+        release,
+      };
     case "ip":
-      return { distance: (a, b) => -arena.dot(a, b), release };
+      return {
+        distance: (a, b) => -arena.dot(a, b),
+        distances: (a, bs, count, out) => {
+          arena.batch(a, bs, count, false, out);
+          for (let j = 0; j < count; j++) out[j] = -out[j]!;
+        },
+        release,
+      };
+  }
+}
+
+// ---- the slab: a graph's own vectors, slot = handle ------------------------------------------------------------
+
+/** WebAssembly memory is 32-bit: a slab's memory cannot exceed 4 GiB (65,536 pages). */
+const WASM_PAGES_MAX = 65536;
+
+/**
+ * The vectors of one in-memory graph (memory-hnsw.ts) in a WASM memory of their own. Unlike the shared arena it
+ * is their owner, not a cache: vector h lives at byte `nodeBase + h · strideBytes` for the graph's life, so the
+ * search loop turns a handle into an operand by arithmetic (no holder object, no slot hint, no epoch to read per
+ * visited node). Layout of the memory:
+ *   [0, 4·B)          list: i32 byte offsets of a batch's second operands (B = SLAB_BATCH_MAX)
+ *   [4·B, 8·B)        out: the batch's f32 results
+ *   [8·B, +stride)    the scratch slot (the query of the running search or insert)
+ *   nodeBase + h·s    vector h (s = strideBytes = ceil(dims / 16) · 64; tails beyond dims stay zero)
+ * `raw` and `batch` return the kernel's raw value (a·b, or Σ(a − b)² for l2) in f32, exactly the value the
+ * arena kernel gives for the same two vectors. Without WebAssembly SIMD the same layout lives in an ArrayBuffer
+ * and the TypeScript kernels serve.
+ */
+export class VectorSlab {
+  readonly stride: number;
+  readonly strideBytes: number;
+  readonly scratch = SLAB_HEADER;
+  readonly nodeBase: number;
+  /** Views of the memory; replaced when it grows (only `ensure` grows it). */
+  f32!: Float32Array;
+  list!: Int32Array;
+  out!: Float32Array;
+  private readonly w: Instance | undefined;
+  private buf: ArrayBuffer | undefined;
+  private readonly batchFn:
+    | ((a: number, list: number, count: number, out: number, nb: number) => void)
+    | undefined;
+  private readonly rawFn: ((a: number, b: number, nb: number) => number) | undefined;
+  private readonly l2: boolean;
+  private nodes = 0;
+
+  constructor(
+    readonly dims: number,
+    metric: Metric,
+  ) {
+    this.stride = Math.ceil(dims / 16) * 16;
+    this.strideBytes = this.stride * 4;
+    this.nodeBase = SLAB_HEADER + this.strideBytes;
+    this.l2 = metric === "l2";
+    this.w = instantiate();
+    if (this.w) {
+      this.batchFn = this.l2 ? this.w.l2sqBatch : this.w.dotBatch;
+      this.rawFn = this.l2 ? this.w.l2sqAt : this.w.dotAt;
+    }
+    this.ensure(64);
+  }
+
+  private bytes(): number {
+    return this.w ? this.w.mem.buffer.byteLength : (this.buf?.byteLength ?? 0);
+  }
+
+  /** Room for vectors 0..n−1 (grows by doubling; copies nothing when WASM memory grows in place). */
+  ensure(n: number): void {
+    if (n <= this.nodes && this.f32 !== undefined) return;
+    const want = Math.max(n, 2 * this.nodes, 64);
+    const need = this.nodeBase + want * this.strideBytes;
+    const have = this.bytes();
+    if (need > have) {
+      const pages = Math.ceil((need - have) / PAGE);
+      if (this.w) {
+        if (have / PAGE + pages > WASM_PAGES_MAX) this.full(n);
+        try {
+          this.w.mem.grow(pages);
+        } catch {
+          this.full(n);
+        }
+      } else {
+        const next = new ArrayBuffer(have + pages * PAGE);
+        if (this.buf) new Uint8Array(next).set(new Uint8Array(this.buf));
+        this.buf = next;
+      }
+    }
+    const buffer = this.w ? this.w.mem.buffer : this.buf!;
+    this.f32 = new Float32Array(buffer);
+    this.list = new Int32Array(buffer, SLAB_LIST, SLAB_BATCH_MAX);
+    this.out = new Float32Array(buffer, SLAB_OUT, SLAB_BATCH_MAX);
+    this.nodes = Math.floor((buffer.byteLength - this.nodeBase) / this.strideBytes);
+  }
+
+  private full(n: number): never {
+    throw new TwillError(
+      ErrorCodes.Unsupported,
+      `feature not supported: an in-memory HNSW graph of ${n} vectors of ${this.dims} dimensions (more than the 4 GiB of one WebAssembly memory)`,
+    );
+  }
+
+  /** Copies `v` into the slot at byte `at` (a node's, or the scratch slot). */
+  write(at: number, v: Float32Array): void {
+    this.f32.set(v, at >> 2);
+  }
+
+  /** The raw kernel value between the vectors at bytes a and b. */
+  raw(a: number, b: number): number {
+    if (this.rawFn) return this.rawFn(a, b, this.strideBytes);
+    const x = this.f32.subarray(a >> 2, (a >> 2) + this.dims);
+    const y = this.f32.subarray(b >> 2, (b >> 2) + this.dims);
+    return Math.fround(this.l2 ? l2Squared(x, y) : dot(x, y));
+  }
+
+  /** out[j] = raw(a, list[j]) for j < count (count ≤ SLAB_BATCH_MAX). */
+  batch(a: number, count: number): void {
+    if (this.batchFn) {
+      this.batchFn(a, SLAB_LIST, count, SLAB_OUT, this.strideBytes);
+      return;
+    }
+    for (let j = 0; j < count; j++) this.out[j] = this.raw(a, this.list[j]!);
   }
 }
