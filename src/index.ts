@@ -1,7 +1,8 @@
 /**
  * twilldb — the embedded database: `open(url)` for PostgreSQL-dialect SQL, the transactional key-value `Engine`
  * beneath it (MVCC, group commit, LSM over any storage URL), copy-on-write branches (`db.branch(name)`), and the
- * storage seam. Vectors come next.
+ * storage seam, and `MemoryHnsw`, the direct in-memory HNSW index (the SQL index's algorithm without SQL; SQL
+ * tables get theirs with `CREATE INDEX … USING hnsw`).
  */
 
 export type {
@@ -32,3 +33,6 @@ export { ErrorCodes, isTwillError, TwillError } from "./errors.js";
 export type { StorageOptions } from "./storage/open.js";
 export { openStorage } from "./storage/open.js";
 export type { Log, LogFrame, ObjectStore, Storage } from "./storage/types.js";
+export type { Metric } from "./vector/distance.js";
+export type { HnswParams, SearchHit } from "./vector/hnsw.js";
+export { MemoryHnsw } from "./vector/memory-hnsw.js";

@@ -263,3 +263,15 @@ describe("MemoryHnsw (the direct in-memory index)", () => {
     }
   });
 });
+
+describe("MemoryHnsw from the package entry", () => {
+  it("is exported by twilldb and finds the nearest of three points", async () => {
+    const { MemoryHnsw: Exported } = await import("../src/index.js");
+    const g = new Exported({ m: 4, efConstruction: 16, metric: "l2" });
+    g.insert("a", new Float32Array([0, 0]));
+    g.insert("b", new Float32Array([10, 10]));
+    g.insert("c", new Float32Array([1, 0]));
+    const { hits } = g.search(new Float32Array([0.9, 0.1]), 2, 10);
+    expect(hits.map((h) => h.id)).toEqual(["c", "a"]);
+  });
+});
