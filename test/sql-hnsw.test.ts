@@ -414,6 +414,28 @@ describe("HNSW through SQL", () => {
     expect(indexReads).toBe(r1);
   });
 
+  it("a row deleted by a transaction older than its CREATE INDEX never comes back from an index scan", async () => {
+    // That transaction's graph read (at its snapshot) finds no node to mark deleted, so it writes no index
+    // record, nothing conflicts, and the built node stays live: only the scan's row read filters it out.
+    await using db = await memoryDb();
+    await db.exec("CREATE TABLE t (id int PRIMARY KEY, emb vector(2))");
+    await db.query("INSERT INTO t VALUES (1, '[0,0]'), (2, '[1,1]'), (3, '[2,1.5]')");
+    let release!: () => void;
+    const created = new Promise<void>((r) => {
+      release = r;
+    });
+    const older = db.transaction(async (tx) => {
+      await tx.query("SELECT 1");
+      await created;
+      await tx.query("DELETE FROM t WHERE id = 2");
+    });
+    await db.exec("CREATE INDEX ON t USING hnsw (emb vector_l2_ops)");
+    release();
+    await older;
+    expect(await ids(db, "SELECT id FROM t ORDER BY emb <-> '[1,1]' LIMIT 3", [])).toEqual([3, 1]);
+    expect(await ids(db, "SELECT id FROM t ORDER BY emb <-> '[1,1]' LIMIT 1", [])).toEqual([3]);
+  });
+
   it("filtered search keeps recall >= 0.9 when the filter keeps 1% of rows, with and without an index on it", async () => {
     await using db = await memoryDb();
     await db.exec("CREATE TABLE docs (id int PRIMARY KEY, tenant int, emb vector(16))");
