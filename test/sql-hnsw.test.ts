@@ -7,6 +7,7 @@
 import { describe, expect, it } from "vitest";
 import { Database, open } from "../src/database.js";
 import { Engine } from "../src/engine/engine.js";
+import { encodeKey } from "../src/engine/lsm/keycodec.js";
 import { SqlEngine } from "../src/engine/sql/session.js";
 import { CountingStorage } from "../src/storage/counting.js";
 import { openStorage } from "../src/storage/open.js";
@@ -336,6 +337,103 @@ describe("HNSW through SQL", () => {
     expect(outsideDuring).toEqual([1, 2]);
     expect(oldSnapshot).toEqual([1, 2]);
     expect(await ids(db, "SELECT id FROM t ORDER BY emb <-> $1 LIMIT 5", [q])).toEqual([3, 2, 1]);
+  });
+
+  it("warm searches take every node from the decoded cache; a snapshot older than the index's last write reads the engine", async () => {
+    await using db = await memoryDb();
+    await db.exec("CREATE TABLE t (id int PRIMARY KEY, emb vector(8))");
+    await db.exec("CREATE INDEX ON t USING hnsw (emb vector_l2_ops)");
+    const data = randomVectors(600, 8, 41);
+    await load(db, "t", data);
+    // Count the engine reads of the index's records (keys [indexId, …]); row reads are [tableId, …].
+    const inner = db as unknown as { engine: Engine; sqlEngine: SqlEngine };
+    const ix = inner.sqlEngine.catalog.table("t")!.def.indexes.find((i) => i.hnsw)!;
+    const prefix = encodeKey([ix.id]);
+    const isIndexKey = (k: Uint8Array) => prefix.every((b, i) => k[i] === b);
+    let indexReads = 0;
+    const engine = inner.engine;
+    const get = engine.get.bind(engine);
+    const getSync = engine.getSync.bind(engine);
+    engine.get = (key, lsn) => {
+      if (isIndexKey(key)) indexReads++;
+      return get(key, lsn);
+    };
+    engine.getSync = (key, lsn) => {
+      if (isIndexKey(key)) indexReads++;
+      return getSync(key, lsn);
+    };
+    const model = new Map(data.map((v, i) => [i, v]));
+    const search = "SELECT id FROM t ORDER BY emb <-> $1 LIMIT 5";
+    await db.exec("SET hnsw.ef_search = 1000");
+    const queries = randomVectors(10, 8, 42);
+    for (const q of queries) expect(await ids(db, search, [q])).toEqual(exact(model, q, 5));
+    // Every node and the entry point were installed by the commits that wrote them.
+    expect(indexReads).toBe(0);
+
+    // A rolled-back writer leaves the cache as it was (its nodes lived only in its overlay).
+    const fail = new Error("roll back");
+    await expect(
+      db.transaction(async (tx) => {
+        await tx.query("INSERT INTO t VALUES (1000, $1)", [queries[0]]);
+        await tx.query("DELETE FROM t WHERE id = 3");
+        throw fail;
+      }),
+    ).rejects.toBe(fail);
+    indexReads = 0; // the writer's own read: its new row's node, which no cache can have
+    for (const q of queries) expect(await ids(db, search, [q])).toEqual(exact(model, q, 5));
+    expect(indexReads).toBe(0);
+
+    // A reader whose snapshot predates a commit of the index reads the engine (the cache holds the newer
+    // versions) and sees the old graph; a new snapshot is back on the cache and sees the commit.
+    let before: number[] = [];
+    let after: number[] = [];
+    let reads = 0;
+    let release!: () => void;
+    const committed = new Promise<void>((r) => {
+      release = r;
+    });
+    const reader = db.transaction(async (tx) => {
+      await tx.query("SELECT 1");
+      await committed;
+      const r0 = indexReads;
+      before = await ids(tx as unknown as Database, search, [queries[1]]);
+      reads = indexReads - r0;
+    });
+    await db.query("INSERT INTO t VALUES (1001, $1)", [queries[1]]);
+    await db.query("DELETE FROM t WHERE id = $1", [exact(model, queries[1]!, 1)[0]]);
+    release();
+    await reader;
+    expect(before).toEqual(exact(model, queries[1]!, 5));
+    expect(reads).toBeGreaterThan(0);
+    model.delete(exact(model, queries[1]!, 1)[0]!);
+    model.set(1001, queries[1]!);
+    const r1 = indexReads;
+    after = await ids(db, search, [queries[1]]);
+    expect(after).toEqual(exact(model, queries[1]!, 5));
+    expect(after[0]).toBe(1001);
+    expect(indexReads).toBe(r1);
+  });
+
+  it("a row deleted by a transaction older than its CREATE INDEX never comes back from an index scan", async () => {
+    // That transaction's graph read (at its snapshot) finds no node to mark deleted, so it writes no index
+    // record, nothing conflicts, and the built node stays live: only the scan's row read filters it out.
+    await using db = await memoryDb();
+    await db.exec("CREATE TABLE t (id int PRIMARY KEY, emb vector(2))");
+    await db.query("INSERT INTO t VALUES (1, '[0,0]'), (2, '[1,1]'), (3, '[2,1.5]')");
+    let release!: () => void;
+    const created = new Promise<void>((r) => {
+      release = r;
+    });
+    const older = db.transaction(async (tx) => {
+      await tx.query("SELECT 1");
+      await created;
+      await tx.query("DELETE FROM t WHERE id = 2");
+    });
+    await db.exec("CREATE INDEX ON t USING hnsw (emb vector_l2_ops)");
+    release();
+    await older;
+    expect(await ids(db, "SELECT id FROM t ORDER BY emb <-> '[1,1]' LIMIT 3", [])).toEqual([3, 1]);
+    expect(await ids(db, "SELECT id FROM t ORDER BY emb <-> '[1,1]' LIMIT 1", [])).toEqual([3]);
   });
 
   it("filtered search keeps recall >= 0.9 when the filter keeps 1% of rows, with and without an index on it", async () => {

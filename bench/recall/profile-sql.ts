@@ -5,26 +5,44 @@
  *
  *   node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/recall/profile-sql.ts [n] [d] [ef] [queries]
  *   node --import tsx bench/recall/profile-sql.ts 10000 384 40 500 backfill   (rows first, then CREATE INDEX)
+ *   node --import tsx bench/recall/profile-sql.ts 50000 384 40 1000 direct    (and the direct API, same run)
  *
  * Defaults: 10,000 × 384, ef 40, 1,000 queries. For per-line ticks bundle first (see profile.ts). CPU seconds
- * are printed beside wall time: on the shared machine they swing less.
+ * are printed beside wall time: on the shared machine they swing less. With `direct` the bench's twill-direct
+ * runner (the same data over a MemoryNodeStore) is built too, and the two searches alternate, three passes
+ * each, so the SQL path's cost over the direct API (µs per query, what this tool is for) is measured in the
+ * same minute. `prof=DIR` writes a CPU profile of each system's second search pass to DIR (sql-search.cpuprofile,
+ * direct-search.cpuprofile) through node:inspector, so a profile shows one system's search and nothing else.
  */
 
+import { writeFileSync } from "node:fs";
+import { Session } from "node:inspector/promises";
+import { join } from "node:path";
 import { open } from "../../src/database.js";
+import { Hnsw, MemoryNodeStore } from "../../src/vector/hnsw.js";
 import { makeDataset } from "./dataset.js";
 
 const n = Number(process.argv[2] ?? 10_000);
 const d = Number(process.argv[3] ?? 384);
 const ef = Number(process.argv[4] ?? 40);
 const queries = Number(process.argv[5] ?? 1000);
-const backfill = process.argv[6] === "backfill";
+const flags = new Set(process.argv.slice(6));
+const backfill = flags.has("backfill");
+const direct = flags.has("direct");
+const profDir = [...flags].find((f) => f.startsWith("prof="))?.slice(5);
+const inspector = profDir === undefined ? undefined : new Session();
+if (inspector) {
+  inspector.connect();
+  await inspector.post("Profiler.enable");
+}
 
 const ds = makeDataset("clustered", n, d, queries, 20261201);
+const cpu = () => process.cpuUsage().user / 1e6;
+
 const db = await open("memory://");
 await db.exec(`CREATE TABLE docs (id int PRIMARY KEY, emb vector(${d}))`);
 const createIndex =
   "CREATE INDEX docs_emb ON docs USING hnsw (emb vector_cosine_ops) WITH (m = 16, ef_construction = 200)";
-const cpu = () => process.cpuUsage().user / 1e6;
 let t = performance.now();
 let c = cpu();
 if (!backfill) await db.exec(createIndex);
@@ -35,17 +53,61 @@ for (let i = 0; i < n; i += 500) {
   });
 }
 if (backfill) await db.exec(createIndex);
+const sqlBuild = { wall: (performance.now() - t) / 1000, cpu: cpu() - c };
 console.log(
-  `sql build ${n} x ${d}${backfill ? " (backfill)" : ""}: ${((performance.now() - t) / 1000).toFixed(2)} s wall, ${(cpu() - c).toFixed(2)} s cpu`,
+  `sql build ${n} x ${d}${backfill ? " (backfill)" : ""}: ${sqlBuild.wall.toFixed(2)} s wall, ${sqlBuild.cpu.toFixed(2)} s cpu`,
 );
+
+let graph: Hnsw | undefined;
+if (direct) {
+  graph = new Hnsw({ m: 16, efConstruction: 200, metric: "cosine" }, new MemoryNodeStore());
+  t = performance.now();
+  c = cpu();
+  for (let i = 0; i < n; i++) await graph.insert(String(i), ds.data[i]!);
+  const wall = (performance.now() - t) / 1000;
+  const used = cpu() - c;
+  console.log(
+    `direct build: ${wall.toFixed(2)} s wall, ${used.toFixed(2)} s cpu; sql / direct ${(sqlBuild.cpu / used).toFixed(2)}x cpu`,
+  );
+}
+
 await db.exec(`SET hnsw.ef_search = ${ef}`);
 const search = db.prepare<{ id: number }>("SELECT id FROM docs ORDER BY emb <=> $1 LIMIT 10");
-for (let i = 0; i < 50; i++) await search.all([ds.queries[i % queries]!]);
-t = performance.now();
-c = cpu();
-for (let rep = 0; rep < 3; rep++) for (const q of ds.queries) await search.all([q]);
-const s = (performance.now() - t) / 1000;
+const passes: Record<string, { wall: number; cpu: number }[]> = { sql: [], direct: [] };
+async function pass(which: "sql" | "direct", profile: boolean): Promise<void> {
+  if (profile) await inspector?.post("Profiler.start");
+  const t0 = performance.now();
+  const c0 = cpu();
+  if (which === "sql") for (const q of ds.queries) await search.all([q]);
+  else for (const q of ds.queries) await graph!.search(q, 10, ef);
+  passes[which]!.push({ wall: performance.now() - t0, cpu: cpu() - c0 });
+  if (profile && inspector) {
+    const { profile: p } = await inspector.post("Profiler.stop");
+    writeFileSync(join(profDir!, `${which}-search.cpuprofile`), JSON.stringify(p));
+  }
+}
+for (let i = 0; i < 50; i++) {
+  await search.all([ds.queries[i % queries]!]);
+  await graph?.search(ds.queries[i % queries]!, 10, ef);
+}
+for (let rep = 0; rep < 3; rep++) {
+  await pass("sql", rep === 1);
+  if (graph) await pass("direct", rep === 1);
+}
+const us = (which: string) => {
+  const p = passes[which]!;
+  const wall = p.reduce((s, x) => s + x.wall, 0) / (p.length * queries);
+  const used = p.reduce((s, x) => s + x.cpu, 0) / (p.length * queries);
+  return { wall: wall * 1000, cpu: used * 1e6 };
+};
+const s = us("sql");
 console.log(
-  `sql search ef=${ef}: ${((3 * queries) / s).toFixed(0)} QPS wall, ${((3 * queries) / (cpu() - c)).toFixed(0)} per cpu-second`,
+  `sql search ef=${ef}: ${(1e6 / s.wall).toFixed(0)} QPS wall, ${(1e6 / s.cpu).toFixed(0)} per cpu-second (${s.cpu.toFixed(0)} µs cpu per query)`,
 );
+if (graph) {
+  const g = us("direct");
+  console.log(
+    `direct search ef=${ef}: ${(1e6 / g.wall).toFixed(0)} QPS wall, ${(1e6 / g.cpu).toFixed(0)} per cpu-second (${g.cpu.toFixed(0)} µs cpu per query); sql - direct ${(s.cpu - g.cpu).toFixed(0)} µs cpu per query, sql / direct QPS ${(g.cpu / s.cpu).toFixed(2)}x`,
+  );
+}
 await db.close();

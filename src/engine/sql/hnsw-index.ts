@@ -26,7 +26,9 @@
  * Reading the hits: a hit's row is read synchronously when it is in memory (memtables, cached blocks, the
  * transaction's writes), and only the columns the query reads are decoded — usually not the vector, whose decode
  * was the largest cost of fetching the k rows. The planner (select.ts) gives the scan those columns and leaves out
- * the hidden ORDER BY distance, which the scan's order makes unneeded.
+ * the hidden ORDER BY distance, which the scan's order makes unneeded. The row is read even when the query wants
+ * only the primary key (which the node's id holds): a transaction whose snapshot predates a CREATE INDEX can delete
+ * a backfilled row without finding its node, and nothing conflicts, so a live node may have no row.
  *
  * Filtered search: the scan evaluates the whole WHERE clause on each hit. When WHERE gives the table access a key
  * (an index or primary-key condition), the scan first counts the matching rows through that key, up to
