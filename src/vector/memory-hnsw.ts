@@ -46,11 +46,23 @@ const paramsSchema = z.object({
   metric: z.enum(["l2", "cosine", "ip"]),
 });
 
-/** Binary min-heap of (distance, handle): the algorithm of hnsw.ts's MinHeap (same ties) over an Int32Array. */
-class MinHeap {
+/** The storage of a binary heap of (distance, handle) pairs; the order lives in the subclass (no branch on it). */
+class HandleHeap {
   d = new Float64Array(256);
   n = new Int32Array(256);
   size = 0;
+  protected grow(): void {
+    const d = new Float64Array(2 * this.d.length);
+    d.set(this.d);
+    const n = new Int32Array(2 * this.n.length);
+    n.set(this.n);
+    this.d = d;
+    this.n = n;
+  }
+}
+
+/** Binary min-heap of (distance, handle): the algorithm of hnsw.ts's MinHeap (same ties) over an Int32Array. */
+class MinHeap extends HandleHeap {
   push(dist: number, h: number): void {
     if (this.size === this.d.length) this.grow();
     const d = this.d;
@@ -90,21 +102,10 @@ class MinHeap {
     }
     return top;
   }
-  private grow(): void {
-    const d = new Float64Array(2 * this.d.length);
-    d.set(this.d);
-    const n = new Int32Array(2 * this.n.length);
-    n.set(this.n);
-    this.d = d;
-    this.n = n;
-  }
 }
 
 /** Binary max-heap of (distance, handle), as hnsw.ts's MaxHeap. */
-class MaxHeap {
-  d = new Float64Array(256);
-  n = new Int32Array(256);
-  size = 0;
+class MaxHeap extends HandleHeap {
   push(dist: number, h: number): void {
     if (this.size === this.d.length) this.grow();
     const d = this.d;
@@ -143,14 +144,6 @@ class MaxHeap {
       n[i] = lastN;
     }
     return top;
-  }
-  private grow(): void {
-    const d = new Float64Array(2 * this.d.length);
-    d.set(this.d);
-    const n = new Int32Array(2 * this.n.length);
-    n.set(this.n);
-    this.d = d;
-    this.n = n;
   }
 }
 
