@@ -41,6 +41,7 @@
  */
 
 import { ErrorCodes, TwillError } from "../../errors.js";
+import { FixedBufferPool } from "../../util/buffer-pool.js";
 import { copyValue } from "./block-pool.js";
 import { bloomHash } from "./bloom.js";
 import { SyncCursor } from "./cursor.js";
@@ -81,26 +82,9 @@ const rowsMin = 64;
 const EMPTY = new Uint8Array(0);
 
 /** Recycled arena chunks, shared by one tree's memtables. Holds at most `keepMax` idle chunks. */
-export class ArenaPool {
-  private readonly idle: Uint8Array[] = [];
-
-  constructor(readonly keepMax: number) {}
-
-  take(): Uint8Array {
-    return this.idle.pop() ?? new Uint8Array(arenaChunkBytes);
-  }
-
-  give(chunk: Uint8Array): void {
-    if (chunk.length === arenaChunkBytes && this.idle.length < this.keepMax) this.idle.push(chunk);
-  }
-
-  /** Drops the idle chunks (to the GC). */
-  clear(): void {
-    this.idle.length = 0;
-  }
-
-  get idleBytes(): number {
-    return this.idle.length * arenaChunkBytes;
+export class ArenaPool extends FixedBufferPool {
+  constructor(keepMax: number) {
+    super(arenaChunkBytes, keepMax);
   }
 
   /** Chunks a memtable of `bytes` (its `approximateBytes`) fills, at most. */

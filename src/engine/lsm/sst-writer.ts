@@ -11,6 +11,7 @@
  */
 
 import { ErrorCodes, TwillError } from "../../errors.js";
+import { FixedBufferPool } from "../../util/buffer-pool.js";
 import { concatChunks } from "../../util/concat-chunks.js";
 import { BloomBuilder, bloomHash } from "./bloom.js";
 import { ByteWriter } from "./byte-io.js";
@@ -45,30 +46,9 @@ export interface SstWriterOptions {
  * at most `keepMax` idle slabs, and its owner clears it when its writing stops (the tree: when no flush, compaction
  * or ingest runs), so that idle slabs are not held for good.
  */
-export class SlabPool {
-  private readonly idle: Uint8Array[] = [];
-
-  constructor(readonly keepMax: number) {}
-
-  take(): Uint8Array {
-    return this.idle.pop() ?? new Uint8Array(slabBytesMax);
-  }
-
-  give(slab: Uint8Array): void {
-    if (slab.length === slabBytesMax && this.idle.length < this.keepMax) this.idle.push(slab);
-  }
-
-  get idleCount(): number {
-    return this.idle.length;
-  }
-
-  get idleBytes(): number {
-    return this.idle.length * slabBytesMax;
-  }
-
-  /** Drops the idle slabs (to the GC): between bursts of writing they are memory nothing uses. */
-  clear(): void {
-    this.idle.length = 0;
+export class SlabPool extends FixedBufferPool {
+  constructor(keepMax: number) {
+    super(slabBytesMax, keepMax);
   }
 }
 
