@@ -605,15 +605,10 @@ export class Hnsw {
   }
 }
 
-/**
- * Integer handles for node ids, and a slot per handle for the owner's decoded node. Both node stores (the
- * in-memory one below and the SQL index cache) name nodes this way, so a graph's arrays are indexed by handle.
- */
-export class HandleTable {
+/** Integer handles for node ids, given out in first-use order, so a graph's arrays can be indexed by handle. */
+export class NodeIds {
   private readonly handles = new Map<string, number>();
   private readonly ids: string[] = [];
-  /** The decoded node of each handle, or undefined; always as long as the handles given out (no holes). */
-  readonly slots: (HnswNode | undefined)[] = [];
 
   handle(id: string): number {
     let h = this.handles.get(id);
@@ -621,16 +616,35 @@ export class HandleTable {
       h = this.ids.length;
       this.ids.push(id);
       this.handles.set(id, h);
-      this.slots.push(undefined);
+      this.added();
     }
     return h;
   }
+  /** Called once per handle given out (a subclass keeps a per-handle array as long as the handles). */
+  protected added(): void {}
   idOf(handle: number): string {
     return this.ids[handle]!;
   }
   /** The handle of an id, if one was given out. */
   find(id: string): number | undefined {
     return this.handles.get(id);
+  }
+  /** How many handles were given out (handles are 0 … count − 1). */
+  get count(): number {
+    return this.ids.length;
+  }
+}
+
+/**
+ * NodeIds with a slot per handle for the owner's decoded node. Both node stores (the in-memory one below and the
+ * SQL index cache) name nodes this way.
+ */
+export class HandleTable extends NodeIds {
+  /** The decoded node of each handle, or undefined; always as long as the handles given out (no holes). */
+  readonly slots: (HnswNode | undefined)[] = [];
+
+  protected override added(): void {
+    this.slots.push(undefined);
   }
 }
 

@@ -31,6 +31,7 @@ import {
   type HnswNode,
   type HnswParams,
   levelFor,
+  NodeIds,
   type NodeStore,
   type SearchHit,
 } from "./hnsw.js";
@@ -165,8 +166,7 @@ class Beam {
 
 export class MemoryHnsw {
   readonly params: HnswParams;
-  private readonly ids: string[] = [];
-  private readonly handles = new Map<string, number>();
+  private readonly ids = new NodeIds();
   private slab: VectorSlab | undefined;
   private readonly s0: number;
   private readonly s1: number;
@@ -259,11 +259,9 @@ export class MemoryHnsw {
 
   /** The handle of `id`, given out (with room in every per-handle array) on first insert. */
   private handleFor(id: string): number {
-    let h = this.handles.get(id);
-    if (h !== undefined) return h;
-    h = this.ids.length;
-    this.ids.push(id);
-    this.handles.set(id, h);
+    const known = this.ids.find(id);
+    if (known !== undefined) return known;
+    const h = this.ids.handle(id);
     if (h >= this.cap) this.grow(h + 1);
     this.levels[h] = NO_NODE;
     return h;
@@ -608,7 +606,7 @@ export class MemoryHnsw {
 
   /** Marks `id` deleted: it keeps routing searches but is never returned. No-op when absent. */
   markDeleted(id: string): void {
-    const h = this.handles.get(id);
+    const h = this.ids.find(id);
     if (h === undefined || this.levels[h] === NO_NODE || this.deletedFlags[h] === 1) return;
     this.deletedFlags[h] = 1;
     this.live--;
@@ -616,7 +614,7 @@ export class MemoryHnsw {
 
   /** Whether `id` is a live node. */
   has(id: string): boolean {
-    const h = this.handles.get(id);
+    const h = this.ids.find(id);
     return h !== undefined && this.levels[h] !== NO_NODE && this.deletedFlags[h] === 0;
   }
 
@@ -645,13 +643,13 @@ export class MemoryHnsw {
     this.searchLayer(qa, entries, beam, width, 0, true, -1);
     const n = Math.min(k, beam.size);
     const hits: SearchHit[] = new Array(n);
-    for (let i = 0; i < n; i++) hits[i] = { id: this.ids[beam.h[i]!]!, distance: beam.d[i]! };
+    for (let i = 0; i < n; i++) hits[i] = { id: this.ids.idOf(beam.h[i]!), distance: beam.d[i]! };
     return { hits, exhausted: beam.size < width };
   }
 
   /** The node of `id` in hnsw.ts's record form (a copy), if it has one. */
   node(id: string): HnswNode | undefined {
-    const h = this.handles.get(id);
+    const h = this.ids.find(id);
     return h === undefined ? undefined : this.nodeOf(h, (x) => x);
   }
 
@@ -668,7 +666,7 @@ export class MemoryHnsw {
       neighbors.push(row);
     }
     return {
-      id: this.ids[h]!,
+      id: this.ids.idOf(h),
       handle: handleOf(h),
       vector: slab.f32.slice(at, at + slab.dims),
       level,
@@ -681,7 +679,7 @@ export class MemoryHnsw {
 
   /** Every node in record form (copies), in handle order. */
   *nodes(): IterableIterator<HnswNode> {
-    for (let h = 0; h < this.ids.length; h++) {
+    for (let h = 0; h < this.ids.count; h++) {
       const n = this.nodeOf(h, (x) => x);
       if (n) yield n;
     }
@@ -692,8 +690,8 @@ export class MemoryHnsw {
    * or any NodeStore would hold for the same graph.
    */
   writeTo(store: NodeStore): void {
-    const map = (h: number) => store.handle(this.ids[h]!);
-    for (let h = 0; h < this.ids.length; h++) {
+    const map = (h: number) => store.handle(this.ids.idOf(h));
+    for (let h = 0; h < this.ids.count; h++) {
       const n = this.nodeOf(h, map);
       if (n) store.put(n);
     }
@@ -725,7 +723,7 @@ export class MemoryHnsw {
       slab.write(g.nodeAt(h), n.vector);
     }
     for (const n of all) {
-      const h = g.handles.get(n.id)!;
+      const h = g.ids.find(n.id)!;
       for (let l = 0; l <= n.level; l++) {
         const links = n.neighbors[l]!;
         if (links.length > g.maxLinks(l))
@@ -736,7 +734,7 @@ export class MemoryHnsw {
         const { arr, p } = g.listOf(h, l);
         arr[p] = links.length;
         for (let i = 0; i < links.length; i++) {
-          const t = g.handles.get(idOf(links[i]!));
+          const t = g.ids.find(idOf(links[i]!));
           if (t === undefined || g.levels[t]! < l)
             throw new TwillError(ErrorCodes.Corruption, `HNSW node ${JSON.stringify(n.id)}: dangling link`);
           arr[p + 1 + i] = t;
@@ -744,7 +742,7 @@ export class MemoryHnsw {
       }
     }
     if (meta !== undefined) {
-      const e = g.handles.get(idOf(meta.entry));
+      const e = g.ids.find(idOf(meta.entry));
       if (e === undefined || g.levels[e] !== meta.maxLevel)
         throw new TwillError(ErrorCodes.Corruption, "HNSW meta: the entry point is not a top-level node");
       g.entry = e;
