@@ -484,6 +484,48 @@ describe("restart entries that tie on the key", () => {
   });
 });
 
+describe("the bloom filter probed only in front of a read (filterFirst = false)", () => {
+  // The bottom level defers the filter until the block turns out not to be cached: same answers, and a key the
+  // filter rules out still costs no read.
+  const entries = sampleEntries(200);
+  const present = [...new Set(entries.map((e) => Buffer.from(e.key).toString("hex")))].map(
+    (h) => new Uint8Array(Buffer.from(h, "hex")),
+  );
+  // Inside the SST's key range but absent: between consecutive present keys.
+  const absent = Array.from({ length: 199 }, (_, i) => encodeKey([7, i, 1]));
+
+  it("answers like the model with and without the filter first, cached or not", async () => {
+    for (const cacheBytes of [0, 1 << 24]) {
+      const { reader } = await openSst(entries, { cacheBytes });
+      for (const filterFirst of [true, false]) {
+        for (const key of [...present, ...absent]) {
+          for (const snapshot of [2, 50, lsnMax - 1]) {
+            const want = modelGet(entries, key, snapshot);
+            expect(await reader.get(key, snapshot, undefined, filterFirst)).toEqual(want);
+            const cached = reader.getCached(key, snapshot, undefined, false, filterFirst);
+            if (cached !== NEEDS_IO) expect(cached).toEqual(want);
+          }
+        }
+      }
+    }
+  });
+
+  it("reads no block for a key the filter rules out when the block is not cached", async () => {
+    const { reader, store } = await openSst(entries, { cacheBytes: 0 });
+    const admitted = absent.filter((k) => reader.mayContain(k)).length;
+    expect(admitted).toBeLessThan(absent.length / 4);
+    const before = store.reads;
+    for (const key of absent) {
+      expect(await reader.get(key, lsnMax - 1, undefined, false)).toBeUndefined();
+      // Not cached and ruled out: answered without I/O rather than NEEDS_IO.
+      if (!reader.mayContain(key))
+        expect(reader.getCached(key, lsnMax - 1, undefined, false, false)).toBeUndefined();
+    }
+    // Nothing is cached (a 0-byte cache), so every key the filter admits costs exactly one read, and no other does.
+    expect(store.reads - before).toBe(admitted);
+  });
+});
+
 describe("entries checked lazily, one restart interval at a time", () => {
   // A block's checksum is checked at load, and its entries when a read first reaches their restart interval. These
   // blocks have valid checksums over defective entries (as a writer bug would leave them): no read may return a

@@ -7,6 +7,7 @@
  *   commit16: 16 async loops of durable single-row commits (begin, put, commit), as bench/engine's 16-writer phase.
  *
  * Run: node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/engine/profile.ts get [--rows N] [--gets N]
+ *      [--block-bytes N] (the engine's blockBytesTarget, for A/B of data block sizes)
  * Not a benchmark of record (no peer): the numbers it prints are for comparing two builds on the same machine.
  */
 
@@ -27,6 +28,8 @@ const flag = (name: string, fallback: number): number => {
 const ROWS = flag("--rows", 1_000_000);
 const GETS = flag("--gets", 200_000);
 const COMMITS = flag("--commits", 400);
+// Data block size to write (the engine's blockBytesTarget); default: the engine's.
+const BLOCK_BYTES = flag("--block-bytes", 0);
 // Twill gets plain Uint8Array views of the shared rows, as engine.bench.ts passes them.
 const rowKey = (i: number, space = 0): Uint8Array => u8(sharedRowKey(i, space));
 const rowValue = (i: number): Uint8Array => u8(sharedRowValue(i));
@@ -55,7 +58,7 @@ async function gcWatchEnd(): Promise<string> {
 
 const dir = await mkdtemp(join(tmpdir(), "twill-profile-engine-"));
 const storage = await openStorage(`file://${dir}`);
-const engine = await Engine.open(storage);
+const engine = await Engine.open(storage, BLOCK_BYTES > 0 ? { blockBytesTarget: BLOCK_BYTES } : {});
 try {
   if (phase === "get") {
     const txn = engine.begin();

@@ -273,13 +273,18 @@ export class SstReader {
 
   /**
    * The block that holds the newest version of `key` with lsn <= snapshot if this SST has one, or -1 when the
-   * key range, the LSN range or the bloom filter rule it out.
+   * key range, the LSN range or (with `filterFirst`) the bloom filter rule it out.
    */
-  private locate(key: Uint8Array, snapshotLsn: number, keyHash: number | undefined): number {
+  private locate(
+    key: Uint8Array,
+    snapshotLsn: number,
+    keyHash: number | undefined,
+    filterFirst: boolean,
+  ): number {
     const p = this.properties;
     if (snapshotLsn < p.minLsn) return -1;
     if (compareBytes(key, p.minKey) < 0 || compareBytes(key, p.maxKey) > 0) return -1;
-    if (!this.bloom.mayContainHash(keyHash ?? bloomHash(key))) return -1;
+    if (filterFirst && !this.bloom.mayContainHash(keyHash ?? bloomHash(key))) return -1;
     // First block whose last (key, lsn) is >= (key, snapshot) in internal order. Every key compared lies within
     // [minKey, maxKey], so the bytes those share are equal and skipped.
     const keyBytes = this.keyBytes;
@@ -309,28 +314,46 @@ export class SstReader {
    * answered from cached blocks only: NEEDS_IO when the block is not cached (then call `get`). `keyHash` is
    * `bloomHash(key)`, for callers probing many SSTs with one key. With `loadSync`, a store that offers
    * `readIntoSync` serves a missing block synchronously instead (and NEEDS_IO is never returned then).
+   *
+   * `filterFirst` (default true) probes the bloom filter before anything else. False defers the probe until the
+   * block turns out not to be cached, where it still saves the read: for the bottom level, where a point get's
+   * key is usually present and the SST is the only candidate, a probe in front of a cached block saves nothing
+   * and costs a cache miss in the filter (RocksDB's optimize_filters_for_hits drops the bottom level's filters
+   * for the same reason). The answer is the same either way.
    */
   getCached(
     key: Uint8Array,
     snapshotLsn: number,
     keyHash?: number,
     loadSync = false,
+    filterFirst = true,
   ): Entry | undefined | NeedsIo {
-    const i = this.locate(key, snapshotLsn, keyHash);
+    const i = this.locate(key, snapshotLsn, keyHash, filterFirst);
     if (i < 0) return undefined;
     let block = this.cache.get(this.objectKey, this.offsets[i]!) as DataBlock | undefined;
     if (block === undefined) {
+      if (!filterFirst && !this.bloom.mayContainHash(keyHash ?? bloomHash(key))) return undefined;
       if (!loadSync || this.store.readIntoSync === undefined) return NEEDS_IO;
       block = this.loadBlockSync(i);
     }
     return this.lookup(block, i, key, snapshotLsn);
   }
 
-  /** The newest version of `key` with lsn <= snapshotLsn (possibly a Delete), or undefined. */
-  async get(key: Uint8Array, snapshotLsn: number, keyHash?: number): Promise<Entry | undefined> {
-    const i = this.locate(key, snapshotLsn, keyHash);
+  /**
+   * The newest version of `key` with lsn <= snapshotLsn (possibly a Delete), or undefined. `filterFirst` as for
+   * `getCached`.
+   */
+  async get(
+    key: Uint8Array,
+    snapshotLsn: number,
+    keyHash?: number,
+    filterFirst = true,
+  ): Promise<Entry | undefined> {
+    const i = this.locate(key, snapshotLsn, keyHash, filterFirst);
     if (i < 0) return undefined;
     let block = this.cachedBlock(i);
+    if (block === undefined && !filterFirst && !this.bloom.mayContainHash(keyHash ?? bloomHash(key)))
+      return undefined;
     if (block === undefined && this.store.readIntoSync !== undefined) block = this.loadBlockSync(i);
     if (block === undefined) {
       block = await this.loadBlock(i, true);

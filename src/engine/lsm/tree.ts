@@ -873,10 +873,11 @@ export class LsmTree {
       const e = h.reader.getCached(key, snapshotLsn, keyHash, loadSync);
       if (e !== undefined) return e;
     }
+    // L1 is the bottom and holds one candidate: its filter is probed only when the block is not cached.
     const h = findL1(view.l1, key);
     if (!h || h.meta.minLsn > snapshotLsn) return undefined;
     if (!h.reader) return NEEDS_IO;
-    return h.reader.getCached(key, snapshotLsn, keyHash, loadSync);
+    return h.reader.getCached(key, snapshotLsn, keyHash, loadSync, false);
   }
 
   /** Newest version of `key` with lsn <= snapshot (a Delete entry when the key was deleted). */
@@ -897,7 +898,7 @@ export class LsmTree {
       }
       const h = findL1(view.l1, key);
       if (!h || h.meta.minLsn > snapshotLsn) return undefined;
-      return await (await this.openReader(h)).get(key, snapshotLsn, keyHash);
+      return await (await this.openReader(h)).get(key, snapshotLsn, keyHash, false);
     } finally {
       this.endRead(seq);
     }
