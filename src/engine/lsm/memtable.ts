@@ -393,14 +393,15 @@ export class Memtable {
     return v;
   }
 
-  put(entry: Entry): void {
+  /** Adds a version; `keyStr` and `keyHash`, if given, are `keyString(entry.key)` and `bloomHash(entry.key)`. */
+  put(entry: Entry, keyStr?: string, keyHash?: number): void {
     if (this.frozen) throw new TwillError(ErrorCodes.Internal, "put into a frozen memtable");
     const bad = entryDefect(entry);
     if (bad !== undefined)
       throw new TwillError(ErrorCodes.Internal, `memtable got a malformed entry: ${bad}`);
     const key = entry.key;
     const lsn = entry.lsn;
-    const hash = bloomHash(key);
+    const hash = keyHash ?? bloomHash(key);
     const k = this.find(key, hash);
     if (k >= 0) {
       let prev = -1;
@@ -433,7 +434,7 @@ export class Memtable {
     this.keyLength[id] = key.length;
     this.keyHead[id] = this.newVersion(entry, -1);
     this.addSlot(hash, id);
-    this.insertKey(keyString(key), id);
+    this.insertKey(keyStr ?? keyString(key), id);
     this.layout++;
     this.bytes += keyOverheadBytes + key.length;
   }
