@@ -133,8 +133,8 @@ const PENDING_KEYS_MAX = 256;
 class QueuedCommit {
   /** Removed from `pendingKeys` / `pendingLarge`. */
   settled = false;
-  resolve!: (lsn: number) => void;
-  reject!: (error: unknown) => void;
+  readonly resolve: (lsn: number) => void;
+  readonly reject: (error: unknown) => void;
   readonly promise: Promise<number>;
 
   constructor(
@@ -153,11 +153,21 @@ class QueuedCommit {
     /** Committed as SSTs plus one INGEST frame, in a group of its own. */
     readonly ingest: boolean,
   ) {
-    this.promise = new Promise<number>((resolve, reject) => {
-      this.resolve = resolve;
-      this.reject = reject;
-    });
+    // One executor for every commit, not a closure per commit: it hands the settle functions out through
+    // `settlers`, read right after (the executor runs synchronously inside the constructor).
+    this.promise = new Promise<number>(captureSettlers);
+    this.resolve = settlers.resolve;
+    this.reject = settlers.reject;
   }
+}
+
+const settlers: { resolve: (lsn: number) => void; reject: (error: unknown) => void } = {
+  resolve: () => undefined,
+  reject: () => undefined,
+};
+function captureSettlers(resolve: (lsn: number) => void, reject: (error: unknown) => void): void {
+  settlers.resolve = resolve;
+  settlers.reject = reject;
 }
 
 const NO_ENTRIES: BufferedWrite[] = [];
@@ -580,6 +590,15 @@ export class Engine implements TxnHost {
     let pending: PendingWrites | undefined;
     if (writes.length <= PENDING_KEYS_MAX) {
       const n = writes.length;
+      if (n === 1) {
+        // The one-row commit, without arrays of a given length to fill.
+        const key = writes.at(0)!.key;
+        const k = keyString(key);
+        const h = bloomHash(key);
+        if (this.pendingKeys.has(k, h)) throw this.conflict(key);
+        pending = { keys: [k], hashes: [h] };
+        return this.checkPendingLarge(txn, writes, pending);
+      }
       pending = { keys: new Array<string>(n), hashes: new Array<number>(n) };
       for (let i = 0; i < n; i++) {
         const key = writes.at(i)!.key;
@@ -594,13 +613,21 @@ export class Engine implements TxnHost {
         if (txn.hasWriteString(k)) throw this.conflict(Buffer.from(k, "latin1"));
       }
     }
-    if (this.pendingLarge.size > 0) {
-      for (const q of this.pendingLarge) {
-        const [probe, other] = q.writes.length <= writes.length ? [q.writes, txn] : [writes, q.txn];
-        for (let i = 0; i < probe.length; i++) {
-          const key = probe.at(i)!.key;
-          if (other.hasWrite(key)) throw this.conflict(key);
-        }
+    return this.checkPendingLarge(txn, writes, pending);
+  }
+
+  /** The part of `checkPending` against queued large commits; returns `pending`. */
+  private checkPendingLarge(
+    txn: Transaction,
+    writes: WriteList,
+    pending: PendingWrites | undefined,
+  ): PendingWrites | undefined {
+    if (this.pendingLarge.size === 0) return pending;
+    for (const q of this.pendingLarge) {
+      const [probe, other] = q.writes.length <= writes.length ? [q.writes, txn] : [writes, q.txn];
+      for (let i = 0; i < probe.length; i++) {
+        const key = probe.at(i)!.key;
+        if (other.hasWrite(key)) throw this.conflict(key);
       }
     }
     return pending;

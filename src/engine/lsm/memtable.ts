@@ -465,16 +465,24 @@ export class Memtable {
     }
     const c = this.chunkFor(s);
     const chunk = this.chunks[c]!;
-    const i = lowerBoundString(chunk.keys, s);
-    if (i === chunk.keys.length) {
-      chunk.keys.push(s);
-      chunk.ids.push(id);
-    } else {
-      chunk.keys.splice(i, 0, s);
-      chunk.ids.splice(i, 0, id);
+    const keys = chunk.keys;
+    const ids = chunk.ids;
+    const n = keys.length;
+    // The last key of the chunk first: keys arriving in order (a load, a writer's own sequence) land at the end.
+    const i = s > keys[n - 1]! ? n : lowerBoundString(keys, s);
+    keys.push(s);
+    ids.push(id);
+    if (i < n) {
+      // Shifted by hand: `splice` allocates the array of removed elements (empty here) on every call.
+      for (let j = n; j > i; j--) {
+        keys[j] = keys[j - 1]!;
+        ids[j] = ids[j - 1]!;
+      }
+      keys[i] = s;
+      ids[i] = id;
     }
     if (i === 0) this.chunkFirst[c] = s;
-    if (chunk.keys.length > this.chunkEntriesMax) {
+    if (keys.length > this.chunkEntriesMax) {
       const half = chunk.keys.length >>> 1;
       const right: Chunk = { keys: chunk.keys.splice(half), ids: chunk.ids.splice(half) };
       this.chunks.splice(c + 1, 0, right);
