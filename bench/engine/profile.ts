@@ -117,7 +117,7 @@ try {
     const n = writers * COMMITS;
     const appends = engine.stats().appends - before;
     console.log(
-      `${phase}${noSync ? " (no sync)" : ""}: ${n} in ${ms.toFixed(0)} ms = ${Math.round((n / ms) * 1000)} commits/s, ${(n / appends).toFixed(1)} per append, CPU ${((cpu.user + cpu.system) / n).toFixed(1)} us per commit; ${await gcWatchEnd()}`,
+      `${phase}${noSync ? " (no sync)" : ""}: ${n} in ${ms.toFixed(0)} ms = ${Math.round((n / ms) * 1000)} commits/s, ${(n / appends).toFixed(1)} per append, CPU ${((cpu.user + cpu.system) / n).toFixed(1)} us per commit (user ${(cpu.user / n).toFixed(1)}, system ${(cpu.system / n).toFixed(1)}); ${await gcWatchEnd()}`,
     );
   } else {
     throw new Error(`unknown phase ${phase} (get | commit16 | commit1)`);
