@@ -38,7 +38,7 @@ const ROUNDS = quick ? 2 : 4;
  * rounds to 21-30 and 4-7 µs in the fourth, while SQLite's native code runs at its speed from the first insert.
  * Without warm-up the rows measured mostly V8's compiler; the first rounds are still reported, as info rows.
  */
-const WARMUP_ROUNDS = quick ? 1 : 2;
+const WARMUP_ROUNDS = quick ? 1 : 3;
 const COMMITS_1 = quick ? 400 : 2_000;
 const WRITERS = 16;
 const COMMITS_PER_WRITER = quick ? 40 : 200;
