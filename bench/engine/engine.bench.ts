@@ -33,12 +33,14 @@ const ROWS = quick ? 100_000 : 1_000_000;
 const ROUNDS = quick ? 2 : 4;
 /**
  * Unmeasured rounds of the durable-commit loops before the measured ones, for both systems. Twill's commit path is
- * JavaScript that V8 optimises only after a few thousand commits: in a replica of this phase (2026-12-01, load ~4),
- * Twill's CPU per commit fell round by round from 58-110 µs (1 writer) and 40-90 µs (16 writers) in the first two
- * rounds to 21-30 and 4-7 µs in the fourth, while SQLite's native code runs at its speed from the first insert.
- * Without warm-up the rows measured mostly V8's compiler; the first rounds are still reported, as info rows.
+ * JavaScript that V8 optimises only after a few thousand commits: in a replica of this phase (2026-12-01, load
+ * 4-5, no fsync), Twill's CPU per commit fell round by round from 58-110 µs (1 writer) and 40-90 µs (16 writers)
+ * in the first two rounds to 21-30 and 4-7 µs in the fourth, and the 1-writer loop was still at 18 µs after three
+ * warm-up rounds but at 9-12 µs (SQLite 13-15 µs) after six, while SQLite's native code runs at its speed from the
+ * first insert. Without warm-up the rows measured mostly V8's compiler; the warm-up rounds are still reported, as
+ * info rows.
  */
-const WARMUP_ROUNDS = quick ? 1 : 3;
+const WARMUP_ROUNDS = quick ? 2 : 6;
 const COMMITS_1 = quick ? 400 : 2_000;
 const WRITERS = 16;
 const COMMITS_PER_WRITER = quick ? 40 : 200;
