@@ -73,10 +73,10 @@ const GATHER_BYTES_MIN = 1024 * 1024;
 /** Object writes from many parts are staged through a buffer of this size. */
 const STAGING_BYTES = 1024 * 1024;
 
-/** Writes all of `bytes` at `position`. */
-function writeAll(fd: number, bytes: Uint8Array, position: number): void {
+/** Writes all of `bytes` (or its first `length` bytes) at `position`. */
+function writeAll(fd: number, bytes: Uint8Array, position: number, length = bytes.length): void {
   let done = 0;
-  while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done, position + done);
+  while (done < length) done += writeSync(fd, bytes, done, length - done, position + done);
 }
 
 /** Writes zeros over [from, to) of a file. */
@@ -572,9 +572,10 @@ class FileLog implements Log {
   private chain: Promise<unknown> = Promise.resolve();
   /** Operations waiting in or running through `chain`. */
   private queued = 0;
-  /** Where small appends are encoded (reused: the write is synchronous), and its int32 view for the CRCs. */
+  /** Where small appends are encoded (reused: the write is synchronous), with its int32 view for the CRCs and a DataView. */
   private scratch = new Uint8Array(0);
   private scratchWords = new Int32Array(0);
+  private scratchView = new DataView(this.scratch.buffer);
   private closed = false;
 
   constructor(
@@ -682,8 +683,8 @@ class FileLog implements Log {
       // megabytes) is written frame by frame, sparing a copy of all of it into one buffer.
       if (length < GATHER_BYTES_MIN) {
         const out = this.appendBuffer(length);
-        encodeFramesInto(out, 0, firstLsn, frames, this.scratchWords);
-        writeAll(tail.fd, out.subarray(0, length), this.tailBytes);
+        encodeFramesInto(out, 0, firstLsn, frames, this.scratchWords, this.scratchView);
+        writeAll(tail.fd, out, this.tailBytes, length);
       } else {
         let at = this.tailBytes;
         let lsn = firstLsn;
@@ -716,6 +717,7 @@ class FileLog implements Log {
       while (size < length) size *= 2;
       this.scratch = new Uint8Array(size);
       this.scratchWords = new Int32Array(this.scratch.buffer);
+      this.scratchView = new DataView(this.scratch.buffer);
     }
     return this.scratch;
   }

@@ -61,7 +61,8 @@ export function encodeFrameHeader(lsn: number, payload: Uint8Array): Uint8Array 
 
 /**
  * Encodes frames with LSNs firstLsn, firstLsn+1, … into `out` at `at`; returns the offset after them. `words`, if
- * given, views all of `out.buffer` as int32s from byte 0 (see `crc32cRange`): the checksums then make no views.
+ * given, views all of `out.buffer` as int32s from byte 0 (see `crc32cRange`): the checksums then make no views;
+ * `outView`, if given, is a DataView of exactly `out`, for a caller that encodes into one buffer many times.
  */
 export function encodeFramesInto(
   out: Uint8Array,
@@ -69,8 +70,9 @@ export function encodeFramesInto(
   firstLsn: number,
   frames: readonly Uint8Array[],
   words?: Int32Array,
+  outView?: DataView,
 ): number {
-  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  const view = outView ?? new DataView(out.buffer, out.byteOffset, out.byteLength);
   let pos = at;
   let lsn = firstLsn;
   for (const payload of frames) {
