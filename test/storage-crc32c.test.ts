@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { crc32c } from "../src/storage/crc32c.js";
+import { crc32c, crc32cRange } from "../src/storage/crc32c.js";
 
 /** Bit-at-a-time CRC-32C, the definition the table-driven version must match. */
 function reference(bytes: Uint8Array, seed = 0): number {
@@ -29,5 +29,20 @@ describe("crc32c", () => {
     }
     const whole = crc32c(data);
     expect(crc32c(data.subarray(333), crc32c(data.subarray(0, 333)))).toBe(whole);
+  });
+
+  it("checksums a range through a word view of the whole buffer, also from a view that starts mid-buffer", () => {
+    const backing = new Uint8Array(708).map((_, i) => (i * 2654435761) >>> 24);
+    const words = new Int32Array(backing.buffer);
+    // `bytes` itself starts at byte 4 and then at 5 of the buffer: the range's alignment is the buffer's.
+    for (const start of [4, 5]) {
+      const bytes = backing.subarray(start, start + 700);
+      for (let from = 0; from < 8; from++) {
+        for (let length = 0; length < 300; length += 1 + (length >> 4)) {
+          const expected = reference(bytes.subarray(from, from + length), 77);
+          expect(crc32cRange(bytes, from, from + length, 77, words)).toBe(expected);
+        }
+      }
+    }
   });
 });

@@ -7,7 +7,9 @@
  * Rows: 16-byte keys (8-byte big-endian row number, then 8 fixed bytes) and 184-byte incompressible values. The
  * bulk load inserts in key order (the order SQLite's B-tree likes best). Random keys come from a seeded PRNG, so
  * both systems get the same sequence. The durable-commit measures alternate the two systems over several rounds
- * (the VM's fsync latency drifts), and report the pooled samples; so do the point gets and range scans, with both
+ * (the VM's fsync latency drifts), after unmeasured warm-up rounds of the same loops (WARMUP_ROUNDS: V8 optimises
+ * Twill's commit path only after a few thousand commits; the warm-up rounds are reported as info rows), and
+ * report the pooled samples; so do the point gets and range scans, with both
  * databases loaded and open. Point gets are measured on SQLite twice: with better-sqlite3's default page cache
  * (16 MB, the target's reference) and, as an info row, with a page cache of Twill's block-cache size (64 MiB).
  *
@@ -29,9 +31,25 @@ import { rowKey, rowValue, u8, VALUE_BYTES } from "../rows.js";
 const quick = process.argv.includes("--quick");
 const ROWS = quick ? 100_000 : 1_000_000;
 const ROUNDS = quick ? 2 : 4;
-const COMMITS_1 = quick ? 400 : 2_000;
+/**
+ * Unmeasured rounds of the durable-commit loops before the measured ones, for both systems. Twill's commit path is
+ * JavaScript that V8 optimises only after a few thousand commits: in a replica of this phase (2026-12-01, load
+ * 4-5, no fsync), Twill's CPU per commit fell round by round from 58-110 µs (1 writer) and 40-90 µs (16 writers)
+ * in the first two rounds to 21-30 and 4-7 µs in the fourth, and the 1-writer loop was still at 18 µs after three
+ * warm-up rounds but at 9-12 µs (SQLite 13-15 µs) after six, while SQLite's native code runs at its speed from the
+ * first insert. Without warm-up the rows measured mostly V8's compiler; the warm-up rounds are still reported, as
+ * info rows.
+ */
+const WARMUP_ROUNDS = quick ? 2 : 6;
+/**
+ * Measured rounds of the durable-commit loops (500 commits of 1 writer, 16 x 50 of 16 writers each): eight, so that
+ * a burst of another process's fsyncs on this shared disk lands on both systems more evenly (at four, single
+ * multi-millisecond syncs decided a ratio). The reads keep ROUNDS.
+ */
+const COMMIT_ROUNDS = quick ? 2 : 8;
+const COMMITS_1 = quick ? 400 : 4_000;
 const WRITERS = 16;
-const COMMITS_PER_WRITER = quick ? 40 : 200;
+const COMMITS_PER_WRITER = quick ? 40 : 400;
 const GETS = quick ? 20_000 : 100_000;
 const SCANS = quick ? 200 : 1_000;
 const SCAN_ROWS = 1_000;
@@ -168,6 +186,8 @@ const find = (system: Row["system"], measureName: string) =>
 const M = {
   commit1: "durable commit, 1 writer",
   commit16: `durable commit, ${WRITERS} writers`,
+  commit1Warmup: "durable commit, 1 writer, warm-up (info)",
+  commit16Warmup: `durable commit, ${WRITERS} writers, warm-up (info)`,
   bulk: `bulk load ${ROWS.toLocaleString("en-US")} rows, 1 txn`,
   getSst: "point get (SSTs, after flush+compact)",
   getSst64: "point get, SQLite page cache 64 MiB (info)",
@@ -209,39 +229,56 @@ const engine = await Engine.open(twillStorage);
   const s16 = new Samples();
   const t1 = new Samples();
   const t16 = new Samples();
-  const per1 = COMMITS_1 / ROUNDS;
-  const per16 = COMMITS_PER_WRITER / ROUNDS;
+  // The warm-up rounds' samples, kept apart (info rows).
+  const w1 = { sqlite: new Samples(), twill: new Samples() };
+  const w16 = { sqlite: new Samples(), twill: new Samples() };
+  const per1 = COMMITS_1 / COMMIT_ROUNDS;
+  const per16 = COMMITS_PER_WRITER / COMMIT_ROUNDS;
   const twillCommit = async (key: Buffer, value: Buffer) => {
     const txn = engine.begin();
     txn.put(u8(key), u8(value));
     await txn.commit();
   };
   let appends16 = 0;
-  for (let r = 0; r < ROUNDS; r++) {
-    await runLoops(s1, 1, per1, (_, i) => insert.run(rowKey(r * per1 + i, 0x40), rowValue(i)));
-    await runLoops(t1, 1, per1, (_, i) => twillCommit(rowKey(r * per1 + i, 0x40), rowValue(i)));
-    await runLoops(s16, WRITERS, per16, (w, i) =>
-      insert.run(rowKey(w * 1_000_000 + r * per16 + i, 0x41), rowValue(i)),
+  // Warm-up rounds first (r < 0), on keys of their own, then the measured rounds.
+  for (let r = -WARMUP_ROUNDS; r < COMMIT_ROUNDS; r++) {
+    const warm = r < 0;
+    const k = r + WARMUP_ROUNDS;
+    await runLoops(warm ? w1.sqlite : s1, 1, per1, (_, i) =>
+      insert.run(rowKey(k * per1 + i, 0x40), rowValue(i)),
+    );
+    await runLoops(warm ? w1.twill : t1, 1, per1, (_, i) =>
+      twillCommit(rowKey(k * per1 + i, 0x40), rowValue(i)),
+    );
+    await runLoops(warm ? w16.sqlite : s16, WRITERS, per16, (w, i) =>
+      insert.run(rowKey(w * 1_000_000 + k * per16 + i, 0x41), rowValue(i)),
     );
     const before = engine.stats().appends;
-    await runLoops(t16, WRITERS, per16, (w, i) =>
-      twillCommit(rowKey(w * 1_000_000 + r * per16 + i, 0x41), rowValue(i)),
+    await runLoops(warm ? w16.twill : t16, WRITERS, per16, (w, i) =>
+      twillCommit(rowKey(w * 1_000_000 + k * per16 + i, 0x41), rowValue(i)),
     );
-    appends16 += engine.stats().appends - before;
+    if (!warm) appends16 += engine.stats().appends - before;
   }
-  add("sqlite", M.commit1, s1.summary(), "one INSERT, autocommit");
-  add("twill", M.commit1, t1.summary(), "begin, put, commit");
+  const warmNote = `warm-up rounds (${WARMUP_ROUNDS}) before the measured ones, not in the targets`;
+  add("sqlite", M.commit1Warmup, w1.sqlite.summary(), warmNote);
+  add("twill", M.commit1Warmup, w1.twill.summary(), warmNote);
+  add("sqlite", M.commit16Warmup, w16.sqlite.summary(), warmNote);
+  add("twill", M.commit16Warmup, w16.twill.summary(), warmNote);
+  // Process CPU per commit (all threads, the fdatasync's system time included): steadier than the rate here.
+  const cpu = (x: Samples) => `CPU ${fmt(x.cpuPerOp(), 1)} µs/op`;
+  add("sqlite", M.commit1, s1.summary(), `one INSERT, autocommit; ${cpu(s1)}`);
+  add("twill", M.commit1, t1.summary(), `begin, put, commit; ${cpu(t1)}`);
   add(
     "sqlite",
     M.commit16,
     s16.summary(),
-    "SQLite is synchronous: the 16 loops' autocommits run one after another",
+    `SQLite is synchronous: the 16 loops' autocommits run one after another; ${cpu(s16)}`,
   );
   add(
     "twill",
     M.commit16,
     t16.summary(),
-    `${fmt((WRITERS * COMMITS_PER_WRITER) / appends16, 1)} commits per log append (group commit)`,
+    `${fmt((WRITERS * COMMITS_PER_WRITER) / appends16, 1)} commits per log append (group commit); ${cpu(t16)}`,
   );
 }
 
@@ -488,6 +525,8 @@ writeResult("bench/results/engine.json", {
     commits1: COMMITS_1,
     writers: WRITERS,
     commitsPerWriter: COMMITS_PER_WRITER,
+    commitRounds: COMMIT_ROUNDS,
+    commitWarmupRounds: WARMUP_ROUNDS,
     gets: GETS,
     scans: SCANS,
     scanRows: SCAN_ROWS,

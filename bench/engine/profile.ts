@@ -5,6 +5,11 @@
  *   get:      bulk-load ROWS rows, flush + compact, then GETS point gets by random key from the SSTs; prints
  *             ops/s and the block cache's hit rate and bytes.
  *   commit16: 16 async loops of durable single-row commits (begin, put, commit), as bench/engine's 16-writer phase.
+ *   commit1:  one loop of durable single-row commits, as bench/engine's 1-writer phase.
+ *   Both commit phases run --warmup N commits per loop first (default 0; the JIT's warm-up is then outside the
+ *   window), build their keys and values before the window (the harness's allocations are not the engine's CPU),
+ *   and with --no-sync open the store without fdatasync: the CPU per commit without the sync's wait, for
+ *   profiling the engine's own work (the rate is then meaningless as a durable figure).
  *
  * Run: node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/engine/profile.ts get [--rows N] [--gets N]
  *      [--block-bytes N] (the engine's blockBytesTarget, for A/B of data block sizes)
@@ -16,7 +21,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PerformanceObserver } from "node:perf_hooks";
 import { Engine } from "../../src/engine/engine.js";
-import { openStorage } from "../../src/storage/open.js";
+import { openFileStorage } from "../../src/storage/file.js";
 import { prng } from "../../src/util/prng.js";
 import { rowKey as sharedRowKey, rowValue as sharedRowValue, u8 } from "../rows.js";
 
@@ -30,6 +35,8 @@ const GETS = flag("--gets", 200_000);
 const COMMITS = flag("--commits", 400);
 // Data block size to write (the engine's blockBytesTarget); default: the engine's.
 const BLOCK_BYTES = flag("--block-bytes", 0);
+const WARMUP = flag("--warmup", 0);
+const noSync = process.argv.includes("--no-sync");
 // Twill gets plain Uint8Array views of the shared rows, as engine.bench.ts passes them.
 const rowKey = (i: number, space = 0): Uint8Array => u8(sharedRowKey(i, space));
 const rowValue = (i: number): Uint8Array => u8(sharedRowValue(i));
@@ -57,7 +64,7 @@ async function gcWatchEnd(): Promise<string> {
 }
 
 const dir = await mkdtemp(join(tmpdir(), "twill-profile-engine-"));
-const storage = await openStorage(`file://${dir}`);
+const storage = await openFileStorage(dir, { unsafeNoSync: noSync });
 const engine = await Engine.open(storage, BLOCK_BYTES > 0 ? { blockBytesTarget: BLOCK_BYTES } : {});
 try {
   if (phase === "get") {
@@ -84,29 +91,39 @@ try {
     );
     console.log("stats before:", JSON.stringify(before));
     console.log("stats after: ", JSON.stringify(engine.stats()));
-  } else if (phase === "commit16") {
+  } else if (phase === "commit16" || phase === "commit1") {
+    const writers = phase === "commit16" ? 16 : 1;
+    const space = phase === "commit16" ? 0x41 : 0x40;
+    const keysOf = (w: number, from: number, n: number) =>
+      Array.from({ length: n }, (_, i) => rowKey(w * 1_000_000 + from + i, space));
+    const values = Array.from({ length: Math.max(WARMUP, COMMITS) }, (_, i) => rowValue(i));
+    const loops = async (keys: Uint8Array[][]) => {
+      await Promise.all(
+        keys.map(async (own) => {
+          for (let i = 0; i < own.length; i++) {
+            const txn = engine.begin();
+            txn.put(own[i]!, values[i]!);
+            await txn.commit();
+          }
+        }),
+      );
+    };
+    if (WARMUP > 0) await loops(Array.from({ length: writers }, (_, w) => keysOf(w, 0, WARMUP)));
+    const keys = Array.from({ length: writers }, (_, w) => keysOf(w, WARMUP, COMMITS));
     observer.observe({ entryTypes: ["gc"] });
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     const before = engine.stats().appends;
-    await Promise.all(
-      Array.from({ length: 16 }, async (_, w) => {
-        for (let i = 0; i < COMMITS; i++) {
-          const txn = engine.begin();
-          txn.put(rowKey(w * 1_000_000 + i, 0x41), rowValue(i));
-          await txn.commit();
-        }
-      }),
-    );
+    await loops(keys);
     const ms = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
-    const n = 16 * COMMITS;
+    const n = writers * COMMITS;
     const appends = engine.stats().appends - before;
     console.log(
-      `commit16: ${n} in ${ms.toFixed(0)} ms = ${Math.round((n / ms) * 1000)} commits/s, ${(n / appends).toFixed(1)} per append, CPU ${((cpu.user + cpu.system) / n).toFixed(1)} us per commit; ${await gcWatchEnd()}`,
+      `${phase}${noSync ? " (no sync)" : ""}: ${n} in ${ms.toFixed(0)} ms = ${Math.round((n / ms) * 1000)} commits/s, ${(n / appends).toFixed(1)} per append, CPU ${((cpu.user + cpu.system) / n).toFixed(1)} us per commit (user ${(cpu.user / n).toFixed(1)}, system ${(cpu.system / n).toFixed(1)}); ${await gcWatchEnd()}`,
     );
   } else {
-    throw new Error(`unknown phase ${phase} (get | commit16)`);
+    throw new Error(`unknown phase ${phase} (get | commit16 | commit1)`);
   }
   if (ballast.length > 0) console.log(`(ballast of ${ballast.length} keys held)`);
 } finally {

@@ -37,7 +37,7 @@
 
 import { z } from "zod";
 import { ErrorCodes, isTwillError, TwillError } from "../errors.js";
-import type { Log, Storage } from "../storage/types.js";
+import type { AppendResult, Log, Storage } from "../storage/types.js";
 import {
   type BranchInfo,
   type BranchOpenContext,
@@ -55,6 +55,7 @@ import {
   trackOpen,
   untrackOpen,
 } from "./branch.js";
+import { bloomHash } from "./lsm/bloom.js";
 import type { VersionReader } from "./lsm/branch-view.js";
 import { type AsyncCursor, LimitCursor } from "./lsm/cursor.js";
 import { emptyManifest, installManifest, loadLatestManifest, type Manifest } from "./lsm/manifest.js";
@@ -69,6 +70,8 @@ import {
   FrameType,
   type Write,
 } from "./txn/commit-record.js";
+import { PendingKeys } from "./txn/pending-keys.js";
+import { SnapshotCounts } from "./txn/snapshot-counts.js";
 import { resolveRange, Transaction, type TxnHost, type TxnScanOptions } from "./txn/transaction.js";
 import { type BufferedWrite, stampEntries, stampEntry, type WriteList } from "./txn/write-buffer.js";
 
@@ -126,22 +129,61 @@ const YIELD_EVERY = 8;
 /** Commits with at most this many writes are checked against queued ones through `pendingKeys`. */
 const PENDING_KEYS_MAX = 256;
 
-interface QueuedCommit {
-  txn: Transaction;
-  /** For conflict checks; the ingest's is made one write at a time. */
-  writes: WriteList;
-  /** What enters the memtable; empty for an ingest. */
-  entries: BufferedWrite[];
-  /** Latin1 strings of the written keys, counted in `pendingKeys`; undefined for a large commit (`pendingLarge`). */
-  keys: string[] | undefined;
+/** A commit waiting for (or in) a group append. */
+class QueuedCommit {
   /** Removed from `pendingKeys` / `pendingLarge`. */
-  settled: boolean;
-  frames: Uint8Array[];
-  bytes: number;
-  /** Committed as SSTs plus one INGEST frame, in a group of its own. */
-  ingest: boolean;
-  resolve: (lsn: number) => void;
-  reject: (error: unknown) => void;
+  settled = false;
+  readonly resolve: (lsn: number) => void;
+  readonly reject: (error: unknown) => void;
+  readonly promise: Promise<number>;
+
+  constructor(
+    readonly txn: Transaction,
+    /** For conflict checks; the ingest's is made one write at a time. */
+    readonly writes: WriteList,
+    /** What enters the memtable; empty for an ingest. */
+    readonly entries: BufferedWrite[],
+    /**
+     * The written keys as latin1 strings and their hashes (in `entries` order), counted in `pendingKeys` and
+     * handed to the memtable for its indexes; undefined for a large commit (`pendingLarge`).
+     */
+    readonly pending: PendingWrites | undefined,
+    readonly frames: Uint8Array[],
+    readonly bytes: number,
+    /** Committed as SSTs plus one INGEST frame, in a group of its own. */
+    readonly ingest: boolean,
+  ) {
+    // One executor for every commit, not a closure per commit: it hands the settle functions out through
+    // `settlers`, read right after (the executor runs synchronously inside the constructor).
+    this.promise = new Promise<number>(captureSettlers);
+    this.resolve = settlers.resolve;
+    this.reject = settlers.reject;
+  }
+}
+
+const settlers: { resolve: (lsn: number) => void; reject: (error: unknown) => void } = {
+  resolve: () => undefined,
+  reject: () => undefined,
+};
+function captureSettlers(resolve: (lsn: number) => void, reject: (error: unknown) => void): void {
+  settlers.resolve = resolve;
+  settlers.reject = reject;
+}
+
+const NO_ENTRIES: BufferedWrite[] = [];
+
+/** The frames of a group's commits, in order, for one append. */
+function groupFrames(group: readonly QueuedCommit[]): Uint8Array[] {
+  if (group.length === 1) return group[0]!.frames;
+  const frames: Uint8Array[] = [];
+  for (const q of group) for (const f of q.frames) frames.push(f);
+  return frames;
+}
+
+/** A small commit's keys as latin1 strings and their `bloomHash`es, by position in its sorted writes. */
+interface PendingWrites {
+  keys: string[];
+  hashes: number[];
 }
 
 export interface EngineStats extends TreeStats {
@@ -173,12 +215,14 @@ export class Engine implements TxnHost {
   private lastLsn = 0;
   private queue: QueuedCommit[] = [];
   private appending = false;
+  /** The group whose append is in flight on the fast path of `pump` (see there). */
+  private inflight: QueuedCommit[] | undefined;
   /**
    * Keys written by queued and in-flight commits of at most PENDING_KEYS_MAX writes, with how many write each: a
    * commit checks its keys here, instead of probing each of up to 15 others' write sets (measured: 15% of a
    * 16-committer run). Larger commits are in `pendingLarge` and checked pair by pair.
    */
-  private readonly pendingKeys = new Map<string, number>();
+  private readonly pendingKeys = new PendingKeys();
   private readonly pendingLarge = new Set<QueuedCommit>();
   private appendsSinceYield = 0;
   private failure: TwillError | undefined;
@@ -202,7 +246,7 @@ export class Engine implements TxnHost {
     private readonly tree: LsmTree,
     private readonly epoch: number,
     /** Live snapshot LSNs with how many transactions (or child forks) hold each; shared with compaction. */
-    private readonly snapshots: Map<number, number>,
+    private readonly snapshots: SnapshotCounts,
     /** Where this branch sits: name, LSN base, parent, and what it reads through. */
     private readonly branchCtx: BranchOpenContext,
     readonly options: Readonly<ReturnType<typeof parseOptions>>,
@@ -266,13 +310,13 @@ export class Engine implements TxnHost {
           { hint: "the log was removed or replaced; restore it from a backup" },
         );
       }
-      const snapshots = new Map<number, number>();
+      const snapshots = new SnapshotCounts();
       const tree = new LsmTree(
         storage,
         opts.branch,
         manifest,
         opts,
-        () => [...snapshots.keys()].sort((a, b) => a - b),
+        () => snapshots.sorted(),
         branchCtx.sstPrefix,
       );
       branchCtx.attach(tree);
@@ -391,16 +435,14 @@ export class Engine implements TxnHost {
   begin(): Transaction {
     if (this.closed) throw new TwillError(ErrorCodes.Closed, "the database is closed");
     const txn = new Transaction(this, this.lastLsn);
-    this.snapshots.set(txn.snapshotLsn, (this.snapshots.get(txn.snapshotLsn) ?? 0) + 1);
+    this.snapshots.acquire(txn.snapshotLsn);
     this.openTxns++;
     return txn;
   }
 
   /** @internal TxnHost: called once when a transaction ends. */
   release(txn: Transaction): void {
-    const n = (this.snapshots.get(txn.snapshotLsn) ?? 1) - 1;
-    if (n <= 0) this.snapshots.delete(txn.snapshotLsn);
-    else this.snapshots.set(txn.snapshotLsn, n);
+    this.snapshots.release(txn.snapshotLsn);
     this.openTxns--;
   }
 
@@ -451,81 +493,136 @@ export class Engine implements TxnHost {
     return new LimitCursor(cursor, range ? (options.limit ?? Number.POSITIVE_INFINITY) : 0);
   }
 
-  /** @internal TxnHost: conflict check, then queue for the next group append. */
-  async commit(txn: Transaction): Promise<number> {
-    this.checkWritable();
-    // A transaction for ingest never has all its write objects made at once (see write-buffer.ts).
-    const ingest = txn.ownByteCount >= this.options.ingestBytesMin;
-    const entries = ingest ? [] : txn.ownWrites();
-    const writes = ingest ? txn.ownWriteList() : entries;
-    if (writes.length === 0) return txn.snapshotLsn;
-    const snapshot = txn.snapshotLsn;
-    // SST part of the check: only SSTs holding versions newer than the snapshot matter. Re-run if a flush or
-    // compaction changed the SST set while we awaited.
-    for (;;) {
-      const seq = this.tree.viewSeq;
-      if (this.tree.sstMaxLsn > snapshot) {
-        for (let i = 0; i < writes.length; i++) {
-          const key = writes.at(i)!.key;
-          if ((await this.tree.newestSstLsn(key, snapshot)) > snapshot) throw this.conflict(key);
-        }
+  /**
+   * @internal TxnHost: conflict check, then queue for the next group append. Not an async function: a commit that
+   * needs no SST check (no SST holds a version newer than its snapshot, the common case) goes from here to the
+   * queue without an await, and its promise is the one the group append settles.
+   */
+  commit(txn: Transaction): Promise<number> {
+    try {
+      this.checkWritable();
+      // A transaction for ingest never has all its write objects made at once (see write-buffer.ts).
+      const ingest = txn.ownByteCount >= this.options.ingestBytesMin;
+      const entries = ingest ? NO_ENTRIES : txn.ownWrites();
+      const writes = ingest ? txn.ownWriteList() : entries;
+      if (writes.length === 0) {
+        txn.finishCommit(true);
+        return Promise.resolve(txn.snapshotLsn);
       }
-      if (seq === this.tree.viewSeq) break;
+      if (this.tree.sstMaxLsn > txn.snapshotLsn)
+        return this.commitAfterSstCheck(txn, entries, writes, ingest);
+      return this.enqueue(txn, entries, writes, ingest);
+    } catch (error) {
+      txn.finishCommit(false);
+      return Promise.reject(error);
     }
-    this.checkWritable();
-    // Memtable and queue part, synchronous up to the enqueue. Memtables with nothing newer than the snapshot
-    // cannot conflict, which spares a bulk load a probe per write.
+  }
+
+  /**
+   * The SST part of the conflict check: only SSTs holding versions newer than the snapshot matter. Re-run if a
+   * flush or compaction changed the SST set while we awaited.
+   */
+  private async commitAfterSstCheck(
+    txn: Transaction,
+    entries: BufferedWrite[],
+    writes: WriteList,
+    ingest: boolean,
+  ): Promise<number> {
+    try {
+      const snapshot = txn.snapshotLsn;
+      for (;;) {
+        const seq = this.tree.viewSeq;
+        if (this.tree.sstMaxLsn > snapshot) {
+          for (let i = 0; i < writes.length; i++) {
+            const key = writes.at(i)!.key;
+            if ((await this.tree.newestSstLsn(key, snapshot)) > snapshot) throw this.conflict(key);
+          }
+        }
+        if (seq === this.tree.viewSeq) break;
+      }
+      this.checkWritable();
+      return await this.enqueue(txn, entries, writes, ingest);
+    } catch (error) {
+      txn.finishCommit(false);
+      throw error;
+    }
+  }
+
+  /**
+   * The memtable and queue part of the conflict check, synchronous up to the enqueue so no commit slips between
+   * check and queue; then queues the commit. Throws only before queueing.
+   */
+  private enqueue(
+    txn: Transaction,
+    entries: BufferedWrite[],
+    writes: WriteList,
+    ingest: boolean,
+  ): Promise<number> {
+    const snapshot = txn.snapshotLsn;
+    // Memtables with nothing newer than the snapshot cannot conflict, which spares a bulk load a probe per write.
     if (this.tree.memMaxLsn > snapshot) {
       for (let i = 0; i < writes.length; i++) {
         const key = writes.at(i)!.key;
         if (this.tree.newestMemLsn(key) > snapshot) throw this.conflict(key);
       }
     }
-    const keys = this.checkPending(txn, writes);
+    const pending = this.checkPending(txn, writes);
     const frames = ingest ? [] : encodeCommit(entries);
     let bytes = 0;
-    for (const f of frames) bytes += f.length;
-    return new Promise<number>((resolve, reject) => {
-      const q: QueuedCommit = {
-        txn,
-        writes,
-        entries,
-        keys,
-        settled: false,
-        frames,
-        bytes,
-        ingest,
-        resolve,
-        reject,
-      };
-      if (keys === undefined) this.pendingLarge.add(q);
-      else for (const k of keys) this.pendingKeys.set(k, (this.pendingKeys.get(k) ?? 0) + 1);
-      this.queue.push(q);
-      this.pump();
-    });
+    for (let i = 0; i < frames.length; i++) bytes += frames[i]!.length;
+    const q = new QueuedCommit(txn, writes, entries, pending, frames, bytes, ingest);
+    if (pending === undefined) this.pendingLarge.add(q);
+    else
+      for (let i = 0; i < pending.keys.length; i++)
+        this.pendingKeys.add(pending.keys[i]!, pending.hashes[i]!);
+    this.queue.push(q);
+    this.pump();
+    return q.promise;
   }
 
   /**
    * Conflict check against queued and in-flight commits (those are newer than any snapshot): throws on a key one of
-   * them writes too; returns this commit's key strings for `pendingKeys` (undefined when it is large). Large write
-   * sets are intersected from the smaller side, so a bulk load alone pays nothing and small commits never walk a
-   * large one.
+   * them writes too; returns this commit's key strings and hashes for `pendingKeys` (undefined when it is large).
+   * Large write sets are intersected from the smaller side, so a bulk load alone pays nothing and small commits
+   * never walk a large one.
    */
-  private checkPending(txn: Transaction, writes: WriteList): string[] | undefined {
-    let keys: string[] | undefined;
+  private checkPending(txn: Transaction, writes: WriteList): PendingWrites | undefined {
+    let pending: PendingWrites | undefined;
     if (writes.length <= PENDING_KEYS_MAX) {
-      keys = new Array<string>(writes.length);
-      for (let i = 0; i < writes.length; i++) {
+      const n = writes.length;
+      if (n === 1) {
+        // The one-row commit, without arrays of a given length to fill.
+        const key = writes.at(0)!.key;
+        const k = keyString(key);
+        const h = bloomHash(key);
+        if (this.pendingKeys.has(k, h)) throw this.conflict(key);
+        pending = { keys: [k], hashes: [h] };
+        return this.checkPendingLarge(txn, writes, pending);
+      }
+      pending = { keys: new Array<string>(n), hashes: new Array<number>(n) };
+      for (let i = 0; i < n; i++) {
         const key = writes.at(i)!.key;
         const k = keyString(key);
-        if (this.pendingKeys.has(k)) throw this.conflict(key);
-        keys[i] = k;
+        const h = bloomHash(key);
+        if (this.pendingKeys.has(k, h)) throw this.conflict(key);
+        pending.keys[i] = k;
+        pending.hashes[i] = h;
       }
     } else if (this.pendingKeys.size > 0) {
-      for (const k of this.pendingKeys.keys()) {
+      for (const k of this.pendingKeys.all()) {
         if (txn.hasWriteString(k)) throw this.conflict(Buffer.from(k, "latin1"));
       }
     }
+    return this.checkPendingLarge(txn, writes, pending);
+  }
+
+  /** The part of `checkPending` against queued large commits; returns `pending`. */
+  private checkPendingLarge(
+    txn: Transaction,
+    writes: WriteList,
+    pending: PendingWrites | undefined,
+  ): PendingWrites | undefined {
+    if (this.pendingLarge.size === 0) return pending;
     for (const q of this.pendingLarge) {
       const [probe, other] = q.writes.length <= writes.length ? [q.writes, txn] : [writes, q.txn];
       for (let i = 0; i < probe.length; i++) {
@@ -533,22 +630,20 @@ export class Engine implements TxnHost {
         if (other.hasWrite(key)) throw this.conflict(key);
       }
     }
-    return keys;
+    return pending;
   }
 
   /** The commit left the queue (applied or failed): its keys no longer conflict through `pendingKeys`. */
   private settlePending(q: QueuedCommit): void {
     if (q.settled) return;
     q.settled = true;
-    if (q.keys === undefined) {
+    const pending = q.pending;
+    if (pending === undefined) {
       this.pendingLarge.delete(q);
       return;
     }
-    for (const k of q.keys) {
-      const n = this.pendingKeys.get(k)! - 1;
-      if (n <= 0) this.pendingKeys.delete(k);
-      else this.pendingKeys.set(k, n);
-    }
+    for (let i = 0; i < pending.keys.length; i++)
+      this.pendingKeys.remove(pending.keys[i]!, pending.hashes[i]!);
   }
 
   private conflict(key: Uint8Array): TwillError {
@@ -584,8 +679,44 @@ export class Engine implements TxnHost {
       if (q.ingest) break;
     }
     const group = this.queue.splice(0, take);
-    void this.appendGroup(group).finally(this.afterAppend);
+    const log = this.log;
+    if (log === undefined || group[0]!.ingest || this.tree.needsBackPressure) {
+      void this.appendGroup(group).finally(this.afterAppend);
+      return;
+    }
+    // Nothing to wait for before the append: no async function (and its promises) per group, the log's promise
+    // settles through two handlers made once, and the group waits in `inflight` (one append is in flight at most).
+    let appended: Promise<AppendResult>;
+    try {
+      this.checkWritable();
+      this.appends++;
+      appended = log.append(groupFrames(group));
+    } catch (error) {
+      this.failGroup(group, error);
+      this.afterAppend();
+      return;
+    }
+    this.inflight = group;
+    appended.then(this.onAppended, this.onAppendFailed);
   }
+
+  private readonly onAppended = (result: AppendResult): void => {
+    const group = this.inflight!;
+    this.inflight = undefined;
+    try {
+      this.applyGroup(group, result.firstLsn + this.branchCtx.lsnBase);
+    } catch (error) {
+      this.failGroup(group, error);
+    }
+    this.afterAppend();
+  };
+
+  private readonly onAppendFailed = (error: unknown): void => {
+    const group = this.inflight!;
+    this.inflight = undefined;
+    this.failGroup(group, error);
+    this.afterAppend();
+  };
 
   // Both made once: under a keepNames build (tsx, tsup) every closure created per append also costs a
   // defineProperty call.
@@ -608,6 +739,7 @@ export class Engine implements TxnHost {
     this.pump();
   };
 
+  /** The group append when something must be awaited first: back-pressure, the log's opening, an ingest. */
   private async appendGroup(group: QueuedCommit[]): Promise<void> {
     try {
       if (this.tree.needsBackPressure) await this.tree.waitForFlush();
@@ -617,42 +749,56 @@ export class Engine implements TxnHost {
         await this.ingestOne(log, group[0]!);
         return;
       }
-      const frames = group.length === 1 ? group[0]!.frames : group.flatMap((q) => q.frames);
       this.appends++;
-      const firstLsn = (await log.append(frames)).firstLsn + this.branchCtx.lsnBase;
-      // Durable: apply every commit of the group before yielding, so readers see the group at once.
-      let lsn = firstLsn;
-      for (const q of group) {
-        lsn += q.frames.length;
-        const commitLsn = lsn - 1;
-        this.tree.apply(stampEntries(q.entries, commitLsn));
-        // In the memtable now, where later commits' checks find it.
-        this.settlePending(q);
-        this.lastLsn = commitLsn;
-        this.commits++;
-        q.resolve(commitLsn);
-      }
-      this.tree.maybeFreeze(this.lastLsn);
+      const firstLsn = (await log.append(groupFrames(group))).firstLsn + this.branchCtx.lsnBase;
+      this.applyGroup(group, firstLsn);
     } catch (error) {
-      if (!this.failure && !(isTwillError(error) && error.code === ErrorCodes.Closed)) {
-        this.failure = isTwillError(error, ErrorCodes.Fenced)
-          ? new TwillError(ErrorCodes.Fenced, "database is locked by another writer", {
+      this.failGroup(group, error);
+    }
+  }
+
+  /**
+   * The group's append is durable from `firstLsn` on: applies every commit of it before yielding, so readers see
+   * the group at once, and resolves them.
+   */
+  private applyGroup(group: QueuedCommit[], firstLsn: number): void {
+    let lsn = firstLsn;
+    for (const q of group) {
+      lsn += q.frames.length;
+      const commitLsn = lsn - 1;
+      const pending = q.pending;
+      this.tree.apply(stampEntries(q.entries, commitLsn), pending?.keys, pending?.hashes);
+      // In the memtable now, where later commits' checks find it.
+      this.settlePending(q);
+      this.lastLsn = commitLsn;
+      this.commits++;
+      q.txn.finishCommit(true);
+      q.resolve(commitLsn);
+    }
+    this.tree.maybeFreeze(this.lastLsn);
+  }
+
+  /** The group's append (or applying it) failed: the engine is poisoned for writes, and every commit fails. */
+  private failGroup(group: QueuedCommit[], error: unknown): void {
+    if (!this.failure && !(isTwillError(error) && error.code === ErrorCodes.Closed)) {
+      this.failure = isTwillError(error, ErrorCodes.Fenced)
+        ? new TwillError(ErrorCodes.Fenced, "database is locked by another writer", {
+            cause: error,
+            hint: "another process opened this database for writing; reopen to continue with its state",
+          })
+        : new TwillError(
+            ErrorCodes.Io,
+            `commit outcome unknown: the log write failed (${(error as Error).message})`,
+            {
               cause: error,
-              hint: "another process opened this database for writing; reopen to continue with its state",
-            })
-          : new TwillError(
-              ErrorCodes.Io,
-              `commit outcome unknown: the log write failed (${(error as Error).message})`,
-              {
-                cause: error,
-                hint: "the database accepts no more commits until it is reopened; recovery keeps whatever reached the log",
-              },
-            );
-      }
-      for (const q of group) {
-        this.settlePending(q);
-        q.reject(this.failure ?? error);
-      }
+              hint: "the database accepts no more commits until it is reopened; recovery keeps whatever reached the log",
+            },
+          );
+    }
+    for (const q of group) {
+      this.settlePending(q);
+      q.txn.finishCommit(false);
+      q.reject(this.failure ?? error);
     }
   }
 
@@ -683,6 +829,7 @@ export class Engine implements TxnHost {
     this.lastLsn = lsn;
     this.commits++;
     this.ingests++;
+    q.txn.finishCommit(true);
     q.resolve(lsn);
   }
 
@@ -809,7 +956,7 @@ export class Engine implements TxnHost {
   registerChild(name: string, forkLsn: number): boolean {
     if (this.childForks.has(name)) return false;
     this.childForks.set(name, forkLsn);
-    this.snapshots.set(forkLsn, (this.snapshots.get(forkLsn) ?? 0) + 1);
+    this.snapshots.acquire(forkLsn);
     return true;
   }
 
@@ -818,9 +965,7 @@ export class Engine implements TxnHost {
     const forkLsn = this.childForks.get(name);
     if (forkLsn === undefined) return;
     this.childForks.delete(name);
-    const n = (this.snapshots.get(forkLsn) ?? 1) - 1;
-    if (n <= 0) this.snapshots.delete(forkLsn);
-    else this.snapshots.set(forkLsn, n);
+    this.snapshots.release(forkLsn);
   }
 
   /** @internal */

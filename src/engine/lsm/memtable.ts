@@ -393,14 +393,15 @@ export class Memtable {
     return v;
   }
 
-  put(entry: Entry): void {
+  /** Adds a version; `keyStr` and `keyHash`, if given, are `keyString(entry.key)` and `bloomHash(entry.key)`. */
+  put(entry: Entry, keyStr?: string, keyHash?: number): void {
     if (this.frozen) throw new TwillError(ErrorCodes.Internal, "put into a frozen memtable");
     const bad = entryDefect(entry);
     if (bad !== undefined)
       throw new TwillError(ErrorCodes.Internal, `memtable got a malformed entry: ${bad}`);
     const key = entry.key;
     const lsn = entry.lsn;
-    const hash = bloomHash(key);
+    const hash = keyHash ?? bloomHash(key);
     const k = this.find(key, hash);
     if (k >= 0) {
       let prev = -1;
@@ -433,7 +434,7 @@ export class Memtable {
     this.keyLength[id] = key.length;
     this.keyHead[id] = this.newVersion(entry, -1);
     this.addSlot(hash, id);
-    this.insertKey(keyString(key), id);
+    this.insertKey(keyStr ?? keyString(key), id);
     this.layout++;
     this.bytes += keyOverheadBytes + key.length;
   }
@@ -464,16 +465,24 @@ export class Memtable {
     }
     const c = this.chunkFor(s);
     const chunk = this.chunks[c]!;
-    const i = lowerBoundString(chunk.keys, s);
-    if (i === chunk.keys.length) {
-      chunk.keys.push(s);
-      chunk.ids.push(id);
-    } else {
-      chunk.keys.splice(i, 0, s);
-      chunk.ids.splice(i, 0, id);
+    const keys = chunk.keys;
+    const ids = chunk.ids;
+    const n = keys.length;
+    // The last key of the chunk first: keys arriving in order (a load, a writer's own sequence) land at the end.
+    const i = s > keys[n - 1]! ? n : lowerBoundString(keys, s);
+    keys.push(s);
+    ids.push(id);
+    if (i < n) {
+      // Shifted by hand: `splice` allocates the array of removed elements (empty here) on every call.
+      for (let j = n; j > i; j--) {
+        keys[j] = keys[j - 1]!;
+        ids[j] = ids[j - 1]!;
+      }
+      keys[i] = s;
+      ids[i] = id;
     }
     if (i === 0) this.chunkFirst[c] = s;
-    if (chunk.keys.length > this.chunkEntriesMax) {
+    if (keys.length > this.chunkEntriesMax) {
       const half = chunk.keys.length >>> 1;
       const right: Chunk = { keys: chunk.keys.splice(half), ids: chunk.ids.splice(half) };
       this.chunks.splice(c + 1, 0, right);

@@ -248,10 +248,16 @@ export class LsmTree {
 
   // ---- writes -------------------------------------------------------------------------------------------------
 
-  /** Adds one durable commit's versions. Synchronous: callers apply a whole commit between two awaits. */
-  apply(entries: readonly Entry[]): void {
+  /**
+   * Adds one durable commit's versions. Synchronous: callers apply a whole commit between two awaits. `keys` and
+   * `hashes`, if given, are the entries' keys as latin1 strings and their `bloomHash`es (the commit's conflict
+   * check made them), so the memtable need not make them again.
+   */
+  apply(entries: readonly Entry[], keys?: readonly string[], hashes?: readonly number[]): void {
     const active = this.view.active;
-    for (const entry of entries) active.put(entry);
+    if (keys === undefined || hashes === undefined)
+      for (let i = 0; i < entries.length; i++) active.put(entries[i]!);
+    else for (let i = 0; i < entries.length; i++) active.put(entries[i]!, keys[i], hashes[i]);
   }
 
   /** True when commits should wait for a flush before appending more (the memtables are full). */

@@ -118,19 +118,23 @@ export function encodeCommit(
   writes: readonly Write[],
   frameBytesTarget = COMMIT_FRAME_BYTES_TARGET,
 ): Uint8Array[] {
-  const frames: Uint8Array[] = [];
+  // Made only once a PART frame is needed: most commits are one frame, returned in an array of exactly one.
+  let frames: Uint8Array[] | undefined;
   let from = 0;
   let bytes = 0;
   for (let i = 0; i < writes.length; i++) {
     const size = writeBytes(writes[i]!);
     if (bytes > 0 && bytes + size > frameBytesTarget) {
+      frames ??= [];
       frames.push(encodeFrame(FrameType.Part, writes, from, i, bytes));
       from = i;
       bytes = 0;
     }
     bytes += size;
   }
-  frames.push(encodeFrame(FrameType.Commit, writes, from, writes.length, bytes));
+  const last = encodeFrame(FrameType.Commit, writes, from, writes.length, bytes);
+  if (frames === undefined) return [last];
+  frames.push(last);
   return frames;
 }
 

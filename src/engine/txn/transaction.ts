@@ -26,6 +26,11 @@ export interface TxnHost {
   scan(range: ScanRange, snapshotLsn: number): AsyncCursor<KeyValue>;
   /** Memory-only read at a snapshot, or NEEDS_IO; optional (a host without it makes `getSync` say NEEDS_IO). */
   getSync?(key: Uint8Array, snapshotLsn: number): Uint8Array | undefined | NeedsIo;
+  /**
+   * Commits `txn`: the promise settles with the commit LSN or the error. Before it settles, the host ends the
+   * transaction with `txn.finishCommit` (exactly once, success or not): the transaction then needs no async
+   * wrapper of its own, one promise and its state fewer per commit.
+   */
   commit(txn: Transaction): Promise<number>;
   release(txn: Transaction): void;
 }
@@ -164,19 +169,24 @@ export class Transaction {
   }
 
   /** Makes the writes durable and visible; returns the commit LSN. SERIALIZATION_FAILURE (40001) on conflict. */
-  async commit(): Promise<number> {
-    this.checkOpen();
-    this.state = "committing";
+  commit(): Promise<number> {
     try {
-      const lsn = await this.host.commit(this);
-      this.state = "committed";
-      return lsn;
+      this.checkOpen();
     } catch (error) {
-      this.state = "aborted";
-      throw error;
-    } finally {
-      this.host.release(this);
+      return Promise.reject(error);
     }
+    this.state = "committing";
+    return this.host.commit(this);
+  }
+
+  /**
+   * @internal For the host, once per commit before its promise settles: the transaction is committed (or failed,
+   * and so aborted) and its snapshot released.
+   */
+  finishCommit(committed: boolean): void {
+    if (this.state !== "committing") return;
+    this.state = committed ? "committed" : "aborted";
+    this.host.release(this);
   }
 
   /** Discards the writes. Idempotent; a no-op after commit. */

@@ -124,9 +124,14 @@ export class WriteBuffer {
    */
   sorted(): BufferedWrite[] {
     if (this.sortedCache !== undefined) return this.sortedCache;
-    const out: BufferedWrite[] = [];
     const n = this.sortedLength;
-    for (let i = 0; i < n; i++) out.push(this.sortedAt(i));
+    // A one-write commit (the common case) gets an array of exactly one, not the 17 slots a first push makes.
+    let out: BufferedWrite[];
+    if (n === 1) out = [this.sortedAt(0)];
+    else {
+      out = [];
+      for (let i = 0; i < n; i++) out.push(this.sortedAt(i));
+    }
     this.sortedCache = out;
     return out;
   }
@@ -244,8 +249,10 @@ export class WriteBuffer {
     const s = this.slots;
     if (slot === this.count) {
       if (this.ascending && slot > 0 && this.compareToSlot(key, slot - 1) <= 0) this.ascending = false;
-      // Pushed, not assigned past the end, so the array stays packed.
-      if (s.length === slot * F) s.push(chunkId, offset, key.length, valueLength);
+      // Pushed, not assigned past the end, so the array stays packed. The first write makes an array of exactly
+      // its four fields: a push into an empty array allocates room for 17, most of a one-row commit's garbage.
+      if (slot === 0 && s.length === 0) this.slots = [chunkId, offset, key.length, valueLength];
+      else if (s.length === slot * F) s.push(chunkId, offset, key.length, valueLength);
       else {
         s[slot * F] = chunkId;
         s[slot * F + 1] = offset;
@@ -300,7 +307,8 @@ export class WriteBuffer {
         sharedUsed = 0;
       }
       out = shared;
-      if (this.chunks[this.chunks.length - 1] !== out) this.chunks.push(out);
+      if (this.chunks.length === 0) this.chunks = [out];
+      else if (this.chunks[this.chunks.length - 1] !== out) this.chunks.push(out);
       at = sharedUsed;
       sharedUsed += total;
     }
