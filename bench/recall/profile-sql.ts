@@ -11,7 +11,10 @@
  * are printed beside wall time: on the shared machine they swing less. With `direct` the bench's twill-direct
  * runner (the same data over a MemoryNodeStore) is built too, and the two searches alternate, three passes
  * each, so the SQL path's cost over the direct API (µs per query, what this tool is for) is measured in the
- * same minute. `prof=DIR` writes a CPU profile of each system's second search pass to DIR (sql-search.cpuprofile,
+ * same minute. The direct system is the bench's MemoryHnsw, whose vectors sit in its own slab: a second graph on
+ * hnsw.ts would share the SQL graph's vector arena (one per dimension count, 256 MiB) and, at 100k × 384, two
+ * graphs overflow it and both searches recopy vectors. Each SQL pass prints the nodes it decoded, the cache
+ * entries evicted and the vectors copied into the arena, per query (all ~0 but the query itself when warm). `prof=DIR` writes a CPU profile of each system's second search pass to DIR (sql-search.cpuprofile,
  * direct-search.cpuprofile) through node:inspector, so a profile shows one system's search and nothing else.
  */
 
@@ -19,7 +22,9 @@ import { writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
 import { join } from "node:path";
 import { open } from "../../src/database.js";
-import { Hnsw, MemoryNodeStore } from "../../src/vector/hnsw.js";
+import type { VectorIndexes } from "../../src/engine/sql/hnsw-index.js";
+import { MemoryHnsw } from "../../src/vector/memory-hnsw.js";
+import { arenaFor } from "../../src/vector/simd.js";
 import { makeDataset } from "./dataset.js";
 
 const n = Number(process.argv[2] ?? 10_000);
@@ -58,12 +63,19 @@ console.log(
   `sql build ${n} x ${d}${backfill ? " (backfill)" : ""}: ${sqlBuild.wall.toFixed(2)} s wall, ${sqlBuild.cpu.toFixed(2)} s cpu`,
 );
 
-let graph: Hnsw | undefined;
+// The SQL graph's decoded-node cache and vector arena, so a pass can say what it decoded and copied.
+const vectors = (db as unknown as { sqlEngine: { vectors: VectorIndexes } }).sqlEngine.vectors;
+const arena = arenaFor(d);
+const counters = () => ({ ...vectors.stats(), copies: arena?.copies ?? 0 });
+console.log("sql index cache after build:", counters(), `arena slots ${arena?.slots}`);
+
+let graph: MemoryHnsw | undefined;
 if (direct) {
-  graph = new Hnsw({ m: 16, efConstruction: 200, metric: "cosine" }, new MemoryNodeStore());
+  // The bench's twill-direct: its vectors live in its own slab, so it never competes with the SQL graph's arena.
+  graph = new MemoryHnsw({ m: 16, efConstruction: 200, metric: "cosine" });
   t = performance.now();
   c = cpu();
-  for (let i = 0; i < n; i++) await graph.insert(String(i), ds.data[i]!);
+  for (let i = 0; i < n; i++) graph.insert(String(i), ds.data[i]!);
   const wall = (performance.now() - t) / 1000;
   const used = cpu() - c;
   console.log(
@@ -76,11 +88,19 @@ const search = db.prepare<{ id: number }>("SELECT id FROM docs ORDER BY emb <=> 
 const passes: Record<string, { wall: number; cpu: number }[]> = { sql: [], direct: [] };
 async function pass(which: "sql" | "direct", profile: boolean): Promise<void> {
   if (profile) await inspector?.post("Profiler.start");
+  const before = counters();
   const t0 = performance.now();
   const c0 = cpu();
   if (which === "sql") for (const q of ds.queries) await search.all([q]);
-  else for (const q of ds.queries) await graph!.search(q, 10, ef);
+  else for (const q of ds.queries) graph!.search(q, 10, ef);
   passes[which]!.push({ wall: performance.now() - t0, cpu: cpu() - c0 });
+  if (which === "sql") {
+    const after = counters();
+    const per = (k: "decodes" | "evictions" | "copies") => ((after[k] - before[k]) / queries).toFixed(1);
+    console.log(
+      `  sql pass: per query ${per("decodes")} nodes decoded, ${per("evictions")} evicted, ${per("copies")} vectors copied into the arena; cache ${after.nodes} nodes, ${(after.bytes / 2 ** 20).toFixed(0)} MiB estimated`,
+    );
+  }
   if (profile && inspector) {
     const { profile: p } = await inspector.post("Profiler.stop");
     writeFileSync(join(profDir!, `${which}-search.cpuprofile`), JSON.stringify(p));
@@ -88,7 +108,7 @@ async function pass(which: "sql" | "direct", profile: boolean): Promise<void> {
 }
 for (let i = 0; i < 50; i++) {
   await search.all([ds.queries[i % queries]!]);
-  await graph?.search(ds.queries[i % queries]!, 10, ef);
+  graph?.search(ds.queries[i % queries]!, 10, ef);
 }
 for (let rep = 0; rep < 3; rep++) {
   await pass("sql", rep === 1);
