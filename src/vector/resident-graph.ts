@@ -53,6 +53,9 @@ export class ResidentGraph {
   private readonly cand = new MinHeap();
   private readonly res = new MaxHeap();
   private readonly batchH = new Int32Array(SLAB_BATCH_MAX);
+  /** A search's beam, nearest first, as it leaves the max-heap. */
+  private outH = new Int32Array(64);
+  private outD = new Float64Array(64);
   private greedyH = 0;
   private greedyD = 0;
   /** Nodes copied in (for tests and profiles). */
@@ -170,8 +173,12 @@ export class ResidentGraph {
     if (n < 0) return undefined;
     const res = this.res;
     // The max-heap pops farthest first; the hits are the nearest k of the beam.
-    const hs = new Int32Array(n);
-    const ds = new Float64Array(n);
+    if (this.outH.length < n) {
+      this.outH = new Int32Array(2 * n);
+      this.outD = new Float64Array(2 * n);
+    }
+    const hs = this.outH;
+    const ds = this.outD;
     for (let i = n - 1; i >= 0; i--) {
       ds[i] = res.d[0]!;
       hs[i] = res.pop();
