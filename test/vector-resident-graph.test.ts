@@ -94,6 +94,21 @@ describe("ResidentGraph", () => {
       expect(residentSearch(resident, store, q, 10, 40)).toEqual(await g.search(q, 10, 40));
   });
 
+  it("reuses the slots of forgotten copies: the same answers whatever the order copies come back in", async () => {
+    const { g, store, resident, queries } = await built("ip", 1000);
+    expect(resident.size).toBe(1000);
+    for (let h = 0; h < store.count; h++) resident.clear(h);
+    expect(resident.size).toBe(0);
+    // Back in reverse handle order (each lands in a freed slot of another handle), half at a time.
+    const nodes = [...store.nodes()].reverse();
+    for (const n of nodes.slice(0, 500)) resident.set(n);
+    expect(resident.size).toBe(500);
+    for (const n of nodes.slice(500)) resident.set(n);
+    expect(resident.size).toBe(1000);
+    for (const q of queries)
+      expect(residentSearch(resident, store, q, 10, 40)).toEqual(await g.search(q, 10, 40));
+  });
+
   it("leaves out a node whose lists do not fit its capacity, or of another dimension count", async () => {
     const { store, resident, queries } = await built("l2", 300);
     const meta = store.meta()!;

@@ -19,6 +19,9 @@
  *   - a reader uses the cache only when its snapshot is at or after `lastWriteLsn` (it sees every committed write
  *     of the index, so the cached version is the one it would read), and fills it only if that still holds when
  *     its read returns. Older snapshots read the engine directly. An abort just drops the overlay.
+ *   - a flat copy of the cached nodes (ResidentGraph) is set and cleared with the cache's slots, so it holds
+ *     exactly the cached versions; an index scan searches it when the cache may answer and its transaction wrote
+ *     nothing of the index, and falls back to hnsw.ts over the store at the first node the copy lacks.
  *
  * Vectors that are never indexed (as in pgvector): NULL, and a zero vector under cosine (no direction). An index
  * scan never returns those rows.
