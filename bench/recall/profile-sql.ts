@@ -127,7 +127,7 @@ async function pass(which: "sql" | "direct" | "resident", profile: boolean): Pro
   passes[which]!.push(p);
   const e = engine.stats();
   console.log(
-    `  ${which} pass: ${((p.wall * 1000) / queries).toFixed(0)} µs wall, ${((p.cpu * 1e6) / queries).toFixed(0)} µs cpu per query${profile ? " (profiled)" : ""}; engine so far: ${e.flushes} flushes, ${e.compactions} compactions`,
+    `  ${which} pass: ${((p.wall * 1000) / queries).toFixed(0)} µs wall, ${((p.cpu * 1e6) / queries).toFixed(0)} µs cpu per query${profile && inspector ? " (profiled)" : ""}; engine so far: ${e.flushes} flushes, ${e.compactions} compactions`,
   );
   if (which === "sql") {
     const after = counters();
