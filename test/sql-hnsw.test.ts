@@ -414,6 +414,93 @@ describe("HNSW through SQL", () => {
     expect(indexReads).toBe(r1);
   });
 
+  it("warm searches run on the cache's flat copy only when the cache may answer, and give the exact answer", async () => {
+    await using db = await memoryDb();
+    await db.exec("CREATE TABLE t (id int PRIMARY KEY, emb vector(8))");
+    await db.exec("CREATE INDEX ON t USING hnsw (emb vector_l2_ops)");
+    const data = randomVectors(600, 8, 51);
+    await load(db, "t", data);
+    const vectors = (db as unknown as { sqlEngine: SqlEngine }).sqlEngine.vectors;
+    const ix = (db as unknown as { sqlEngine: SqlEngine }).sqlEngine.catalog
+      .table("t")!
+      .def.indexes.find((i) => i.hnsw)!;
+    const flat = () => vectors.stats().residentSearches;
+    const misses = () => vectors.stats().residentMisses;
+    const model = new Map(data.map((v, i) => [i, v]));
+    const search = "SELECT id FROM t ORDER BY emb <-> $1 LIMIT 5";
+    await db.exec("SET hnsw.ef_search = 1000"); // the beam covers the graph: the answer is the exact one
+    const queries = randomVectors(10, 8, 52);
+    let s0 = flat();
+    for (const q of queries) expect(await ids(db, search, [q])).toEqual(exact(model, q, 5));
+    expect(flat() - s0).toBe(queries.length);
+
+    // A transaction that wrote nodes of the index searches its own overlay through the store, never the copy.
+    s0 = flat();
+    await db
+      .transaction(async (tx) => {
+        await tx.query("INSERT INTO t VALUES (1000, $1)", [queries[0]]);
+        await tx.query("DELETE FROM t WHERE id = $1", [exact(model, queries[1]!, 1)[0]]);
+        const mine = new Map(model);
+        mine.set(1000, queries[0]!);
+        mine.delete(exact(model, queries[1]!, 1)[0]!);
+        for (const q of queries.slice(0, 2))
+          expect(await ids(tx as unknown as Database, search, [q])).toEqual(exact(mine, q, 5));
+        throw new Error("roll back");
+      })
+      .catch(() => {});
+    expect(flat()).toBe(s0);
+    // The rollback left the copy as it was.
+    for (const q of queries) expect(await ids(db, search, [q])).toEqual(exact(model, q, 5));
+
+    // A commit's node versions reach the copy: a deleted row's node is marked, an updated row's is moved.
+    const gone = exact(model, queries[2]!, 1)[0]!;
+    await db.query("DELETE FROM t WHERE id = $1", [gone]);
+    model.delete(gone);
+    await db.query("UPDATE t SET emb = $1 WHERE id = 7", [queries[3]]);
+    model.set(7, queries[3]!);
+    s0 = flat();
+    for (const q of queries) expect(await ids(db, search, [q])).toEqual(exact(model, q, 5));
+    expect(flat() - s0).toBe(queries.length);
+    expect((await ids(db, search, [queries[3]]))[0]).toBe(7);
+
+    // A snapshot older than the index's last commit reads the engine, not the copy, and sees the old graph.
+    let release!: () => void;
+    const committed = new Promise<void>((r) => {
+      release = r;
+    });
+    let before: number[] = [];
+    let used = -1;
+    const old = new Map(model);
+    const reader = db.transaction(async (tx) => {
+      await tx.query("SELECT 1");
+      await committed;
+      const f0 = flat();
+      before = await ids(tx as unknown as Database, search, [queries[4]]);
+      used = flat() - f0;
+    });
+    await db.query("INSERT INTO t VALUES (1001, $1)", [queries[4]]);
+    release();
+    await reader;
+    expect(before).toEqual(exact(old, queries[4]!, 5));
+    expect(used).toBe(0);
+    model.set(1001, queries[4]!);
+    expect((await ids(db, search, [queries[4]]))[0]).toBe(1001);
+
+    // A node missing from the copy (as after an eviction) makes the search fall back to the store: same answer.
+    const copy = vectors.cache(ix.id).resident!;
+    for (let h = 0; h < 600; h += 3) copy.clear(h);
+    const m0 = misses();
+    for (const q of queries) expect(await ids(db, search, [q])).toEqual(exact(model, q, 5));
+    expect(misses() - m0).toBe(queries.length);
+
+    // TRUNCATE empties the cache and with it the copy.
+    await db.exec("TRUNCATE t");
+    for (let h = 0; h < 700; h++) expect(copy.has(h)).toBe(false);
+    expect(await ids(db, search, [queries[0]])).toEqual([]);
+    await db.query("INSERT INTO t VALUES (1, $1), (2, $2)", [queries[0], queries[1]]);
+    expect(await ids(db, search, [queries[0]])).toEqual([1, 2]);
+  });
+
   it("a row deleted by a transaction older than its CREATE INDEX never comes back from an index scan", async () => {
     // That transaction's graph read (at its snapshot) finds no node to mark deleted, so it writes no index
     // record, nothing conflicts, and the built node stays live: only the scan's row read filters it out.

@@ -63,7 +63,7 @@ class HandleHeap {
 }
 
 /** Binary min-heap of (distance, handle): the algorithm of hnsw.ts's MinHeap (same ties) over an Int32Array. */
-class MinHeap extends HandleHeap {
+export class MinHeap extends HandleHeap {
   push(dist: number, h: number): void {
     if (this.size === this.d.length) this.grow();
     const d = this.d;
@@ -106,7 +106,7 @@ class MinHeap extends HandleHeap {
 }
 
 /** Binary max-heap of (distance, handle), as hnsw.ts's MaxHeap. */
-class MaxHeap extends HandleHeap {
+export class MaxHeap extends HandleHeap {
   push(dist: number, h: number): void {
     if (this.size === this.d.length) this.grow();
     const d = this.d;

@@ -452,6 +452,8 @@ export class VectorArena {
    * hint. Reading a node's owner entry was a cache miss per visited node in a search.
    */
   private epoch = ++lastEpoch;
+  /** Vectors copied in so far (a search over resident nodes copies only its query): for profiles and tests. */
+  copies = 0;
 
   constructor(
     private readonly w: Instance,
@@ -508,6 +510,7 @@ export class VectorArena {
       if (this.owners[s] !== undefined) this.epoch = ++lastEpoch;
     }
     this.view.set(h.vector, this.at(s) >> 2);
+    this.copies++;
     this.owners[s] = h.vector;
     h.slot = s;
     h.epoch = this.epoch;

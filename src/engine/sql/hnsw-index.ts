@@ -19,6 +19,9 @@
  *   - a reader uses the cache only when its snapshot is at or after `lastWriteLsn` (it sees every committed write
  *     of the index, so the cached version is the one it would read), and fills it only if that still holds when
  *     its read returns. Older snapshots read the engine directly. An abort just drops the overlay.
+ *   - a flat copy of the cached nodes (ResidentGraph) is set and cleared with the cache's slots, so it holds
+ *     exactly the cached versions; an index scan searches it when the cache may answer and its transaction wrote
+ *     nothing of the index, and falls back to hnsw.ts over the store at the first node the copy lacks.
  *
  * Vectors that are never indexed (as in pgvector): NULL, and a zero vector under cosine (no direction). An index
  * scan never returns those rows.
@@ -46,6 +49,7 @@ import {
   type HnswNode,
   type HnswParams,
   type NodeStore,
+  type SearchHit,
 } from "../../vector/hnsw.js";
 import {
   decodeMeta,
@@ -56,6 +60,7 @@ import {
   idFromBytes,
   idToBytes,
 } from "../../vector/node-codec.js";
+import { ResidentGraph } from "../../vector/resident-graph.js";
 import { encodeKey } from "../lsm/keycodec.js";
 import { NEEDS_IO, type NeedsIo } from "../lsm/types.js";
 import { Transaction } from "../txn/transaction.js";
@@ -192,6 +197,11 @@ class IndexCache extends HandleTable {
   meta: HnswMeta | undefined;
   lastWriteLsn = 0;
   inFlight = 0;
+  /**
+   * The cached nodes again in flat arrays (src/vector/resident-graph.ts), for searches: always exactly the
+   * versions in `slots` (set and cleared with them), so it is usable exactly when the cache is.
+   */
+  resident: ResidentGraph | undefined;
 
   usable(snapshot: number): boolean {
     return this.inFlight === 0 && snapshot >= this.lastWriteLsn;
@@ -253,6 +263,36 @@ export class VectorIndexes {
   private readonly caches = new Map<number, IndexCache>();
   private readonly txns = new WeakMap<Transaction, TxnWrites>();
   private bytes = 0;
+  /** Counters for profiles and tests: nodes decoded from engine records, and cache entries evicted for room. */
+  decodes = 0;
+  evictions = 0;
+  /**
+   * Index-scan searches answered from the cache's flat copy (ResidentGraph), and those that tried it but met a
+   * node it does not hold (then answered by hnsw.ts over the store).
+   */
+  residentSearches = 0;
+  residentMisses = 0;
+
+  /** The decoded-node cache's size: its entries across indexes and their estimated bytes. */
+  stats(): {
+    nodes: number;
+    bytes: number;
+    decodes: number;
+    evictions: number;
+    residentSearches: number;
+    residentMisses: number;
+  } {
+    let nodes = 0;
+    for (const c of this.caches.values()) for (const n of c.slots) if (n !== undefined) nodes++;
+    return {
+      nodes,
+      bytes: this.bytes,
+      decodes: this.decodes,
+      evictions: this.evictions,
+      residentSearches: this.residentSearches,
+      residentMisses: this.residentMisses,
+    };
+  }
 
   constructor(
     /** Budget of decoded nodes across indexes; beyond it the oldest entries are evicted. */
@@ -293,6 +333,7 @@ export class VectorIndexes {
   add(cache: IndexCache, node: HnswNode): void {
     if (cache.slots[node.handle] !== undefined) return;
     cache.slots[node.handle] = node;
+    cache.resident?.set(node);
     cache.order.push(node.handle);
     this.bytes += nodeBytes(node);
     if (this.bytes > this.cacheBytesMax) this.evict(cache);
@@ -302,7 +343,7 @@ export class VectorIndexes {
     // Oldest first, from the index being filled, down to 7/8 of the budget.
     const order = cache.order;
     while (this.bytes > (this.cacheBytesMax * 7) / 8 && cache.orderHead < order.length) {
-      this.drop(cache, order[cache.orderHead++]!);
+      if (this.drop(cache, order[cache.orderHead++]!)) this.evictions++;
     }
     if (cache.orderHead > 4096 && cache.orderHead * 2 > order.length) {
       order.splice(0, cache.orderHead);
@@ -310,12 +351,14 @@ export class VectorIndexes {
     }
   }
 
-  private drop(cache: IndexCache, h: number): void {
+  /** Removes handle h's cached node; false when none was cached. */
+  private drop(cache: IndexCache, h: number): boolean {
     const n = cache.slots[h];
-    if (n) {
-      cache.slots[h] = undefined;
-      this.bytes -= nodeBytes(n);
-    }
+    if (!n) return false;
+    cache.slots[h] = undefined;
+    cache.resident?.clear(h);
+    this.bytes -= nodeBytes(n);
+    return true;
   }
 
   /** An index's nodes are all gone in this transaction (TRUNCATE, DROP). */
@@ -381,6 +424,12 @@ export class VectorIndexes {
   /** The node store of one index for one statement's transaction. */
   store(ctx: ExecCtx, ix: IndexDef): KvNodeStore {
     const { txn, inSavepoint } = rootTransaction(ctx);
+    const c = this.cache(ix.id);
+    if (c.resident === undefined) {
+      // Created with the index's parameters by its first store, from whatever the cache holds by then.
+      c.resident = new ResidentGraph(params(ix));
+      for (const n of c.slots) if (n !== undefined) c.resident.set(n);
+    }
     return new KvNodeStore(this, ix.id, ctx.kv, txn, inSavepoint);
   }
 }
@@ -528,6 +577,7 @@ export class KvNodeStore implements NodeStore {
     w: TxnWrites | undefined,
   ): HnswNode {
     const node = decodeNode(id, bytes, links, this.cache);
+    this.owner.decodes++;
     this.owner.storedVectors.add(node.vector);
     // Only a committed version may enter the cache: not one this transaction wrote (or deleted) itself.
     const ownKey = this.txn ? this.txn.hasWrite(vKey) || this.txn.hasWrite(lKey) : true;
@@ -555,6 +605,31 @@ export class KvNodeStore implements NodeStore {
       this.mine = m;
     }
     this.mine.set(node);
+  }
+
+  /**
+   * The search over the cache's flat copy (the same answer as hnsw.ts's search over this store), when this
+   * store may read the cache and the transaction wrote nothing of the index; undefined otherwise, or when the
+   * search met a node the cache does not hold (then hnsw.ts's search reads it).
+   */
+  residentSearch(
+    q: Float32Array,
+    k: number,
+    ef: number,
+  ): { hits: SearchHit[]; exhausted: boolean } | undefined {
+    const w = this.own();
+    if (
+      w !== undefined &&
+      (this.mine !== undefined || w.metas.has(this.indexId) || w.emptied.has(this.indexId))
+    )
+      return undefined;
+    const cache = this.cache;
+    const meta = cache.meta;
+    if (meta === undefined || cache.resident === undefined || !this.cacheOk(w)) return undefined;
+    const found = cache.resident.search(q, k, ef, meta.entry, meta.maxLevel, (h) => cache.idOf(h));
+    if (found === undefined) this.owner.residentMisses++;
+    else this.owner.residentSearches++;
+    return found;
   }
 
   meta(): HnswMeta | undefined | Promise<HnswMeta | undefined> {
@@ -759,12 +834,14 @@ export class HnswScan implements RowSource {
       }
       if (small) return this.exact(ctx, kept, qv, k);
     }
-    const g = graph(ctx, this.index);
+    const store = registry(ctx).store(ctx, this.index);
     // Only a filtered search can widen and meet a hit again.
     const fetched = this.where ? new Map<string, Value[] | null>() : undefined;
     let ef = Math.max(efSearch, k);
     for (;;) {
-      const { hits, exhausted } = await g.search(q, ef, ef);
+      let found = store.residentSearch(q, ef, ef);
+      if (found === undefined) found = await new Hnsw(params(this.index), store).search(q, ef, ef);
+      const { hits, exhausted } = found;
       const out: Value[][] = [];
       // Rows are read from memory synchronously; those that need I/O a batch at a time, concurrently (one await
       // per batch, not per row): unfiltered, the first k live hits are the answer (ef >= k), so the first batch
