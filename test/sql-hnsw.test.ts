@@ -501,26 +501,52 @@ describe("HNSW through SQL", () => {
     expect(await ids(db, search, [queries[0]])).toEqual([1, 2]);
   });
 
-  it("a row deleted by a transaction older than its CREATE INDEX never comes back from an index scan", async () => {
-    // That transaction's graph read (at its snapshot) finds no node to mark deleted, so it writes no index
-    // record, nothing conflicts, and the built node stays live: only the scan's row read filters it out.
+  it("a transaction older than a CREATE INDEX that takes a backfilled row out of the index fails with 40001", async () => {
+    // Its graph read (at its snapshot) finds no node for the row. It deletes the node's record anyway, which the
+    // backfill wrote after that snapshot: first-committer-wins, instead of a live node without its row (DELETE)
+    // or a NULL vector the index still returns (UPDATE to NULL).
+    for (const change of ["DELETE FROM t WHERE id = 2", "UPDATE t SET emb = NULL WHERE id = 2"]) {
+      await using db = await memoryDb();
+      await db.exec("CREATE TABLE t (id int PRIMARY KEY, emb vector(2))");
+      await db.query("INSERT INTO t VALUES (1, '[0,0]'), (2, '[1,1]'), (3, '[2,1.5]')");
+      let release!: () => void;
+      const created = new Promise<void>((r) => {
+        release = r;
+      });
+      const older = db.transaction(async (tx) => {
+        await tx.query("SELECT 1");
+        await created;
+        await tx.query(change);
+      });
+      await db.exec("CREATE INDEX ON t USING hnsw (emb vector_l2_ops)");
+      release();
+      await expectSqlState(older, "40001");
+      expect(await ids(db, "SELECT id FROM t ORDER BY emb <-> '[1,1]' LIMIT 3", [])).toEqual([2, 3, 1]);
+      // Retried after the index exists, the change leaves the index.
+      await db.query(change);
+      expect(await ids(db, "SELECT id FROM t ORDER BY emb <-> '[1,1]' LIMIT 3", [])).toEqual([3, 1]);
+    }
+  });
+
+  it("deleting a row the index never held (a NULL vector) writes no conflict with other rows", async () => {
     await using db = await memoryDb();
     await db.exec("CREATE TABLE t (id int PRIMARY KEY, emb vector(2))");
-    await db.query("INSERT INTO t VALUES (1, '[0,0]'), (2, '[1,1]'), (3, '[2,1.5]')");
+    await db.exec("CREATE INDEX ON t USING hnsw (emb vector_l2_ops)");
+    await db.query("INSERT INTO t VALUES (1, NULL), (2, '[1,1]'), (3, NULL)");
     let release!: () => void;
-    const created = new Promise<void>((r) => {
+    const go = new Promise<void>((r) => {
       release = r;
     });
-    const older = db.transaction(async (tx) => {
+    const a = db.transaction(async (tx) => {
       await tx.query("SELECT 1");
-      await created;
-      await tx.query("DELETE FROM t WHERE id = 2");
+      await go;
+      await tx.query("DELETE FROM t WHERE id = 1");
     });
-    await db.exec("CREATE INDEX ON t USING hnsw (emb vector_l2_ops)");
+    await db.query("DELETE FROM t WHERE id = 3");
     release();
-    await older;
-    expect(await ids(db, "SELECT id FROM t ORDER BY emb <-> '[1,1]' LIMIT 3", [])).toEqual([3, 1]);
-    expect(await ids(db, "SELECT id FROM t ORDER BY emb <-> '[1,1]' LIMIT 1", [])).toEqual([3]);
+    await a;
+    expect(await ids(db, "SELECT id FROM t ORDER BY id", [])).toEqual([2]);
+    expect(await ids(db, "SELECT id FROM t ORDER BY emb <-> '[1,1]' LIMIT 3", [])).toEqual([2]);
   });
 
   it("filtered search keeps recall >= 0.9 when the filter keeps 1% of rows, with and without an index on it", async () => {

@@ -563,10 +563,15 @@ export class Hnsw {
     });
   }
 
-  /** Marks `id` deleted: it keeps routing searches but is never returned. No-op when absent. */
-  async markDeleted(id: string): Promise<void> {
+  /**
+   * Marks `id` deleted: it keeps routing searches but is never returned. No-op when absent. Resolves to whether
+   * the store has a node for `id` (live or already deleted): a caller whose view may lag other writers (an MVCC
+   * snapshot) needs to know when it found none.
+   */
+  async markDeleted(id: string): Promise<boolean> {
     const n = await this.node(this.store.handle(id));
-    if (n === undefined || n.deleted) return;
+    if (n === undefined) return false;
+    if (n.deleted) return true;
     this.store.put({
       id: n.id,
       handle: n.handle,
@@ -577,6 +582,7 @@ export class Hnsw {
       slot: n.slot,
       epoch: n.epoch,
     });
+    return true;
   }
 
   /**

@@ -30,8 +30,7 @@
  * transaction's writes), and only the columns the query reads are decoded — usually not the vector, whose decode
  * was the largest cost of fetching the k rows. The planner (select.ts) gives the scan those columns and leaves out
  * the hidden ORDER BY distance, which the scan's order makes unneeded. The row is read even when the query wants
- * only the primary key (which the node's id holds): a transaction whose snapshot predates a CREATE INDEX can delete
- * a backfilled row without finding its node, and nothing conflicts, so a live node may have no row.
+ * only the primary key (which the node's id holds).
  *
  * Filtered search: the scan evaluates the whole WHERE clause on each hit. When WHERE gives the table access a key
  * (an index or primary-key condition), the scan first counts the matching rows through that key, up to
@@ -698,25 +697,43 @@ function graph(ctx: ExecCtx, ix: IndexDef): Hnsw {
   return new Hnsw(params(ix), registry(ctx).store(ctx, ix));
 }
 
-/** Indexes a new row (or the new version of a row). */
+/**
+ * Indexes a new row (or the new version of a row). `newRow`: the key had no row at the transaction's snapshot, so
+ * no node can exist for it that a conflict on the row's own key would not already catch.
+ */
 export async function hnswInsert(
   ctx: ExecCtx,
   ix: IndexDef,
   row: readonly Value[],
   pk: Uint8Array,
+  newRow = false,
 ): Promise<void> {
   const vec = prepare(params(ix).metric, row[ix.columns[0]!]!);
-  const g = graph(ctx, ix);
-  const id = idFromBytes(pk);
   if (vec === undefined) {
-    await g.markDeleted(id); // an update to NULL or to a zero vector leaves the index
+    // Not indexed (NULL, or a zero vector under cosine); an update to one leaves the index.
+    if (!newRow) await leaveIndex(ctx, ix, graph(ctx, ix), idFromBytes(pk));
     return;
   }
+  const g = graph(ctx, ix);
+  const id = idFromBytes(pk);
   await g.insert(id, vec);
 }
 
 export async function hnswDelete(ctx: ExecCtx, ix: IndexDef, pk: Uint8Array): Promise<void> {
-  await graph(ctx, ix).markDeleted(idFromBytes(pk));
+  await leaveIndex(ctx, ix, graph(ctx, ix), idFromBytes(pk));
+}
+
+/**
+ * Takes row `id` out of the index: marks its node deleted, or, when the transaction's snapshot has no node for it,
+ * deletes the node's vector record anyway. That delete changes nothing when no node exists, but when one was
+ * committed after the snapshot (a CREATE INDEX that backfilled this row while the transaction ran), both wrote
+ * the record and first-committer-wins fails this transaction with 40001 instead of leaving a live node whose row
+ * is gone. The invariant it keeps (a live node's row exists at every snapshot that sees the node) is what lets an
+ * index scan answer a primary-key-only query without reading the rows. It is written through the statement's
+ * writer, so a ROLLBACK TO undoes it with the row's delete.
+ */
+async function leaveIndex(ctx: ExecCtx, ix: IndexDef, g: Hnsw, id: string): Promise<void> {
+  if (!(await g.markDeleted(id))) ctx.txn!.delete(nodeKey(ix.id, id));
 }
 
 /** Whether an update must touch the index: the row moved, or its vector changed. */

@@ -307,7 +307,7 @@ export function putRow(
 }
 
 async function putVectors(ctx: ExecCtx, table: TableInfo, row: Value[], pk: Uint8Array): Promise<void> {
-  for (const ix of table.def.indexes) if (isHnsw(ix)) await hnswInsert(ctx, ix, row, pk);
+  for (const ix of table.def.indexes) if (isHnsw(ix)) await hnswInsert(ctx, ix, row, pk, true);
 }
 
 export async function insertRow(
