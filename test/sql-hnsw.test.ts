@@ -528,6 +528,61 @@ describe("HNSW through SQL", () => {
     }
   });
 
+  it("a primary-key-only query is answered from the index without reading rows, with the same answer", async () => {
+    for (const pkType of ["int", "text"]) {
+      await using db = await memoryDb();
+      await db.exec(`CREATE TABLE t (id ${pkType} PRIMARY KEY, note text, emb vector(8))`);
+      await db.exec("CREATE INDEX ON t USING hnsw (emb vector_l2_ops)");
+      const data = randomVectors(400, 8, 51);
+      const key = (i: number) => (pkType === "int" ? i : `k${i}`);
+      await db.transaction(async (tx) => {
+        for (let i = 0; i < data.length; i++)
+          await tx.query("INSERT INTO t VALUES ($1, $2, $3)", [key(i), `n${i}`, data[i]]);
+      });
+      // Rows that leave the index: deleted, set to NULL, moved to another key.
+      const model = new Map(data.map((v, i) => [i, v]));
+      for (let i = 0; i < 400; i += 7) {
+        await db.query("DELETE FROM t WHERE id = $1", [key(i)]);
+        model.delete(i);
+      }
+      for (let i = 3; i < 400; i += 11) {
+        if (!model.has(i)) continue;
+        await db.query("UPDATE t SET emb = NULL WHERE id = $1", [key(i)]);
+        model.delete(i);
+      }
+      const inner = db as unknown as { engine: Engine; sqlEngine: SqlEngine };
+      const prefix = inner.sqlEngine.catalog.table("t")!.keyPrefix;
+      const isRowKey = (k: Uint8Array) => prefix.every((b, i) => k[i] === b);
+      let rowReads = 0;
+      const engine = inner.engine;
+      const get = engine.get.bind(engine);
+      const getSync = engine.getSync.bind(engine);
+      engine.get = (k, lsn) => {
+        if (isRowKey(k)) rowReads++;
+        return get(k, lsn);
+      };
+      engine.getSync = (k, lsn) => {
+        if (isRowKey(k)) rowReads++;
+        return getSync(k, lsn);
+      };
+      await db.exec("SET hnsw.ef_search = 400");
+      for (const q of randomVectors(8, 8, 52)) {
+        const truth = exact(model, q, 10).map(key);
+        rowReads = 0;
+        const keyOnly = await db.query<{ id: unknown }>("SELECT id FROM t ORDER BY emb <-> $1 LIMIT 10", [q]);
+        expect(rowReads).toBe(0);
+        expect(keyOnly.map((r) => r.id)).toEqual(truth);
+        const withNote = await db.query<{ id: unknown; note: string }>(
+          "SELECT id, note FROM t ORDER BY emb <-> $1 LIMIT 10",
+          [q],
+        );
+        expect(rowReads).toBeGreaterThan(0);
+        expect(withNote.map((r) => r.id)).toEqual(truth);
+        expect(withNote.map((r) => r.note)).toEqual(truth.map((k) => `n${String(k).replace("k", "")}`));
+      }
+    }
+  });
+
   it("deleting a row the index never held (a NULL vector) writes no conflict with other rows", async () => {
     await using db = await memoryDb();
     await db.exec("CREATE TABLE t (id int PRIMARY KEY, emb vector(2))");

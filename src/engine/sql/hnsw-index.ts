@@ -29,8 +29,11 @@
  * Reading the hits: a hit's row is read synchronously when it is in memory (memtables, cached blocks, the
  * transaction's writes), and only the columns the query reads are decoded — usually not the vector, whose decode
  * was the largest cost of fetching the k rows. The planner (select.ts) gives the scan those columns and leaves out
- * the hidden ORDER BY distance, which the scan's order makes unneeded. The row is read even when the query wants
- * only the primary key (which the node's id holds).
+ * the hidden ORDER BY distance, which the scan's order makes unneeded. A query without WHERE that reads only the
+ * primary key (int2/int4/text/varchar columns) reads no row at all: the node's id is the row's key. That rests on
+ * one invariant, kept by leaveIndex: a live node's row exists at every snapshot that sees the node. A transaction
+ * that takes a row out of the index without finding its node (its snapshot predates the CREATE INDEX that
+ * backfilled it) still writes the node's record, so it conflicts (40001) instead of leaving a live node behind.
  *
  * Filtered search: the scan evaluates the whole WHERE clause on each hit. When WHERE gives the table access a key
  * (an index or primary-key condition), the scan first counts the matching rows through that key, up to
@@ -60,7 +63,7 @@ import {
   idToBytes,
 } from "../../vector/node-codec.js";
 import { ResidentGraph } from "../../vector/resident-graph.js";
-import { encodeKey } from "../lsm/keycodec.js";
+import { decodeKey, encodeKey } from "../lsm/keycodec.js";
 import { NEEDS_IO, type NeedsIo } from "../lsm/types.js";
 import { Transaction } from "../txn/transaction.js";
 import type { IndexDef, TableInfo } from "./catalog.js";
@@ -769,6 +772,9 @@ export function matchHnsw(table: TableInfo, vd: { op: VectorOp; column: number }
   );
 }
 
+/** Key types whose key part (types.ts keyPartFn) is the value itself, so a decoded key is the column's value. */
+const KEY_IS_VALUE: ReadonlySet<string> = new Set(["int2", "int4", "text", "varchar"]);
+
 function limitOf(e: Expr | undefined, env: Env): number | undefined {
   if (!e) return undefined;
   const v = e.eval(EMPTY_ROW, env);
@@ -798,14 +804,39 @@ export class HnswScan implements RowSource {
    */
   private fetchMask: Uint8Array | undefined;
 
+  /**
+   * Whether the query reads nothing of a hit but its primary key (and has no WHERE): the hits' ids are then the
+   * answer, and no row is read. Sound because a live node's row exists at every snapshot that sees the node (see
+   * leaveIndex), and the node's id is the row's encoded key. Only for key types whose key part is the value itself,
+   * so that decoding the key gives back exactly what the row holds.
+   */
+  private keyOnly = false;
+
   /** Planner: only these row positions are read above the scan (the exact fallbacks read the access's rows). */
   readColumns(read: readonly number[]): void {
-    const n = this.access.table.types.length;
+    const table = this.access.table;
+    const n = table.types.length;
     const mask = new Uint8Array(n);
     let all = true;
     for (const c of read) if (c >= 0 && c < n) mask[c] = 1;
     for (let i = 0; i < n; i++) if (mask[i] === 0) all = false;
     this.fetchMask = all ? undefined : mask;
+    const pk = table.def.primaryKey;
+    this.keyOnly =
+      this.where === undefined &&
+      this.fetchMask !== undefined &&
+      pk.every((c) => KEY_IS_VALUE.has(table.types[c]!.kind)) &&
+      mask.every((m, c) => m === 0 || pk.includes(c));
+  }
+
+  /** The row of an index-only hit: its primary key's columns from the node's id, NULL elsewhere (never read). */
+  private keyRow(id: string): Value[] {
+    const table = this.access.table;
+    const row: Value[] = new Array(table.types.length).fill(null);
+    const parts = decodeKey(idToBytes(id));
+    const pk = table.def.primaryKey;
+    for (let i = 0; i < pk.length; i++) row[pk[i]!] = parts[i] as Value;
+    return row;
   }
 
   async *rows(ctx: ExecCtx): AsyncIterable<Value[]> {
@@ -860,6 +891,11 @@ export class HnswScan implements RowSource {
       if (found === undefined) found = await new Hnsw(params(this.index), store).search(q, ef, ef);
       const { hits, exhausted } = found;
       const out: Value[][] = [];
+      if (this.keyOnly) {
+        // Unfiltered: the first k hits are the answer (ef >= k, and the search returns live nodes only).
+        for (let i = 0; i < hits.length && out.length < k; i++) out.push(this.keyRow(hits[i]!.id));
+        return out;
+      }
       // Rows are read from memory synchronously; those that need I/O a batch at a time, concurrently (one await
       // per batch, not per row): unfiltered, the first k live hits are the answer (ef >= k), so the first batch
       // is usually the last.
