@@ -164,6 +164,14 @@ class Beam {
   }
 }
 
+/** A copy of `a` in a new array of `length` elements (`fill` past the old ones): how the flat layouts grow. */
+export function grown<T extends Uint8Array | Int32Array | Uint32Array>(a: T, length: number, fill = 0): T {
+  const b = new (a.constructor as new (n: number) => T)(length);
+  if (fill !== 0) b.fill(fill, a.length);
+  b.set(a);
+  return b;
+}
+
 export class MemoryHnsw {
   readonly params: HnswParams;
   private readonly ids = new NodeIds();
@@ -269,18 +277,10 @@ export class MemoryHnsw {
 
   private grow(n: number): void {
     const cap = Math.max(n, 2 * this.cap, 256);
-    const levels = new Uint8Array(cap).fill(NO_NODE);
-    levels.set(this.levels);
-    const deleted = new Uint8Array(cap);
-    deleted.set(this.deletedFlags);
-    const links0 = new Int32Array(cap * this.s0);
-    links0.set(this.links0);
-    const marks = new Uint32Array(cap);
-    marks.set(this.marks);
-    this.levels = levels;
-    this.deletedFlags = deleted;
-    this.links0 = links0;
-    this.marks = marks;
+    this.levels = grown(this.levels, cap, NO_NODE);
+    this.deletedFlags = grown(this.deletedFlags, cap);
+    this.links0 = grown(this.links0, cap * this.s0);
+    this.marks = grown(this.marks, cap);
     this.cap = cap;
     this.slab?.ensure(cap);
   }

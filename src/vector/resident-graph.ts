@@ -28,7 +28,7 @@
 
 import type { Metric } from "./distance.js";
 import type { HnswNode, HnswParams, SearchHit } from "./hnsw.js";
-import { MaxHeap, MinHeap } from "./memory-hnsw.js";
+import { grown, MaxHeap, MinHeap } from "./memory-hnsw.js";
 import { SLAB_BATCH_MAX, VectorSlab } from "./simd.js";
 
 /** hnsw.ts caps levels at 16. */
@@ -82,30 +82,18 @@ export class ResidentGraph {
 
   private growHandles(n: number): void {
     const cap = Math.max(n, 2 * this.handles, 256);
-    const slotOf = new Int32Array(cap).fill(-1);
-    slotOf.set(this.slotOf);
-    this.slotOf = slotOf;
+    this.slotOf = grown(this.slotOf, cap, -1);
     this.handles = cap;
   }
 
   private growSlots(): void {
     const cap = Math.max(2 * this.slotCap, 256);
     this.slab!.ensure(cap); // throws past the slab's bound: the caller marks the copy broken
-    const levels = new Uint8Array(cap);
-    levels.set(this.levels);
-    const deleted = new Uint8Array(cap);
-    deleted.set(this.deleted);
-    const handleOf = new Int32Array(cap);
-    handleOf.set(this.handleOf);
-    const links0 = new Int32Array(cap * this.s0);
-    links0.set(this.links0);
-    const marks = new Uint32Array(cap);
-    marks.set(this.marks);
-    this.levels = levels;
-    this.deleted = deleted;
-    this.handleOf = handleOf;
-    this.links0 = links0;
-    this.marks = marks;
+    this.levels = grown(this.levels, cap);
+    this.deleted = grown(this.deleted, cap);
+    this.handleOf = grown(this.handleOf, cap);
+    this.links0 = grown(this.links0, cap * this.s0);
+    this.marks = grown(this.marks, cap);
     this.slotCap = cap;
   }
 
