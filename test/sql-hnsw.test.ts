@@ -68,6 +68,24 @@ async function ids(db: Database, sql: string, params: unknown[]): Promise<number
   return (await db.query<{ id: number }>(sql, params)).map((r) => r.id);
 }
 
+/** Counts the engine's point reads of keys that start with `prefix` (an index's [indexId] or a table's rows). */
+function countReads(db: Database, prefix: Uint8Array): { n: number } {
+  const counter = { n: 0 };
+  const engine = (db as unknown as { engine: Engine }).engine;
+  const matches = (k: Uint8Array) => prefix.every((b, i) => k[i] === b);
+  const get = engine.get.bind(engine);
+  const getSync = engine.getSync.bind(engine);
+  engine.get = (key, lsn) => {
+    if (matches(key)) counter.n++;
+    return get(key, lsn);
+  };
+  engine.getSync = (key, lsn) => {
+    if (matches(key)) counter.n++;
+    return getSync(key, lsn);
+  };
+  return counter;
+}
+
 describe("HNSW through SQL", () => {
   it("meets pgvector's bar: recall >= 0.99 for top-20 on 10k random vectors with default parameters", async () => {
     await using db = await memoryDb();
@@ -346,29 +364,16 @@ describe("HNSW through SQL", () => {
     const data = randomVectors(600, 8, 41);
     await load(db, "t", data);
     // Count the engine reads of the index's records (keys [indexId, …]); row reads are [tableId, …].
-    const inner = db as unknown as { engine: Engine; sqlEngine: SqlEngine };
+    const inner = db as unknown as { sqlEngine: SqlEngine };
     const ix = inner.sqlEngine.catalog.table("t")!.def.indexes.find((i) => i.hnsw)!;
-    const prefix = encodeKey([ix.id]);
-    const isIndexKey = (k: Uint8Array) => prefix.every((b, i) => k[i] === b);
-    let indexReads = 0;
-    const engine = inner.engine;
-    const get = engine.get.bind(engine);
-    const getSync = engine.getSync.bind(engine);
-    engine.get = (key, lsn) => {
-      if (isIndexKey(key)) indexReads++;
-      return get(key, lsn);
-    };
-    engine.getSync = (key, lsn) => {
-      if (isIndexKey(key)) indexReads++;
-      return getSync(key, lsn);
-    };
+    const indexReads = countReads(db, encodeKey([ix.id]));
     const model = new Map(data.map((v, i) => [i, v]));
     const search = "SELECT id FROM t ORDER BY emb <-> $1 LIMIT 5";
     await db.exec("SET hnsw.ef_search = 1000");
     const queries = randomVectors(10, 8, 42);
     for (const q of queries) expect(await ids(db, search, [q])).toEqual(exact(model, q, 5));
     // Every node and the entry point were installed by the commits that wrote them.
-    expect(indexReads).toBe(0);
+    expect(indexReads.n).toBe(0);
 
     // A rolled-back writer leaves the cache as it was (its nodes lived only in its overlay).
     const fail = new Error("roll back");
@@ -379,9 +384,9 @@ describe("HNSW through SQL", () => {
         throw fail;
       }),
     ).rejects.toBe(fail);
-    indexReads = 0; // the writer's own read: its new row's node, which no cache can have
+    indexReads.n = 0; // the writer's own read: its new row's node, which no cache can have
     for (const q of queries) expect(await ids(db, search, [q])).toEqual(exact(model, q, 5));
-    expect(indexReads).toBe(0);
+    expect(indexReads.n).toBe(0);
 
     // A reader whose snapshot predates a commit of the index reads the engine (the cache holds the newer
     // versions) and sees the old graph; a new snapshot is back on the cache and sees the commit.
@@ -395,9 +400,9 @@ describe("HNSW through SQL", () => {
     const reader = db.transaction(async (tx) => {
       await tx.query("SELECT 1");
       await committed;
-      const r0 = indexReads;
+      const r0 = indexReads.n;
       before = await ids(tx as unknown as Database, search, [queries[1]]);
-      reads = indexReads - r0;
+      reads = indexReads.n - r0;
     });
     await db.query("INSERT INTO t VALUES (1001, $1)", [queries[1]]);
     await db.query("DELETE FROM t WHERE id = $1", [exact(model, queries[1]!, 1)[0]]);
@@ -407,11 +412,11 @@ describe("HNSW through SQL", () => {
     expect(reads).toBeGreaterThan(0);
     model.delete(exact(model, queries[1]!, 1)[0]!);
     model.set(1001, queries[1]!);
-    const r1 = indexReads;
+    const r1 = indexReads.n;
     after = await ids(db, search, [queries[1]]);
     expect(after).toEqual(exact(model, queries[1]!, 5));
     expect(after[0]).toBe(1001);
-    expect(indexReads).toBe(r1);
+    expect(indexReads.n).toBe(r1);
   });
 
   it("warm searches run on the cache's flat copy only when the cache may answer, and give the exact answer", async () => {
@@ -550,33 +555,20 @@ describe("HNSW through SQL", () => {
         await db.query("UPDATE t SET emb = NULL WHERE id = $1", [key(i)]);
         model.delete(i);
       }
-      const inner = db as unknown as { engine: Engine; sqlEngine: SqlEngine };
-      const prefix = inner.sqlEngine.catalog.table("t")!.keyPrefix;
-      const isRowKey = (k: Uint8Array) => prefix.every((b, i) => k[i] === b);
-      let rowReads = 0;
-      const engine = inner.engine;
-      const get = engine.get.bind(engine);
-      const getSync = engine.getSync.bind(engine);
-      engine.get = (k, lsn) => {
-        if (isRowKey(k)) rowReads++;
-        return get(k, lsn);
-      };
-      engine.getSync = (k, lsn) => {
-        if (isRowKey(k)) rowReads++;
-        return getSync(k, lsn);
-      };
+      const inner = db as unknown as { sqlEngine: SqlEngine };
+      const rowReads = countReads(db, inner.sqlEngine.catalog.table("t")!.keyPrefix);
       await db.exec("SET hnsw.ef_search = 400");
       for (const q of randomVectors(8, 8, 52)) {
         const truth = exact(model, q, 10).map(key);
-        rowReads = 0;
+        rowReads.n = 0;
         const keyOnly = await db.query<{ id: unknown }>("SELECT id FROM t ORDER BY emb <-> $1 LIMIT 10", [q]);
-        expect(rowReads).toBe(0);
+        expect(rowReads.n).toBe(0);
         expect(keyOnly.map((r) => r.id)).toEqual(truth);
         const withNote = await db.query<{ id: unknown; note: string }>(
           "SELECT id, note FROM t ORDER BY emb <-> $1 LIMIT 10",
           [q],
         );
-        expect(rowReads).toBeGreaterThan(0);
+        expect(rowReads.n).toBeGreaterThan(0);
         expect(withNote.map((r) => r.id)).toEqual(truth);
         expect(withNote.map((r) => r.note)).toEqual(truth.map((k) => `n${String(k).replace("k", "")}`));
       }
