@@ -1,15 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { BlockCache } from "../src/engine/lsm/block-cache.js";
-
-function deferred<T>() {
-  let resolve!: (v: T) => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
+import { deferred } from "./helpers/deferred.js";
 
 describe("BlockCache", () => {
   it("evicts the least recently used blocks to stay within cacheBytesMax", () => {

@@ -12,6 +12,7 @@ import { SqlEngine } from "../src/engine/sql/session.js";
 import { CountingStorage } from "../src/storage/counting.js";
 import { openStorage } from "../src/storage/open.js";
 import { prng } from "../src/util/prng.js";
+import { deferred } from "./helpers/deferred.js";
 import { expectSqlState, memoryDb } from "./sql-helpers.js";
 
 type Vec = Float32Array;
@@ -393,20 +394,17 @@ describe("HNSW through SQL", () => {
     let before: number[] = [];
     let after: number[] = [];
     let reads = 0;
-    let release!: () => void;
-    const committed = new Promise<void>((r) => {
-      release = r;
-    });
+    const committed = deferred();
     const reader = db.transaction(async (tx) => {
       await tx.query("SELECT 1");
-      await committed;
+      await committed.promise;
       const r0 = indexReads.n;
       before = await ids(tx as unknown as Database, search, [queries[1]]);
       reads = indexReads.n - r0;
     });
     await db.query("INSERT INTO t VALUES (1001, $1)", [queries[1]]);
     await db.query("DELETE FROM t WHERE id = $1", [exact(model, queries[1]!, 1)[0]]);
-    release();
+    committed.resolve();
     await reader;
     expect(before).toEqual(exact(model, queries[1]!, 5));
     expect(reads).toBeGreaterThan(0);
@@ -469,22 +467,19 @@ describe("HNSW through SQL", () => {
     expect((await ids(db, search, [queries[3]]))[0]).toBe(7);
 
     // A snapshot older than the index's last commit reads the engine, not the copy, and sees the old graph.
-    let release!: () => void;
-    const committed = new Promise<void>((r) => {
-      release = r;
-    });
+    const committed = deferred();
     let before: number[] = [];
     let used = -1;
     const old = new Map(model);
     const reader = db.transaction(async (tx) => {
       await tx.query("SELECT 1");
-      await committed;
+      await committed.promise;
       const f0 = flat();
       before = await ids(tx as unknown as Database, search, [queries[4]]);
       used = flat() - f0;
     });
     await db.query("INSERT INTO t VALUES (1001, $1)", [queries[4]]);
-    release();
+    committed.resolve();
     await reader;
     expect(before).toEqual(exact(old, queries[4]!, 5));
     expect(used).toBe(0);
@@ -514,17 +509,14 @@ describe("HNSW through SQL", () => {
       await using db = await memoryDb();
       await db.exec("CREATE TABLE t (id int PRIMARY KEY, emb vector(2))");
       await db.query("INSERT INTO t VALUES (1, '[0,0]'), (2, '[1,1]'), (3, '[2,1.5]')");
-      let release!: () => void;
-      const created = new Promise<void>((r) => {
-        release = r;
-      });
+      const created = deferred();
       const older = db.transaction(async (tx) => {
         await tx.query("SELECT 1");
-        await created;
+        await created.promise;
         await tx.query(change);
       });
       await db.exec("CREATE INDEX ON t USING hnsw (emb vector_l2_ops)");
-      release();
+      created.resolve();
       await expectSqlState(older, "40001");
       expect(await ids(db, "SELECT id FROM t ORDER BY emb <-> '[1,1]' LIMIT 3", [])).toEqual([2, 3, 1]);
       // Retried after the index exists, the change leaves the index.
@@ -580,17 +572,14 @@ describe("HNSW through SQL", () => {
     await db.exec("CREATE TABLE t (id int PRIMARY KEY, emb vector(2))");
     await db.exec("CREATE INDEX ON t USING hnsw (emb vector_l2_ops)");
     await db.query("INSERT INTO t VALUES (1, NULL), (2, '[1,1]'), (3, NULL)");
-    let release!: () => void;
-    const go = new Promise<void>((r) => {
-      release = r;
-    });
+    const go = deferred();
     const a = db.transaction(async (tx) => {
       await tx.query("SELECT 1");
-      await go;
+      await go.promise;
       await tx.query("DELETE FROM t WHERE id = 1");
     });
     await db.query("DELETE FROM t WHERE id = 3");
-    release();
+    go.resolve();
     await a;
     expect(await ids(db, "SELECT id FROM t ORDER BY id", [])).toEqual([2]);
     expect(await ids(db, "SELECT id FROM t ORDER BY emb <-> '[1,1]' LIMIT 3", [])).toEqual([2]);
