@@ -590,16 +590,9 @@ export class Engine implements TxnHost {
     let pending: PendingWrites | undefined;
     if (writes.length <= PENDING_KEYS_MAX) {
       const n = writes.length;
-      if (n === 1) {
-        // The one-row commit, without arrays of a given length to fill.
-        const key = writes.at(0)!.key;
-        const k = keyString(key);
-        const h = bloomHash(key);
-        if (this.pendingKeys.has(k, h)) throw this.conflict(key);
-        pending = { keys: [k], hashes: [h] };
-        return this.checkPendingLarge(txn, writes, pending);
-      }
-      pending = { keys: new Array<string>(n), hashes: new Array<number>(n) };
+      // A one-row commit gets literal arrays of one: `new Array(n)` makes holey arrays of a given length to fill.
+      pending =
+        n === 1 ? { keys: [""], hashes: [0] } : { keys: new Array<string>(n), hashes: new Array<number>(n) };
       for (let i = 0; i < n; i++) {
         const key = writes.at(i)!.key;
         const k = keyString(key);
@@ -613,21 +606,14 @@ export class Engine implements TxnHost {
         if (txn.hasWriteString(k)) throw this.conflict(Buffer.from(k, "latin1"));
       }
     }
-    return this.checkPendingLarge(txn, writes, pending);
-  }
-
-  /** The part of `checkPending` against queued large commits; returns `pending`. */
-  private checkPendingLarge(
-    txn: Transaction,
-    writes: WriteList,
-    pending: PendingWrites | undefined,
-  ): PendingWrites | undefined {
-    if (this.pendingLarge.size === 0) return pending;
-    for (const q of this.pendingLarge) {
-      const [probe, other] = q.writes.length <= writes.length ? [q.writes, txn] : [writes, q.txn];
-      for (let i = 0; i < probe.length; i++) {
-        const key = probe.at(i)!.key;
-        if (other.hasWrite(key)) throw this.conflict(key);
+    // The size test keeps the Set's iterator off a small commit's path when no large commit is queued.
+    if (this.pendingLarge.size > 0) {
+      for (const q of this.pendingLarge) {
+        const [probe, other] = q.writes.length <= writes.length ? [q.writes, txn] : [writes, q.txn];
+        for (let i = 0; i < probe.length; i++) {
+          const key = probe.at(i)!.key;
+          if (other.hasWrite(key)) throw this.conflict(key);
+        }
       }
     }
     return pending;
