@@ -1,14 +1,14 @@
 /**
  * The two counted sets of the commit path, each against a Map model on random operation sequences: PendingKeys
  * (the conflict check's keys of queued commits: open addressing with backward-shift deletion, so hashes are drawn
- * from a tiny range to force long collision runs across the table's wrap-around) and SnapshotCounts (live
- * snapshot LSNs with a hot slot for the newest).
+ * from a tiny range to force long collision runs across the table's wrap-around) and CountedNumbers (live
+ * snapshot LSNs, and the LSM tree's reads by view seq, with a hot slot for the newest).
  */
 
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { PendingKeys } from "../src/engine/txn/pending-keys.js";
-import { SnapshotCounts } from "../src/engine/txn/snapshot-counts.js";
+import { CountedNumbers } from "../src/util/counted-numbers.js";
 
 describe("PendingKeys", () => {
   it("agrees with a counted Map under colliding hashes, growth and deletion", () => {
@@ -60,7 +60,7 @@ describe("PendingKeys", () => {
   });
 });
 
-describe("SnapshotCounts", () => {
+describe("CountedNumbers", () => {
   it("agrees with a counted Map, whichever order LSNs are taken and let go", () => {
     const op = fc.record({
       acquire: fc.boolean(),
@@ -68,20 +68,24 @@ describe("SnapshotCounts", () => {
     });
     fc.assert(
       fc.property(fc.array(op, { minLength: 20, maxLength: 300, size: "max" }), (ops) => {
-        const counts = new SnapshotCounts();
+        const counts = new CountedNumbers();
         const model = new Map<number, number>();
         for (const { acquire, lsn } of ops) {
           if (acquire) {
             counts.acquire(lsn);
             model.set(lsn, (model.get(lsn) ?? 0) + 1);
           } else {
-            counts.release(lsn);
+            const left = counts.release(lsn);
             const n = (model.get(lsn) ?? 0) - 1;
             if (n <= 0) model.delete(lsn);
             else model.set(lsn, n);
+            expect(left).toBe(Math.max(n, 0));
           }
-          expect(counts.sorted()).toEqual([...model.keys()].sort((a, b) => a - b));
+          const held = [...model.keys()].sort((a, b) => a - b);
+          expect(counts.sorted()).toEqual(held);
           expect(counts.count(lsn)).toBe(model.get(lsn) ?? 0);
+          expect(counts.min()).toBe(held[0]);
+          expect(counts.anyIn(lsn - 2, lsn + 1)).toBe(held.some((x) => x >= lsn - 2 && x < lsn + 1));
         }
       }),
       { numRuns: 150 },

@@ -38,6 +38,7 @@
 import { z } from "zod";
 import { ErrorCodes, isTwillError, TwillError } from "../errors.js";
 import type { AppendResult, Log, Storage } from "../storage/types.js";
+import { CountedNumbers } from "../util/counted-numbers.js";
 import {
   type BranchInfo,
   type BranchOpenContext,
@@ -71,7 +72,6 @@ import {
   type Write,
 } from "./txn/commit-record.js";
 import { PendingKeys } from "./txn/pending-keys.js";
-import { SnapshotCounts } from "./txn/snapshot-counts.js";
 import { resolveRange, Transaction, type TxnHost, type TxnScanOptions } from "./txn/transaction.js";
 import { type BufferedWrite, stampEntries, stampEntry, type WriteList } from "./txn/write-buffer.js";
 
@@ -246,7 +246,7 @@ export class Engine implements TxnHost {
     private readonly tree: LsmTree,
     private readonly epoch: number,
     /** Live snapshot LSNs with how many transactions (or child forks) hold each; shared with compaction. */
-    private readonly snapshots: SnapshotCounts,
+    private readonly snapshots: CountedNumbers,
     /** Where this branch sits: name, LSN base, parent, and what it reads through. */
     private readonly branchCtx: BranchOpenContext,
     readonly options: Readonly<ReturnType<typeof parseOptions>>,
@@ -310,7 +310,7 @@ export class Engine implements TxnHost {
           { hint: "the log was removed or replaced; restore it from a backup" },
         );
       }
-      const snapshots = new SnapshotCounts();
+      const snapshots = new CountedNumbers();
       const tree = new LsmTree(
         storage,
         opts.branch,

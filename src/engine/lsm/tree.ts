@@ -24,6 +24,7 @@
 
 import { ErrorCodes, TwillError } from "../../errors.js";
 import type { Storage } from "../../storage/types.js";
+import { CountedNumbers } from "../../util/counted-numbers.js";
 import { BlockCache } from "./block-cache.js";
 import { bloomHash } from "./bloom.js";
 import { AsyncCursor, ConcatCursor, type Cursor, type EntrySource } from "./cursor.js";
@@ -157,8 +158,9 @@ export class LsmTree {
   /** The view seq each memtable first appeared in. */
   private readonly bornSeq = new Map<Memtable, number>();
   /** Running scans (the reads that iterate memtables) by the view seq they began on. */
-  private readonly scansBySeq = new Map<number, number>();
-  private readonly readsBySeq = new Map<number, number>();
+  private readonly scansBySeq = new CountedNumbers();
+  /** Running reads (point reads, scans, compactions' reads) by the view seq they began on. */
+  private readonly readsBySeq = new CountedNumbers();
   /** SST objects dropped from the manifest, deletable once no read older than `afterSeq` runs. */
   private obsolete: { key: string; afterSeq: number }[] = [];
   private manifestLock: Promise<unknown> = Promise.resolve();
@@ -775,21 +777,14 @@ export class LsmTree {
 
   /** The seq of the oldest view a running read began on (the current one when none runs). */
   private get oldestReadSeq(): number {
-    let oldestRead = this.view.seq;
-    for (const [seq, count] of this.readsBySeq) if (count > 0 && seq < oldestRead) oldestRead = seq;
-    return oldestRead;
+    return Math.min(this.view.seq, this.readsBySeq.min() ?? Number.POSITIVE_INFINITY);
   }
 
   /** Recycles the arenas of flushed memtables that no running scan can still reach. */
   private recycleRetired(): void {
-    const reachable = (r: { fromSeq: number; afterSeq: number }) => {
-      for (const [seq, count] of this.scansBySeq)
-        if (count > 0 && seq >= r.fromSeq && seq < r.afterSeq) return true;
-      return false;
-    };
     const kept: typeof this.retired = [];
     for (const r of this.retired) {
-      if (reachable(r)) kept.push(r);
+      if (this.scansBySeq.anyIn(r.fromSeq, r.afterSeq)) kept.push(r);
       else r.table.recycle();
     }
     this.retired = kept;
@@ -842,15 +837,12 @@ export class LsmTree {
 
   private beginRead(): number {
     const seq = this.view.seq;
-    this.readsBySeq.set(seq, (this.readsBySeq.get(seq) ?? 0) + 1);
+    this.readsBySeq.acquire(seq);
     return seq;
   }
 
   private endRead(seq: number): void {
-    const n = (this.readsBySeq.get(seq) ?? 1) - 1;
-    if (n <= 0) this.readsBySeq.delete(seq);
-    else this.readsBySeq.set(seq, n);
-    if (n > 0) return;
+    if (this.readsBySeq.release(seq) > 0) return;
     if (this.retired.length > 0) this.recycleRetired();
     if (this.obsolete.length > 0) void this.collectGarbage().catch(() => undefined);
   }
@@ -1006,7 +998,7 @@ export class LsmTree {
   scanEntries(range: ScanRange, snapshotLsn: number): { entries: AsyncCursor<Entry>; release: () => void } {
     this.checkUsable();
     const seq = this.beginRead();
-    this.scansBySeq.set(seq, (this.scansBySeq.get(seq) ?? 0) + 1);
+    this.scansBySeq.acquire(seq);
     const view = this.view;
     const reverse = range.reverse ?? false;
     const sources: EntrySource[] = [view.active.iterate(range)];
@@ -1023,9 +1015,7 @@ export class LsmTree {
       release: () => {
         if (released) return;
         released = true;
-        const n = (this.scansBySeq.get(seq) ?? 1) - 1;
-        if (n <= 0) this.scansBySeq.delete(seq);
-        else this.scansBySeq.set(seq, n);
+        this.scansBySeq.release(seq);
         this.endRead(seq);
       },
     };
