@@ -117,6 +117,16 @@ for (const backend of backends) {
         expect(readIntoSync("r", 990, into)).toBe(10);
         expect(into.subarray(0, 10)).toEqual(data.slice(990));
         expect(readIntoSync("r", 1000, into)).toBe(0);
+        // An explicit length fills only into[0, length) of a larger buffer, and never more than the buffer holds.
+        into.fill(0xee);
+        expect(readIntoSync("r", 100, into, 8)).toBe(8);
+        expect(into.subarray(0, 8)).toEqual(data.slice(100, 108));
+        expect(into[8]).toBe(0xee);
+        expect(readIntoSync("r", 995, into, 20)).toBe(5);
+        for (const bad of [65, -1, 2.5])
+          expect(() => readIntoSync("r", 0, into, bad)).toThrow(
+            expect.objectContaining({ code: ErrorCodes.InvalidArgument }),
+          );
         expect(() => readIntoSync("r", 1001, into)).toThrow(
           expect.objectContaining({ code: ErrorCodes.InvalidArgument }),
         );

@@ -47,9 +47,9 @@ export class CountingStorage implements Storage {
   constructor(readonly inner: Storage) {
     const readIntoSync = inner.readIntoSync?.bind(inner);
     if (readIntoSync !== undefined) {
-      this.readIntoSync = (key, offset, into) => {
+      this.readIntoSync = (key, offset, into, length) => {
         this.counters.reads++;
-        const n = readIntoSync(key, offset, into);
+        const n = readIntoSync(key, offset, into, length);
         this.counters.readBytes += n;
         return n;
       };
@@ -79,7 +79,7 @@ export class CountingStorage implements Storage {
   }
 
   /** Present when the wrapped store offers it, counted as a read. */
-  readonly readIntoSync?: (key: string, offset: number, into: Uint8Array) => number;
+  readonly readIntoSync?: (key: string, offset: number, into: Uint8Array, length?: number) => number;
   /** Present when the wrapped store offers it, counted as a write. */
   readonly writeChunks?: (key: string, chunks: readonly Uint8Array[]) => Promise<void>;
 

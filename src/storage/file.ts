@@ -40,6 +40,7 @@ import { ErrorCodes, notFound, TwillError } from "../errors.js";
 import {
   rangeNotSatisfiable,
   validateFrames,
+  validateIntoLength,
   validateKey,
   validateLogName,
   validatePrefix,
@@ -223,21 +224,21 @@ class FileStorage implements Storage {
     if (offset > d.size) throw rangeNotSatisfiable(key, offset, d.size);
     const end = range?.length === undefined ? d.size : Math.min(d.size, offset + range.length);
     const out = new Uint8Array(end - offset);
-    if (this.preadInto(key, d.fd, offset, out) !== out.length) {
+    if (this.preadInto(key, d.fd, offset, out, out.length) !== out.length) {
       this.forgetDescriptor(key);
       throw new TwillError(ErrorCodes.Io, `object ${JSON.stringify(key)} shrank while it was read`);
     }
     return out;
   }
 
-  readIntoSync(key: string, offset: number, into: Uint8Array): number {
+  readIntoSync(key: string, offset: number, into: Uint8Array, length: number = into.length): number {
     this.checkOpen();
-    validateRange(offset, into.length);
+    validateIntoLength(length, into);
+    validateRange(offset, length);
     const d = this.cachedDescriptor(key);
     if (offset > d.size) throw rangeNotSatisfiable(key, offset, d.size);
-    const want = Math.min(into.length, d.size - offset);
-    // A view only for a read that the object's end cuts short: a block read fills `into` whole.
-    const done = this.preadInto(key, d.fd, offset, want === into.length ? into : into.subarray(0, want));
+    const want = Math.min(length, d.size - offset);
+    const done = this.preadInto(key, d.fd, offset, into, want);
     if (done !== want) {
       this.forgetDescriptor(key);
       throw new TwillError(ErrorCodes.Io, `object ${JSON.stringify(key)} shrank while it was read`);
@@ -254,14 +255,14 @@ class FileStorage implements Storage {
   }
 
   /**
-   * Fills `out` from `offset` with positioned reads on `fd` (the descriptor of `key`); returns the bytes read
-   * (fewer at the end of the file).
+   * Fills out[0, length) from `offset` with positioned reads on `fd` (the descriptor of `key`); returns the bytes
+   * read (fewer at the end of the file).
    */
-  private preadInto(key: string, fd: number, offset: number, out: Uint8Array): number {
+  private preadInto(key: string, fd: number, offset: number, out: Uint8Array, length: number): number {
     let done = 0;
     try {
-      while (done < out.length) {
-        const bytesRead = readSync(fd, out, done, out.length - done, offset + done);
+      while (done < length) {
+        const bytesRead = readSync(fd, out, done, length - done, offset + done);
         if (bytesRead === 0) break;
         done += bytesRead;
       }

@@ -50,6 +50,16 @@ export function validateLogName(name: string): void {
   }
 }
 
+/** `readIntoSync`'s length: a range length that fits the buffer it is read into. */
+export function validateIntoLength(length: number, into: Uint8Array): void {
+  if (!Number.isSafeInteger(length) || length < 0 || length > into.length) {
+    throw new TwillError(
+      ErrorCodes.InvalidArgument,
+      `read length must be an integer in [0, ${into.length}] (the buffer's length), got ${length}`,
+    );
+  }
+}
+
 export function validateRange(offset: number, length: number | undefined): void {
   if (!Number.isSafeInteger(offset) || offset < 0) {
     throw new TwillError(

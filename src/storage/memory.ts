@@ -11,6 +11,7 @@ import { concatChunks } from "../util/concat-chunks.js";
 import {
   rangeNotSatisfiable,
   validateFrames,
+  validateIntoLength,
   validateKey,
   validateLogName,
   validatePrefix,
@@ -72,14 +73,15 @@ class MemoryStorage implements Storage {
     return bytes.slice(range.offset, end);
   }
 
-  readIntoSync(key: string, offset: number, into: Uint8Array): number {
+  readIntoSync(key: string, offset: number, into: Uint8Array, length: number = into.length): number {
     this.checkOpen();
     validateKey(key);
     const bytes = this.state.objects.get(key);
     if (!bytes) throw notFound(`object ${JSON.stringify(key)}`);
-    validateRange(offset, into.length);
+    validateIntoLength(length, into);
+    validateRange(offset, length);
     if (offset > bytes.length) throw rangeNotSatisfiable(key, offset, bytes.length);
-    const end = Math.min(bytes.length, offset + into.length);
+    const end = Math.min(bytes.length, offset + length);
     into.set(bytes.subarray(offset, end));
     return end - offset;
   }

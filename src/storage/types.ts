@@ -37,12 +37,13 @@ export type StorageKind = "memory" | "file" | "s3";
 export interface ObjectStore {
   read(key: string, range?: ByteRange): Promise<Uint8Array>;
   /**
-   * Optional: reads bytes [offset, offset + into.length) of an object into `into`, synchronously, and returns how
-   * many it read (fewer only at the end of the object). Offered only where a ranged read is a local pread or a
-   * copy (file://, memory://), so that a block-cache miss costs neither a promise nor a fresh buffer; absent on
-   * s3://. Same errors as `read`.
+   * Optional: reads bytes [offset, offset + length) of an object into into[0, length), synchronously, and returns
+   * how many it read (fewer only at the end of the object). `length` defaults to `into.length` and must not
+   * exceed it (a recycled buffer is often larger than the block it receives: no view is made per read). Offered
+   * only where a ranged read is a local pread or a copy (file://, memory://), so that a block-cache miss costs
+   * neither a promise nor a fresh buffer; absent on s3://. Same errors as `read`.
    */
-  readIntoSync?(key: string, offset: number, into: Uint8Array): number;
+  readIntoSync?(key: string, offset: number, into: Uint8Array, length?: number): number;
   /** Size in bytes of an object; NOT_FOUND when it is missing. */
   size(key: string): Promise<number>;
   write(key: string, bytes: Uint8Array): Promise<void>;

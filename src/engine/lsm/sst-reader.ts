@@ -19,7 +19,7 @@
 
 import { ErrorCodes, isTwillError, TwillError } from "../../errors.js";
 import type { ObjectStore } from "../../storage/types.js";
-import type { BlockCache } from "./block-cache.js";
+import type { BlockCache, CachedObject } from "./block-cache.js";
 import { Bloom, bloomHash } from "./bloom.js";
 import { AsyncCursor } from "./cursor.js";
 import {
@@ -142,6 +142,8 @@ export class SstReader {
    * SST each binary-search step touched each of them in a different cold cache line.
    */
   private readonly headWords: Uint32Array;
+  /** This SST's blocks in the cache, by block index. */
+  private readonly cached: CachedObject;
 
   private constructor(
     private readonly store: ObjectStore,
@@ -171,6 +173,7 @@ export class SstReader {
     this.offsets = index.offsets;
     this.lengths = index.lengths;
     this.scanner = new BlockScanner(properties.keyBytesMax);
+    this.cached = cache.object(objectKey, index.blockCount);
   }
 
   static async open(
@@ -330,7 +333,7 @@ export class SstReader {
   ): Entry | undefined | NeedsIo {
     const i = this.locate(key, snapshotLsn, keyHash, filterFirst);
     if (i < 0) return undefined;
-    let block = this.cache.get(this.objectKey, this.offsets[i]!) as DataBlock | undefined;
+    let block = this.cache.get(this.cached, i) as DataBlock | undefined;
     if (block === undefined) {
       if (!filterFirst && !this.bloom.mayContainHash(keyHash ?? bloomHash(key))) return undefined;
       if (!loadSync || this.store.readIntoSync === undefined) return NEEDS_IO;
@@ -394,7 +397,7 @@ export class SstReader {
     try {
       let got: number;
       try {
-        got = this.store.readIntoSync!(this.objectKey, offset, buffer.subarray(0, length));
+        got = this.store.readIntoSync!(this.objectKey, offset, buffer, length);
       } catch (error) {
         throw truncatedOr(error, this.objectKey, offset, length, `data block ${i}`);
       }
@@ -410,7 +413,7 @@ export class SstReader {
       throw error;
     }
     block.buffer = buffer;
-    this.cache.putLoaded(this.objectKey, offset, block, block.memoryBytes);
+    this.cache.putLoaded(this.cached, i, block, block.memoryBytes);
     return block;
   }
 
@@ -428,12 +431,12 @@ export class SstReader {
 
   /** @internal */
   cachedBlock(i: number): DataBlock | undefined {
-    return this.cache.get(this.objectKey, this.offsets[i]!) as DataBlock | undefined;
+    return this.cache.get(this.cached, i) as DataBlock | undefined;
   }
 
   /** @internal */
   isCached(i: number): boolean {
-    return this.cache.has(this.objectKey, this.offsets[i]!);
+    return this.cache.has(this.cached, i);
   }
 
   /** @internal Fetches and verifies block `i`; with `fillCache`, through the cache (deduplicated). */
@@ -450,7 +453,7 @@ export class SstReader {
       }
     }
     if (fillCache) {
-      return this.cache.load(this.objectKey, this.offsets[i]!, async () => {
+      return this.cache.load(this.cached, i, async () => {
         const block = await this.readBlock(i);
         return { value: block, bytes: block.memoryBytes };
       });
