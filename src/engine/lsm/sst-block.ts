@@ -38,7 +38,7 @@ const EMPTY = new Uint8Array(0);
 /** Blocks with at most this many restarts are verified interval by interval (one bit each in `verified`). */
 export const lazyRestartsMax = 30;
 /** `DataBlock.verified` once every interval is. */
-const ALL_VERIFIED = -1;
+export const ALL_VERIFIED = -1;
 
 /** A data block that passed its load checks, as the cache holds it. */
 export class DataBlock {
@@ -668,4 +668,39 @@ export function verifyAll(
     verifyInterval(block, r, lastKey, lastLsn, scanner, objectKey, blockIndex, blockOffset);
   }
   block.verified = ALL_VERIFIED;
+}
+
+/** The checksum stored in the trailer of block bytes[0, length) (not checked: `decodeDataBlock` checks it). */
+export function storedChecksum(bytes: Uint8Array, length: number): number {
+  return u32le(bytes, length - CHECKSUM_BYTES);
+}
+
+/**
+ * A block read again after bytes at the same offset of the same SST passed `decodeDataBlock` (and the intervals
+ * in `verified`), whose trailer then held `knownChecksum`. When these bytes' checksum matches their trailer and
+ * the trailer is `knownChecksum`, the bytes are the ones that passed, with the assurance of the checksum itself
+ * (a 32-bit hash: damage goes unseen 1 time in 2^32, as it would at a first read), and the structure checks,
+ * which depend only on the bytes and the index, would pass again: they are not repeated. A different trailer
+ * (the object changed) returns undefined, for the caller to check the block in full; a checksum that does not
+ * match the trailer is CORRUPTION as at any load.
+ */
+export function redecodeDataBlock(
+  bytes: Uint8Array,
+  length: number,
+  blockOffset: number,
+  objectKey: string,
+  blockIndex: number,
+  formatVersion: number,
+  knownChecksum: number,
+  prefixBytes: number,
+  verified: number,
+): DataBlock | undefined {
+  if (length < dataBlockBytesMin) return undefined;
+  const contentEnd = length - CHECKSUM_BYTES;
+  const stored = u32le(bytes, contentEnd);
+  if (stored !== knownChecksum) return undefined;
+  if (blockChecksum(bytes.subarray(0, contentEnd), blockOffset, formatVersion) !== stored)
+    throw blockDefect(objectKey, blockIndex, blockOffset, "checksum mismatch");
+  const restartCount = u32le(bytes, contentEnd - 4);
+  return new DataBlock(bytes, contentEnd - 4 - restartCount * 4, restartCount, prefixBytes, verified);
 }
