@@ -70,7 +70,7 @@ export class DataBlock {
 
   /** Memory held, for the cache's byte budget: the buffer (its whole capacity when pooled) and object overhead. */
   get memoryBytes(): number {
-    return (this.buffer ?? this.bytes).byteLength + 256;
+    return (this.buffer ?? this.bytes).length + 256;
   }
 
   /** Called by the cache when it drops the block: the pooled buffer to recycle, if any (once). */
