@@ -94,6 +94,12 @@ export const engineOptionsSchema = z
       .min(64 * 1024)
       .default(64 * 1024 * 1024),
     l0CompactionTrigger: z.number().int().min(2).max(64).default(4),
+    /**
+     * Flushes wait for the running compaction while this many L0 SSTs exist, so a point get consults at most this
+     * many L0 SSTs plus one of L1 however far writes outrun compaction (commits then wait on the memtables).
+     * Default max(8, l0CompactionTrigger + 4); must be above l0CompactionTrigger.
+     */
+    l0StopWritesTrigger: z.number().int().min(3).max(256).optional(),
     immutableMemtablesMax: z.number().int().min(1).max(16).default(1),
     // 8 MiB: an SST is written from memory whole (a compaction's output, and the writer's recycled slabs, hold
     // one); at 32 MiB that was 66 MiB of bench/engine/rss's peak. A point get still reads one L1 SST.
@@ -116,7 +122,11 @@ export const engineOptionsSchema = z
       .min(1)
       .default(16 * 1024 * 1024),
   })
-  .strict();
+  .strict()
+  .refine((o) => o.l0StopWritesTrigger === undefined || o.l0StopWritesTrigger > o.l0CompactionTrigger, {
+    message: "l0StopWritesTrigger must be above l0CompactionTrigger",
+    path: ["l0StopWritesTrigger"],
+  });
 
 export type EngineOptions = z.input<typeof engineOptionsSchema>;
 

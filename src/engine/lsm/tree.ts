@@ -40,6 +40,8 @@ export interface TreeOptions {
   blockCacheBytesMax: number;
   /** Compact L0 into L1 once this many L0 SSTs exist. */
   l0CompactionTrigger: number;
+  /** Flushes wait for compaction while this many L0 SSTs exist. Default max(8, l0CompactionTrigger + 4). */
+  l0StopWritesTrigger?: number;
   /** Stall commits while this many memtables wait to be flushed. */
   immutableMemtablesMax: number;
   /** Target size of one L1 SST. */
@@ -134,6 +136,8 @@ export interface TreeStats {
   sstBytes: number;
   flushes: number;
   compactions: number;
+  /** Flushes held back while L0 was at its stop trigger (see `l0StopWritesTrigger`). */
+  l0Stalls: number;
   deletedObjects: number;
   /** Bytes of recycled SST-writer slabs held while no SST is being written (0 once background work stops). */
   idleSlabBytes: number;
@@ -174,6 +178,8 @@ export class LsmTree {
   private closed = false;
   private flushes = 0;
   private compactions = 0;
+  /** Flushes held back by `waitForL0Room` (each wait for a compaction counts once). */
+  private l0Stalls = 0;
   private deletedObjects = 0;
 
   constructor(
@@ -355,6 +361,8 @@ export class LsmTree {
     // Not in the tick of the commit that froze the memtable: that commit's caller runs first.
     await yieldTurn();
     while (this.view.immutables.length > 0 && !this.closed) {
+      await this.waitForL0Room();
+      if (this.closed) break;
       const oldest = this.view.immutables.at(-1)!;
       // Views, not copies: the writer copies every entry into its SST before the memtable can be recycled.
       const meta = await this.writeSst(0, oldest.table.iterate({ views: true }));
@@ -385,6 +393,27 @@ export class LsmTree {
     }
     if (this.options.autoMaintenance && this.view.l0.length >= this.options.l0CompactionTrigger) {
       void this.compactInBackground();
+    }
+  }
+
+  /**
+   * Holds a flush back while L0 is at its stop trigger, until a compaction took those SSTs into L1: a point get
+   * probes every L0 SST whose range holds its key, so this is what bounds its reads when writes outrun
+   * compaction (the memtables then fill and commits wait in `waitForFlush`). Not while an ingest runs: a
+   * compaction waits for the ingest, which may be waiting for this flush; an ingest's L0 SSTs do not overlap one
+   * another, so a read meets at most one of them. Not without automatic maintenance: nothing would compact.
+   */
+  private async waitForL0Room(): Promise<void> {
+    const stop = this.options.l0StopWritesTrigger ?? Math.max(8, this.options.l0CompactionTrigger + 4);
+    while (
+      this.options.autoMaintenance &&
+      this.view.l0.length >= stop &&
+      this.ingesting === undefined &&
+      !this.closed
+    ) {
+      this.l0Stalls++;
+      await this.compactInBackground();
+      if (this.failure) throw this.failure;
     }
   }
 
@@ -1032,6 +1061,7 @@ export class LsmTree {
       sstBytes: this.manifest.ssts.reduce((n, m) => n + m.sizeBytes, 0),
       flushes: this.flushes,
       compactions: this.compactions,
+      l0Stalls: this.l0Stalls,
       deletedObjects: this.deletedObjects,
       idleSlabBytes: this.slabs.idleBytes,
       retiredMemtables: this.retired.length,
