@@ -1,7 +1,9 @@
 /** The engine on every backend: commits, reads, MVCC, conflicts, group commit, flush, compaction and reopen. */
 
 import { afterAll, describe, expect, it } from "vitest";
-import { Engine, type EngineOptions } from "../src/engine/engine.js";
+import { defaultBlockBytes, Engine, type EngineOptions } from "../src/engine/engine.js";
+import { BlockCache } from "../src/engine/lsm/block-cache.js";
+import { SstReader } from "../src/engine/lsm/sst.js";
 import { ErrorCodes, TwillError } from "../src/errors.js";
 import { CountingStorage } from "../src/storage/counting.js";
 import { backends, storageScope } from "./helpers/backends.js";
@@ -173,6 +175,31 @@ for (const backend of backends) {
       expect(engine.stats().blockCache.bytes).toBe(0);
       expect(() => engine.readSync(key(1))).toThrow(TwillError);
       await expect(engine.read(key(1))).rejects.toMatchObject({ code: ErrorCodes.Closed });
+    });
+
+    it("writes data blocks of the backend's default size: 4 KiB locally, 64 KiB on s3://", async () => {
+      const storage = await openStorage();
+      const engine = await Engine.open(storage);
+      try {
+        const txn = engine.begin();
+        for (let i = 0; i < 4000; i++) txn.put(key(i), enc(`${i} `.padEnd(200, "v")));
+        await txn.commit();
+        await engine.flush();
+        const want = backend.name === "s3" ? 64 * 1024 : 4 * 1024;
+        expect(defaultBlockBytes(storage.kind)).toBe(want);
+        let checked = 0;
+        for await (const objectKey of storage.list("sst/")) {
+          const reader = await SstReader.open(storage, objectKey, new BlockCache(1 << 20));
+          // Blocks are cut once they pass the target, so the mean lies just above it (the last one is short).
+          const mean = reader.sizeBytes / reader.properties.blockCount;
+          expect(mean, objectKey).toBeGreaterThan(want * 0.75);
+          expect(mean, objectKey).toBeLessThan(want * 1.25);
+          checked++;
+        }
+        expect(checked).toBeGreaterThan(0);
+      } finally {
+        await engine.close();
+      }
     });
 
     it("flushes to SSTs, compacts, and reads everything back after reopen", async () => {
