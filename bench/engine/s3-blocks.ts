@@ -7,7 +7,7 @@
  * the latencies are a local server's, a fraction of a real region's, so the request counts are the figure that
  * carries over. The same reads on file:// are bench/engine/ab-get.ts's business (4 KiB wins there).
  *
- * Run: npm run s3:start; eval "$(bash scripts/s3-server.sh env)"; npx tsx bench/engine/s3-blocks.ts [--rows N]
+ * Run: npm run s3:start; eval "$(bash scripts/s3-server.sh env)"; npm run bench:engine:s3 [-- --rows N]
  * Not a peer comparison (no other system stores on S3 here): it is the measurement behind the per-backend
  * default of `blockBytesTarget` (src/engine/engine.ts).
  */
