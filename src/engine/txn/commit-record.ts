@@ -76,16 +76,17 @@ function writeBytes(w: Write): number {
  */
 const frameSlabBytes = 256 * 1024;
 const frameSharedBytesMax = 16 * 1024;
-let frameSlab = new Uint8Array(0);
+let frameSlab = new ArrayBuffer(0);
 let frameSlabUsed = 0;
 
 function allocFrame(length: number): Uint8Array {
   if (length > frameSharedBytesMax) return new Uint8Array(length);
-  if (frameSlabUsed + length > frameSlab.length) {
-    frameSlab = new Uint8Array(frameSlabBytes);
+  if (frameSlabUsed + length > frameSlab.byteLength) {
+    frameSlab = new ArrayBuffer(frameSlabBytes);
     frameSlabUsed = 0;
   }
-  const out = frameSlab.subarray(frameSlabUsed, frameSlabUsed + length);
+  // A view made from the ArrayBuffer: `subarray` of a Uint8Array costs about twice as much.
+  const out = new Uint8Array(frameSlab, frameSlabUsed, length);
   frameSlabUsed += length;
   return out;
 }
