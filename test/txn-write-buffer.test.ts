@@ -84,6 +84,27 @@ describe("WriteBuffer", () => {
     expect(buffer.get(new Uint8Array([9]))!.value[99_999]).toBe(7);
   });
 
+  it("keeps every buffer's writes its own, a large first write and a buffer cleared and written again too", () => {
+    // Buffers start from shared empty arrays until their first write: no write may land in another buffer.
+    const a = new WriteBuffer();
+    const b = new WriteBuffer();
+    const c = new WriteBuffer();
+    a.put(new Uint8Array([1]), new Uint8Array(100_000).fill(5));
+    b.put(new Uint8Array([2]), new Uint8Array([6]));
+    c.delete(new Uint8Array([3]));
+    c.clear();
+    c.put(new Uint8Array([4]), new Uint8Array(70_000).fill(8));
+    c.put(new Uint8Array([5]), new Uint8Array([9]));
+    const fresh = new WriteBuffer();
+    expect([fresh.size, fresh.sorted()]).toEqual([0, []]);
+    expect(a.sorted().map((w) => [[...w.key], w.value.length, w.value[99_999]])).toEqual([[[1], 100_000, 5]]);
+    expect(b.sorted().map((w) => [[...w.key], [...w.value]])).toEqual([[[2], [6]]]);
+    expect(c.sorted().map((w) => [[...w.key], w.value.length, w.value[0]])).toEqual([
+      [[4], 70_000, 8],
+      [[5], 1, 9],
+    ]);
+  });
+
   it("turns the writes of a commit into memtable entries carrying the commit LSN", () => {
     const buffer = new WriteBuffer();
     buffer.put(new Uint8Array([2]), new Uint8Array([20]));

@@ -62,6 +62,9 @@ const ownBufferBytes = 64 * 1024;
 let shared: Uint8Array<ArrayBuffer> = EMPTY;
 let sharedBuffer: ArrayBuffer = new ArrayBuffer(0);
 let sharedUsed = 0;
+const NO_CHUNKS = Object.freeze([]) as readonly Uint8Array[] as Uint8Array[];
+const NO_BUFFERS = Object.freeze([]) as readonly ArrayBuffer[] as ArrayBuffer[];
+const NO_SLOTS = Object.freeze([]) as readonly number[] as number[];
 /** Int32 fields per write slot: chunk number, offset in the chunk, key length, value length (-1: delete). */
 const F = 4;
 
@@ -72,14 +75,17 @@ export interface WriteList {
 }
 
 export class WriteBuffer {
-  private chunks: Uint8Array[] = [];
+  // The three arrays start as shared frozen empties, replaced by the first write (a push into one throws rather
+  // than reaching another buffer): a transaction then allocates none before it writes, and a one-row one three
+  // arrays fewer.
+  private chunks: Uint8Array[] = NO_CHUNKS;
   /**
    * The ArrayBuffer of each chunk (each chunk starts at byte 0 of its own): a write's key and value views are made
    * with `new Uint8Array(buffer, offset, length)`, ~40 ns, where `subarray` and the `buffer` getter cost ~100 each.
    */
-  private buffers: ArrayBuffer[] = [];
+  private buffers: ArrayBuffer[] = NO_BUFFERS;
   /** F small integers per write; a plain array, since a typed array costs an ArrayBuffer per transaction. */
-  private slots: number[] = [];
+  private slots: number[] = NO_SLOTS;
   /** Slots in use; before the key map exists, superseded duplicates may be among them. */
   private count = 0;
   /** Key → slot; undefined until the first lookup needs it. When present, no two slots hold one key. */
@@ -160,9 +166,9 @@ export class WriteBuffer {
   }
 
   clear(): void {
-    this.chunks = [];
-    this.buffers = [];
-    this.slots = [];
+    this.chunks = NO_CHUNKS;
+    this.buffers = NO_BUFFERS;
+    this.slots = NO_SLOTS;
     this.count = 0;
     this.index = undefined;
     this.ascending = true;
@@ -307,8 +313,13 @@ export class WriteBuffer {
     let at = 0;
     if (total > ownBufferBytes) {
       out = new Uint8Array(total);
-      this.chunks.push(out);
-      this.buffers.push(out.buffer);
+      if (this.chunks.length === 0) {
+        this.chunks = [out];
+        this.buffers = [out.buffer];
+      } else {
+        this.chunks.push(out);
+        this.buffers.push(out.buffer);
+      }
     } else {
       if (sharedUsed + total > shared.length) {
         shared = new Uint8Array(sharedChunkBytes);
