@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { EntryKind } from "../src/engine/lsm/types.js";
-import { WriteKind } from "../src/engine/txn/commit-record.js";
+import { decodeFrame, encodeCommit, WriteKind } from "../src/engine/txn/commit-record.js";
 import { stampEntries, WriteBuffer } from "../src/engine/txn/write-buffer.js";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -103,6 +103,45 @@ describe("WriteBuffer", () => {
       [[4], 70_000, 8],
       [[5], 1, 9],
     ]);
+  });
+
+  it("lays a one-write commit's frame out in place: the bytes encodeCommit makes, and none for other counts", () => {
+    // Keys and values of every varint width the record can have (a 16 KiB key, values up to past 64 KiB, which
+    // get a chunk of their own), puts, deletes and overwrites, after other buffers' writes in the shared chunk.
+    const sizeArb = fc.constantFrom(0, 1, 127, 128, 300, 16_383, 16_384, 70_000);
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ key: fc.integer({ min: 1, max: 16_384 }), value: sizeArb, del: fc.boolean() }), {
+          minLength: 1,
+          maxLength: 4,
+        }),
+        fc.boolean(),
+        (writes, sameKey) => {
+          const other = new WriteBuffer();
+          other.put(new Uint8Array([9]), new Uint8Array(5).fill(9));
+          const buffer = new WriteBuffer();
+          for (const [i, w] of writes.entries()) {
+            const key = new Uint8Array(sameKey ? writes[0]!.key : w.key).fill(sameKey ? 1 : i + 1);
+            if (w.del) buffer.delete(key);
+            else buffer.put(key, new Uint8Array(w.value).fill(0x5a));
+          }
+          const sorted = buffer.sorted();
+          const frame = buffer.oneWriteFrame();
+          if (sorted.length !== 1) {
+            expect(frame).toBeUndefined();
+            return;
+          }
+          expect(hex(frame!)).toBe(hex(encodeCommit(sorted)[0]!));
+          const decoded = decodeFrame(frame!, 1);
+          expect(decoded.type === 2 && decoded.writes.map((w) => [w.kind, hex(w.key), hex(w.value)])).toEqual(
+            sorted.map((w) => [w.kind, hex(w.key), hex(w.value)]),
+          );
+          // The other buffer's write is untouched by the frame's header bytes.
+          expect(hex(other.sorted()[0]!.value)).toBe("0909090909");
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 
   it("turns the writes of a commit into memtable entries carrying the commit LSN", () => {

@@ -588,7 +588,9 @@ export class Engine implements TxnHost {
       if (this.pendingKeys.has(key, hash)) throw this.conflict(bytes);
       this.checkPendingLarge(txn, writes);
     } else pending = this.checkPending(txn, writes);
-    const frames = ingest ? [] : encodeCommit(entries);
+    // A one-row commit's frame is already laid out in its write buffer.
+    const one = ingest || entries.length !== 1 ? undefined : txn.oneWriteFrame();
+    const frames = ingest ? [] : one !== undefined ? [one] : encodeCommit(entries);
     let bytes = 0;
     for (let i = 0; i < frames.length; i++) bytes += frames[i]!.length;
     const q = new QueuedCommit(txn, writes, entries, key, hash, pending, large, frames, bytes, ingest);

@@ -143,6 +143,11 @@ export class Transaction {
     return this.writes.sorted();
   }
 
+  /** @internal The log frame of a commit of exactly one write, without encoding (see write-buffer.ts); else undefined. */
+  oneWriteFrame(): Uint8Array | undefined {
+    return this.writes.oneWriteFrame();
+  }
+
   /** Own writes in key order without making them all at once (each `at` may return a new object). */
   ownWriteList(): WriteList {
     return this.writes.sortedList();

@@ -17,6 +17,10 @@
  *     per write or per transaction (about 2 µs each in V8). The writes reach the memtable as views into those
  *     chunks, so a chunk lives as long as anything holding one of its writes (a memtable, until its flush); bytes
  *     of aborted transactions are simply never referenced. A write larger than 64 KiB gets a chunk of its own.
+ *   - A write is copied in as its commit record (commit-record.ts: kind · varint key length · key · varint value
+ *     length · value, the last two for a put only) after ONE_WRITE_HEADROOM spare bytes, so that a one-write
+ *     commit's log frame is a view of those bytes (`oneWriteFrame`) rather than a second copy; the slot's offset is
+ *     that of the key.
  *
  * Invariants: `sorted()` (and `sortedAt`) is in strictly increasing key order with one write per key, the latest;
  * `get`/`has` see the latest write of a key; callers never see memory shared with the bytes they passed in.
@@ -28,7 +32,14 @@
 
 import { keyString } from "../lsm/memtable.js";
 import { type Entry, EntryKind } from "../lsm/types.js";
-import { type Write, WriteKind } from "./commit-record.js";
+import {
+  ONE_WRITE_HEADROOM,
+  putVarint,
+  sealOneWriteCommit,
+  varintBytes,
+  type Write,
+  WriteKind,
+} from "./commit-record.js";
 
 /** A buffered write; its lsn is 0 until the commit stamps it. */
 export interface BufferedWrite extends Write {
@@ -165,6 +176,24 @@ export class WriteBuffer {
     return { length, at: (i) => (i >= 0 && i < length ? this.sortedAt(i) : undefined) };
   }
 
+  /**
+   * The log frame of a commit of exactly one write: a view of its record with the frame's type and count written
+   * into the headroom before it (commit-record.ts `sealOneWriteCommit`); undefined for any other number of writes.
+   * The bytes are never written again, so the frame stays valid as long as it is held.
+   */
+  oneWriteFrame(): Uint8Array | undefined {
+    if (this.sortedLength !== 1) return undefined;
+    const at = (this.ascending ? 0 : this.sortOrder()[0]!) * F;
+    const s = this.slots;
+    const keyAt = s[at + 1]!;
+    const keyLength = s[at + 2]!;
+    const valueLength = s[at + 3]!;
+    const recordAt = keyAt - varintBytes(keyLength) - 1;
+    const end =
+      valueLength < 0 ? keyAt + keyLength : keyAt + keyLength + varintBytes(valueLength) + valueLength;
+    return sealOneWriteCommit(this.buffers[s[at]!]!, recordAt, end);
+  }
+
   clear(): void {
     this.chunks = NO_CHUNKS;
     this.buffers = NO_BUFFERS;
@@ -189,7 +218,10 @@ export class WriteBuffer {
       key: new Uint8Array(buffer, offset, keyLength),
       lsn: 0,
       kind: valueLength < 0 ? WriteKind.Delete : WriteKind.Put,
-      value: valueLength <= 0 ? EMPTY : new Uint8Array(buffer, offset + keyLength, valueLength),
+      value:
+        valueLength <= 0
+          ? EMPTY
+          : new Uint8Array(buffer, offset + keyLength + varintBytes(valueLength), valueLength),
     };
   }
 
@@ -249,7 +281,7 @@ export class WriteBuffer {
   private add(key: Uint8Array, value: Uint8Array, valueLength: number): void {
     this.sortedCache = undefined;
     this.order = undefined;
-    const offset = this.copyIn(key, value);
+    const offset = this.copyIn(key, value, valueLength);
     const chunkId = this.chunks.length - 1;
     this.bytes += key.length + value.length;
     let slot = this.count;
@@ -306,9 +338,19 @@ export class WriteBuffer {
     return index;
   }
 
-  /** key ++ value, copied into the shared chunk (a chunk of its own when large), which is then this buffer's last. */
-  private copyIn(key: Uint8Array, value: Uint8Array): number {
-    const total = key.length + value.length;
+  /**
+   * The write's record (see the header) after ONE_WRITE_HEADROOM spare bytes, copied into the shared chunk (a chunk
+   * of its own when large), which is then this buffer's last; returns the key's offset. `valueLength` is -1 for a
+   * delete.
+   */
+  private copyIn(key: Uint8Array, value: Uint8Array, valueLength: number): number {
+    const k = key.length;
+    const total =
+      ONE_WRITE_HEADROOM +
+      1 +
+      varintBytes(k) +
+      k +
+      (valueLength < 0 ? 0 : varintBytes(value.length) + value.length);
     let out: Uint8Array<ArrayBuffer>;
     let at = 0;
     if (total > ownBufferBytes) {
@@ -337,11 +379,18 @@ export class WriteBuffer {
       at = sharedUsed;
       sharedUsed += total;
     }
-    const k = key.length;
+    let p = at + ONE_WRITE_HEADROOM;
+    out[p++] = valueLength < 0 ? WriteKind.Delete : WriteKind.Put;
+    p = putVarint(out, p, k);
+    const keyAt = p;
     // Keys are short: a loop beats a `set` call.
-    if (k <= 32) for (let i = 0; i < k; i++) out[at + i] = key[i]!;
-    else out.set(key, at);
-    if (value.length > 0) out.set(value, at + k);
-    return at;
+    if (k <= 32) for (let i = 0; i < k; i++) out[p + i] = key[i]!;
+    else out.set(key, p);
+    p += k;
+    if (valueLength >= 0) {
+      p = putVarint(out, p, value.length);
+      if (value.length > 0) out.set(value, p);
+    }
+    return keyAt;
   }
 }
