@@ -14,9 +14,10 @@
  *     duplicates may sit in the slots; building the map or sorting removes them, keeping the latest.
  *   - Key and value bytes are copied into 256 KiB chunks shared by every write buffer of the process, filled
  *     front to back and never written twice, so neither a bulk load nor a one-row commit creates an ArrayBuffer
- *     per write or per transaction (about 2 µs each in V8). The writes reach the memtable as views into those
- *     chunks, so a chunk lives as long as anything holding one of its writes (a memtable, until its flush); bytes
- *     of aborted transactions are simply never referenced. A write larger than 64 KiB gets a chunk of its own.
+ *     per write or per transaction (about 2 µs each in V8). Writes are handed out as views into those chunks (the
+ *     memtable copies them into its arena), so a chunk lives as long as anything holding one of its writes or a
+ *     frame made of it; bytes of aborted transactions are simply never referenced. A write larger than 64 KiB
+ *     gets a chunk of its own.
  *   - A write is copied in as its commit record (commit-record.ts: kind · varint key length · key · varint value
  *     length · value, the last two for a put only) after ONE_WRITE_HEADROOM spare bytes, so that a one-write
  *     commit's log frame is a view of those bytes (`oneWriteFrame`) rather than a second copy; the slot's offset is
