@@ -187,6 +187,12 @@ export class Memtable {
 
   // Arena.
   private readonly arena: Uint8Array[] = [];
+  /**
+   * Each arena chunk's ArrayBuffer and offset in it, so the flush's views are made with `new Uint8Array(buffer,
+   * offset, length)`: the `buffer` getter and `subarray` cost ~100 ns each, twice per entry of a flush.
+   */
+  private readonly arenaBuffers: ArrayBufferLike[] = [];
+  private readonly arenaOffsets: number[] = [];
   /** The chunks of `arena` taken from the pool (those of one value each are not). */
   private readonly pooled: Uint8Array[] = [];
   private readonly pool: ArenaPool | undefined;
@@ -249,6 +255,8 @@ export class Memtable {
     if (this.pool !== undefined) for (const c of this.pooled) this.pool.give(c);
     this.pooled.length = 0;
     this.arena.length = 0;
+    this.arenaBuffers.length = 0;
+    this.arenaOffsets.length = 0;
   }
 
   /** @internal Throws if the memtable was recycled: its bytes belong to another memtable now. */
@@ -294,7 +302,7 @@ export class Memtable {
   private copyIn(bytes: Uint8Array): number {
     const n = bytes.length;
     if (n > arenaValueMax) {
-      this.arena.push(bytes.slice());
+      this.pushChunk(bytes.slice());
       this.bytes += n;
       this.arenaOffsetOut = 0;
       return this.arena.length - 1;
@@ -304,7 +312,7 @@ export class Memtable {
       if (this.arenaCurrent >= 0) this.bytes += arenaChunkBytes - this.arenaUsed;
       const fresh = this.pool?.take() ?? new Uint8Array(arenaChunkBytes);
       this.pooled.push(fresh);
-      this.arena.push(fresh);
+      this.pushChunk(fresh);
       this.arenaCurrent = this.arena.length - 1;
       this.arenaUsed = 0;
     }
@@ -318,10 +326,15 @@ export class Memtable {
     return this.arenaCurrent;
   }
 
+  private pushChunk(chunk: Uint8Array): void {
+    this.arena.push(chunk);
+    this.arenaBuffers.push(chunk.buffer);
+    this.arenaOffsets.push(chunk.byteOffset);
+  }
+
   private view(chunk: number, offset: number, length: number): Uint8Array {
     if (length === 0) return EMPTY;
-    const c = this.arena[chunk]!;
-    return new Uint8Array(c.buffer, c.byteOffset + offset, length);
+    return new Uint8Array(this.arenaBuffers[chunk]!, this.arenaOffsets[chunk]! + offset, length);
   }
 
   // ---- rows ---------------------------------------------------------------------------------------------------
