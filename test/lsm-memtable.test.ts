@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { Memtable } from "../src/engine/lsm/memtable.js";
+import { keyString, Memtable } from "../src/engine/lsm/memtable.js";
 import { compareEntries, type Entry, EntryKind, lsnMax } from "../src/engine/lsm/types.js";
 import { isTwillError } from "../src/errors.js";
 
@@ -136,6 +136,20 @@ describe("Memtable", () => {
       const lo = new Uint8Array([0x41, 5]);
       const hi = new Uint8Array([0x41, 9, 1]);
       expect([...m.iterate({ start: lo, end: hi })]).toEqual(want.filter((e) => inRange(e, lo, hi)));
+    }
+  });
+
+  it("makes key strings of one char per byte at every length (reused short-key arrays, long keys in pieces)", () => {
+    let previous: string | undefined;
+    for (let n = 0; n < 2100; n += n < 70 ? 1 : 97) {
+      const bytes = new Uint8Array(n + 3);
+      for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 37 + n) & 0xff;
+      const key = bytes.subarray(3);
+      const s = keyString(key);
+      expect(s).toBe(Buffer.from(key).toString("latin1"));
+      // The reused array of one length never leaks into the string of another.
+      expect(s).not.toBe(previous);
+      previous = s;
     }
   });
 

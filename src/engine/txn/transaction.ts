@@ -35,9 +35,8 @@ export interface TxnHost {
   release(txn: Transaction): void;
 }
 
-export function keyString(key: Uint8Array): string {
-  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
-}
+/** A key as a latin1 string (the memtable's, whose short-key path beats a Buffer's latin1 decoding ~4x). */
+export { keyString } from "../lsm/memtable.js";
 
 /** Smallest key greater than every key starting with `prefix`; undefined when there is none (all 0xff). */
 export function prefixEnd(prefix: Uint8Array): Uint8Array | undefined {
