@@ -127,8 +127,18 @@ for (const backend of backends) {
         wide(1, 400, "c").commit(), // large (> 256 writes) vs small
         wide(1000, 400, "d").commit(), // large, disjoint: commits
         wide(1399, 1, "e").commit(), // small vs large
+        wide(5000, 1, "h").commit(), // one write: its key counted alone, not as an array of one
+        wide(5000, 1, "i").commit(), // one write vs one write
+        wide(4999, 2, "j").commit(), // small vs one write
+        wide(2000, 300, "k").commit(), // large, disjoint: commits
+        wide(2299, 1, "l").commit(), // one write vs large
       ]);
       expect(results.map((r) => r.status)).toEqual([
+        "fulfilled",
+        "rejected",
+        "rejected",
+        "fulfilled",
+        "rejected",
         "fulfilled",
         "rejected",
         "rejected",
@@ -142,6 +152,10 @@ for (const backend of backends) {
       // Applied: new transactions on those keys commit.
       await wide(2, 1, "f").commit();
       await wide(1399, 1, "g").commit();
+      await wide(5000, 1, "m").commit();
+      expect(dec(await engine.read(key(5000)))).toBe("m5000");
+      expect(dec(await engine.read(key(4999)))).toBeUndefined();
+      expect(dec(await engine.read(key(2299)))).toBe("k2299");
       expect(dec(await engine.read(key(2)))).toBe("f2");
       expect(dec(await engine.read(key(1399)))).toBe("g1399");
       expect(dec(await engine.read(key(1)))).toBe("a1");

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { Memtable } from "../src/engine/lsm/memtable.js";
+import { keyString, Memtable } from "../src/engine/lsm/memtable.js";
 import { compareEntries, type Entry, EntryKind, lsnMax } from "../src/engine/lsm/types.js";
 import { isTwillError } from "../src/errors.js";
 
@@ -47,8 +47,9 @@ describe("Memtable", () => {
         fc.option(keyArb, { nil: undefined }),
         fc.option(keyArb, { nil: undefined }),
         fc.constantFrom(2, 3, 8, 512),
-        ({ inserted, model }, probes, lo, hi, chunkEntriesMax) => {
-          const m = new Memtable({ chunkEntriesMax });
+        fc.constantFrom(1, 3, 7, 512),
+        ({ inserted, model }, probes, lo, hi, chunkEntriesMax, unsortedKeysMax) => {
+          const m = new Memtable({ chunkEntriesMax, unsortedKeysMax });
           for (const e of inserted) m.put(e);
           expect(m.entryCount).toBe(model.length);
           for (const [key, snapshot] of probes) {
@@ -76,8 +77,9 @@ describe("Memtable", () => {
         fc.option(keyArb, { nil: undefined }),
         fc.option(keyArb, { nil: undefined }),
         fc.constantFrom(2, 3, 8, 512),
-        ({ model: before }, { inserted: during }, reverse, lo, hi, chunkEntriesMax) => {
-          const m = new Memtable({ chunkEntriesMax });
+        fc.constantFrom(1, 3, 7, 512),
+        ({ model: before }, { inserted: during }, reverse, lo, hi, chunkEntriesMax, unsortedKeysMax) => {
+          const m = new Memtable({ chunkEntriesMax, unsortedKeysMax });
           for (const e of before) m.put(e);
           const start = lo && new Uint8Array(lo);
           const end = hi && new Uint8Array(hi);
@@ -104,6 +106,51 @@ describe("Memtable", () => {
       ),
       { numRuns: 300 },
     );
+  });
+
+  it("merges batches of new keys into the ordered index: interleaved writers, random keys, and a scan between", () => {
+    // 16 writers each putting ascending keys of their own range, interleaved (bench/engine's 16-committer phase),
+    // then random keys; batches of 512 (the default) and of 37, so merges split chunks at many places at once.
+    for (const unsortedKeysMax of [512, 37]) {
+      const m = new Memtable({ unsortedKeysMax, chunkEntriesMax: 64 });
+      const model = new Map<string, Entry>();
+      const put = (key: Uint8Array, lsn: number) => {
+        const e: Entry = { key, lsn, kind: EntryKind.Put, value: new Uint8Array([lsn & 0xff]) };
+        m.put(e);
+        model.set(`${Buffer.from(key).toString("hex")}@${lsn}`, e);
+      };
+      let lsn = 1;
+      for (let i = 0; i < 600; i++) {
+        for (let w = 0; w < 16; w++) put(new Uint8Array([0x41, w, i >> 8, i & 0xff]), lsn++);
+        // A scan now and then, which settles whatever is waiting.
+        if (i % 97 === 0) expect(m.iterate({ start: new Uint8Array([0x41, 3]) }).nextSync()).toBeDefined();
+      }
+      let x = 12345;
+      for (let i = 0; i < 5000; i++) {
+        x = (x * 1103515245 + 12345) >>> 0;
+        put(new Uint8Array([x >>> 24, (x >>> 16) & 0xff, (x >>> 8) & 0xff]), lsn++);
+      }
+      const want = [...model.values()].sort(compareEntries);
+      expect([...m.iterate()]).toEqual(want);
+      expect([...m.iterate({ reverse: true })]).toEqual([...want].reverse());
+      const lo = new Uint8Array([0x41, 5]);
+      const hi = new Uint8Array([0x41, 9, 1]);
+      expect([...m.iterate({ start: lo, end: hi })]).toEqual(want.filter((e) => inRange(e, lo, hi)));
+    }
+  });
+
+  it("makes key strings of one char per byte at every length (reused short-key arrays, long keys in pieces)", () => {
+    let previous: string | undefined;
+    for (let n = 0; n < 2100; n += n < 70 ? 1 : 97) {
+      const bytes = new Uint8Array(n + 3);
+      for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 37 + n) & 0xff;
+      const key = bytes.subarray(3);
+      const s = keyString(key);
+      expect(s).toBe(Buffer.from(key).toString("latin1"));
+      // The reused array of one length never leaks into the string of another.
+      expect(s).not.toBe(previous);
+      previous = s;
+    }
   });
 
   it("replaces a version put twice and tracks sizes and LSNs", () => {

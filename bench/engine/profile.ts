@@ -13,6 +13,7 @@
  *
  * Run: node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/engine/profile.ts get [--rows N] [--gets N]
  *      [--block-bytes N] (the engine's blockBytesTarget, for A/B of data block sizes)
+ *      [--memtable-mib N] (the engine's memtableBytesMax: a long commit run under perf without a flush in it)
  * Not a benchmark of record (no peer): the numbers it prints are for comparing two builds on the same machine.
  */
 
@@ -36,6 +37,8 @@ const COMMITS = flag("--commits", 400);
 // Data block size to write (the engine's blockBytesTarget); default: the engine's.
 const BLOCK_BYTES = flag("--block-bytes", 0);
 const WARMUP = flag("--warmup", 0);
+// The engine's memtableBytesMax in MiB (default: the engine's); larger keeps a long commit run (for perf) flush-free.
+const MEMTABLE_MIB = flag("--memtable-mib", 0);
 const noSync = process.argv.includes("--no-sync");
 // Twill gets plain Uint8Array views of the shared rows, as engine.bench.ts passes them.
 const rowKey = (i: number, space = 0): Uint8Array => u8(sharedRowKey(i, space));
@@ -65,7 +68,10 @@ async function gcWatchEnd(): Promise<string> {
 
 const dir = await mkdtemp(join(tmpdir(), "twill-profile-engine-"));
 const storage = await openFileStorage(dir, { unsafeNoSync: noSync });
-const engine = await Engine.open(storage, BLOCK_BYTES > 0 ? { blockBytesTarget: BLOCK_BYTES } : {});
+const engine = await Engine.open(storage, {
+  ...(BLOCK_BYTES > 0 ? { blockBytesTarget: BLOCK_BYTES } : {}),
+  ...(MEMTABLE_MIB > 0 ? { memtableBytesMax: MEMTABLE_MIB * 1024 * 1024 } : {}),
+});
 try {
   if (phase === "get") {
     const txn = engine.begin();

@@ -160,10 +160,18 @@ class QueuedCommit {
     /** What enters the memtable; empty for an ingest. */
     readonly entries: BufferedWrite[],
     /**
-     * The written keys as latin1 strings and their hashes (in `entries` order), counted in `pendingKeys` and
-     * handed to the memtable for its indexes; undefined for a large commit (`pendingLarge`).
+     * A one-write commit's key as a latin1 string and its hash, counted in `pendingKeys` and handed to the
+     * memtable for its indexes (fields, not arrays of one: three objects fewer per commit); "" and 0 otherwise.
+     */
+    readonly key: string,
+    readonly hash: number,
+    /**
+     * The same for a commit of 2..PENDING_KEYS_MAX writes (in `entries` order); undefined for one write and for a
+     * large commit (`pendingLarge`).
      */
     readonly pending: PendingWrites | undefined,
+    /** Checked against queued commits through `pendingLarge`, not `pendingKeys`. */
+    readonly large: boolean,
     readonly frames: Uint8Array[],
     readonly bytes: number,
     /** Committed as SSTs plus one INGEST frame, in a group of its own. */
@@ -187,6 +195,9 @@ function captureSettlers(resolve: (lsn: number) => void, reject: (error: unknown
 }
 
 const NO_ENTRIES: BufferedWrite[] = [];
+/** What a one-write commit hands `LsmTree.apply` (which reads them before returning), refilled per commit. */
+const oneKey: string[] = [""];
+const oneHash: number[] = [0];
 
 /** The frames of a group's commits, in order, for one append. */
 function groupFrames(group: readonly QueuedCommit[]): Uint8Array[] {
@@ -587,12 +598,25 @@ export class Engine implements TxnHost {
         if (this.tree.newestMemLsn(key) > snapshot) throw this.conflict(key);
       }
     }
-    const pending = this.checkPending(txn, writes);
-    const frames = ingest ? [] : encodeCommit(entries);
+    let key = "";
+    let hash = 0;
+    let pending: PendingWrites | undefined;
+    const large = writes.length > PENDING_KEYS_MAX;
+    if (writes.length === 1) {
+      const bytes = writes.at(0)!.key;
+      key = keyString(bytes);
+      hash = bloomHash(bytes);
+      if (this.pendingKeys.has(key, hash)) throw this.conflict(bytes);
+      this.checkPendingLarge(txn, writes);
+    } else pending = this.checkPending(txn, writes);
+    // A one-row commit's frame is already laid out in its write buffer.
+    const one = ingest || entries.length !== 1 ? undefined : txn.oneWriteFrame();
+    const frames = ingest ? [] : one !== undefined ? [one] : encodeCommit(entries);
     let bytes = 0;
     for (let i = 0; i < frames.length; i++) bytes += frames[i]!.length;
-    const q = new QueuedCommit(txn, writes, entries, pending, frames, bytes, ingest);
-    if (pending === undefined) this.pendingLarge.add(q);
+    const q = new QueuedCommit(txn, writes, entries, key, hash, pending, large, frames, bytes, ingest);
+    if (large) this.pendingLarge.add(q);
+    else if (pending === undefined) this.pendingKeys.add(key, hash);
     else
       for (let i = 0; i < pending.keys.length; i++)
         this.pendingKeys.add(pending.keys[i]!, pending.hashes[i]!);
@@ -605,15 +629,13 @@ export class Engine implements TxnHost {
    * Conflict check against queued and in-flight commits (those are newer than any snapshot): throws on a key one of
    * them writes too; returns this commit's key strings and hashes for `pendingKeys` (undefined when it is large).
    * Large write sets are intersected from the smaller side, so a bulk load alone pays nothing and small commits
-   * never walk a large one.
+   * never walk a large one. For two writes or more (`enqueue` checks a single write itself).
    */
   private checkPending(txn: Transaction, writes: WriteList): PendingWrites | undefined {
     let pending: PendingWrites | undefined;
     if (writes.length <= PENDING_KEYS_MAX) {
       const n = writes.length;
-      // A one-row commit gets literal arrays of one: `new Array(n)` makes holey arrays of a given length to fill.
-      pending =
-        n === 1 ? { keys: [""], hashes: [0] } : { keys: new Array<string>(n), hashes: new Array<number>(n) };
+      pending = { keys: new Array<string>(n), hashes: new Array<number>(n) };
       for (let i = 0; i < n; i++) {
         const key = writes.at(i)!.key;
         const k = keyString(key);
@@ -627,6 +649,12 @@ export class Engine implements TxnHost {
         if (txn.hasWriteString(k)) throw this.conflict(Buffer.from(k, "latin1"));
       }
     }
+    this.checkPendingLarge(txn, writes);
+    return pending;
+  }
+
+  /** The part of `checkPending` against queued large commits. */
+  private checkPendingLarge(txn: Transaction, writes: WriteList): void {
     // The size test keeps the Set's iterator off a small commit's path when no large commit is queued.
     if (this.pendingLarge.size > 0) {
       for (const q of this.pendingLarge) {
@@ -637,7 +665,6 @@ export class Engine implements TxnHost {
         }
       }
     }
-    return pending;
   }
 
   /** The commit left the queue (applied or failed): its keys no longer conflict through `pendingKeys`. */
@@ -645,8 +672,12 @@ export class Engine implements TxnHost {
     if (q.settled) return;
     q.settled = true;
     const pending = q.pending;
-    if (pending === undefined) {
+    if (q.large) {
       this.pendingLarge.delete(q);
+      return;
+    }
+    if (pending === undefined) {
+      this.pendingKeys.remove(q.key, q.hash);
       return;
     }
     for (let i = 0; i < pending.keys.length; i++)
@@ -774,7 +805,14 @@ export class Engine implements TxnHost {
       lsn += q.frames.length;
       const commitLsn = lsn - 1;
       const pending = q.pending;
-      this.tree.apply(stampEntries(q.entries, commitLsn), pending?.keys, pending?.hashes);
+      const entries = stampEntries(q.entries, commitLsn);
+      if (pending !== undefined) this.tree.apply(entries, pending.keys, pending.hashes);
+      else if (q.large) this.tree.apply(entries);
+      else {
+        oneKey[0] = q.key;
+        oneHash[0] = q.hash;
+        this.tree.apply(entries, oneKey, oneHash);
+      }
       // In the memtable now, where later commits' checks find it.
       this.settlePending(q);
       this.lastLsn = commitLsn;

@@ -13,6 +13,10 @@
  *   u8 kind (1 put, 2 delete) · varint key length · key · (put only) varint value length · value
  * for EPOCH: varint epoch; for INGEST: UTF-8 JSON `{"ssts": SstMeta[]}` (the manifest's SST records).
  *
+ * A one-write COMMIT frame is `0x02 · 0x01 · record`: the write buffer lays every write out as that record with two
+ * bytes of headroom before it (see write-buffer.ts), so a one-row commit's frame is a view of the bytes its `put`
+ * copied (`sealOneWriteCommit`), not a second copy of them.
+ *
  * Invariants: PART frames are only ever followed, within the same append, by more PART frames and one COMMIT.
  * Replay applies PART frames only when their COMMIT arrives; PART frames at the end of the log with no COMMIT
  * (a torn append) are dropped, so a transaction is all or nothing. An INGEST frame is appended alone, only after
@@ -39,7 +43,7 @@ export interface Write {
 /** Aim for frames of about 4 MiB: well under the 64 MiB frame limit, large enough to amortise headers. */
 export const COMMIT_FRAME_BYTES_TARGET = 4 * 1024 * 1024;
 
-function varintBytes(n: number): number {
+export function varintBytes(n: number): number {
   let bytes = 1;
   while (n >= 0x80) {
     n = Math.floor(n / 128);
@@ -48,7 +52,7 @@ function varintBytes(n: number): number {
   return bytes;
 }
 
-function putVarint(out: Uint8Array, at: number, n: number): number {
+export function putVarint(out: Uint8Array, at: number, n: number): number {
   while (n >= 0x80) {
     out[at++] = (n & 0x7f) | 0x80;
     n = Math.floor(n / 128);
@@ -76,16 +80,17 @@ function writeBytes(w: Write): number {
  */
 const frameSlabBytes = 256 * 1024;
 const frameSharedBytesMax = 16 * 1024;
-let frameSlab = new Uint8Array(0);
+let frameSlab = new ArrayBuffer(0);
 let frameSlabUsed = 0;
 
 function allocFrame(length: number): Uint8Array {
   if (length > frameSharedBytesMax) return new Uint8Array(length);
-  if (frameSlabUsed + length > frameSlab.length) {
-    frameSlab = new Uint8Array(frameSlabBytes);
+  if (frameSlabUsed + length > frameSlab.byteLength) {
+    frameSlab = new ArrayBuffer(frameSlabBytes);
     frameSlabUsed = 0;
   }
-  const out = frameSlab.subarray(frameSlabUsed, frameSlabUsed + length);
+  // A view made from the ArrayBuffer: `subarray` of a Uint8Array costs about twice as much.
+  const out = new Uint8Array(frameSlab, frameSlabUsed, length);
   frameSlabUsed += length;
   return out;
 }
@@ -111,6 +116,21 @@ function encodeFrame(
     }
   }
   return out;
+}
+
+/** Bytes a write record needs before it to become a one-write COMMIT frame in place: the type and the count. */
+export const ONE_WRITE_HEADROOM = 2;
+
+/**
+ * The one-write COMMIT frame around the write record at bytes [recordAt, end) of `buffer`, whose ONE_WRITE_HEADROOM
+ * bytes before it belong to the record's owner: writes the frame type and the count there and returns a view of
+ * the frame. The same bytes as `encodeCommit([thatWrite])[0]`.
+ */
+export function sealOneWriteCommit(buffer: ArrayBuffer, recordAt: number, end: number): Uint8Array {
+  const frame = new Uint8Array(buffer, recordAt - ONE_WRITE_HEADROOM, end - recordAt + ONE_WRITE_HEADROOM);
+  frame[0] = FrameType.Commit;
+  frame[1] = 1;
+  return frame;
 }
 
 /** Encodes a transaction's writes as PART… COMMIT frames of about `frameBytesTarget` each. */

@@ -14,9 +14,14 @@
  *     duplicates may sit in the slots; building the map or sorting removes them, keeping the latest.
  *   - Key and value bytes are copied into 256 KiB chunks shared by every write buffer of the process, filled
  *     front to back and never written twice, so neither a bulk load nor a one-row commit creates an ArrayBuffer
- *     per write or per transaction (about 2 µs each in V8). The writes reach the memtable as views into those
- *     chunks, so a chunk lives as long as anything holding one of its writes (a memtable, until its flush); bytes
- *     of aborted transactions are simply never referenced. A write larger than 64 KiB gets a chunk of its own.
+ *     per write or per transaction (about 2 µs each in V8). Writes are handed out as views into those chunks (the
+ *     memtable copies them into its arena), so a chunk lives as long as anything holding one of its writes or a
+ *     frame made of it; bytes of aborted transactions are simply never referenced. A write larger than 64 KiB
+ *     gets a chunk of its own.
+ *   - A write is copied in as its commit record (commit-record.ts: kind · varint key length · key · varint value
+ *     length · value, the last two for a put only) after ONE_WRITE_HEADROOM spare bytes, so that a one-write
+ *     commit's log frame is a view of those bytes (`oneWriteFrame`) rather than a second copy; the slot's offset is
+ *     that of the key.
  *
  * Invariants: `sorted()` (and `sortedAt`) is in strictly increasing key order with one write per key, the latest;
  * `get`/`has` see the latest write of a key; callers never see memory shared with the bytes they passed in.
@@ -28,7 +33,14 @@
 
 import { keyString } from "../lsm/memtable.js";
 import { type Entry, EntryKind } from "../lsm/types.js";
-import { type Write, WriteKind } from "./commit-record.js";
+import {
+  ONE_WRITE_HEADROOM,
+  putVarint,
+  sealOneWriteCommit,
+  varintBytes,
+  type Write,
+  WriteKind,
+} from "./commit-record.js";
 
 /** A buffered write; its lsn is 0 until the commit stamps it. */
 export interface BufferedWrite extends Write {
@@ -59,8 +71,12 @@ const EMPTY = new Uint8Array(0);
 const sharedChunkBytes = 256 * 1024;
 const ownBufferBytes = 64 * 1024;
 /** The chunk small writes of every buffer are copied into, and how much of it is taken. */
-let shared: Uint8Array = EMPTY;
+let shared: Uint8Array<ArrayBuffer> = EMPTY;
+let sharedBuffer: ArrayBuffer = new ArrayBuffer(0);
 let sharedUsed = 0;
+const NO_CHUNKS = Object.freeze([]) as readonly Uint8Array[] as Uint8Array[];
+const NO_BUFFERS = Object.freeze([]) as readonly ArrayBuffer[] as ArrayBuffer[];
+const NO_SLOTS = Object.freeze([]) as readonly number[] as number[];
 /** Int32 fields per write slot: chunk number, offset in the chunk, key length, value length (-1: delete). */
 const F = 4;
 
@@ -71,9 +87,17 @@ export interface WriteList {
 }
 
 export class WriteBuffer {
-  private chunks: Uint8Array[] = [];
+  // The three arrays start as shared frozen empties, replaced by the first write (a push into one throws rather
+  // than reaching another buffer): a transaction then allocates none before it writes, and a one-row one three
+  // arrays fewer.
+  private chunks: Uint8Array[] = NO_CHUNKS;
+  /**
+   * The ArrayBuffer of each chunk (each chunk starts at byte 0 of its own): a write's key and value views are made
+   * with `new Uint8Array(buffer, offset, length)`, ~40 ns, where `subarray` and the `buffer` getter cost ~100 each.
+   */
+  private buffers: ArrayBuffer[] = NO_BUFFERS;
   /** F small integers per write; a plain array, since a typed array costs an ArrayBuffer per transaction. */
-  private slots: number[] = [];
+  private slots: number[] = NO_SLOTS;
   /** Slots in use; before the key map exists, superseded duplicates may be among them. */
   private count = 0;
   /** Key → slot; undefined until the first lookup needs it. When present, no two slots hold one key. */
@@ -153,9 +177,28 @@ export class WriteBuffer {
     return { length, at: (i) => (i >= 0 && i < length ? this.sortedAt(i) : undefined) };
   }
 
+  /**
+   * The log frame of a commit of exactly one write: a view of its record with the frame's type and count written
+   * into the headroom before it (commit-record.ts `sealOneWriteCommit`); undefined for any other number of writes.
+   * The bytes are never written again, so the frame stays valid as long as it is held.
+   */
+  oneWriteFrame(): Uint8Array | undefined {
+    if (this.sortedLength !== 1) return undefined;
+    const at = (this.ascending ? 0 : this.sortOrder()[0]!) * F;
+    const s = this.slots;
+    const keyAt = s[at + 1]!;
+    const keyLength = s[at + 2]!;
+    const valueLength = s[at + 3]!;
+    const recordAt = keyAt - varintBytes(keyLength) - 1;
+    const end =
+      valueLength < 0 ? keyAt + keyLength : keyAt + keyLength + varintBytes(valueLength) + valueLength;
+    return sealOneWriteCommit(this.buffers[s[at]!]!, recordAt, end);
+  }
+
   clear(): void {
-    this.chunks = [];
-    this.slots = [];
+    this.chunks = NO_CHUNKS;
+    this.buffers = NO_BUFFERS;
+    this.slots = NO_SLOTS;
     this.count = 0;
     this.index = undefined;
     this.ascending = true;
@@ -167,16 +210,19 @@ export class WriteBuffer {
   private write(slot: number): BufferedWrite {
     const s = this.slots;
     const at = slot * F;
-    const bytes = this.chunks[s[at]!]!;
+    const buffer = this.buffers[s[at]!]!;
     const offset = s[at + 1]!;
-    const keyEnd = offset + s[at + 2]!;
+    const keyLength = s[at + 2]!;
     const valueLength = s[at + 3]!;
     // Property order as in an Entry literal, so both share one hidden class in the memtable.
     return {
-      key: bytes.subarray(offset, keyEnd),
+      key: new Uint8Array(buffer, offset, keyLength),
       lsn: 0,
       kind: valueLength < 0 ? WriteKind.Delete : WriteKind.Put,
-      value: valueLength <= 0 ? EMPTY : bytes.subarray(keyEnd, keyEnd + valueLength),
+      value:
+        valueLength <= 0
+          ? EMPTY
+          : new Uint8Array(buffer, offset + keyLength + varintBytes(valueLength), valueLength),
     };
   }
 
@@ -236,7 +282,7 @@ export class WriteBuffer {
   private add(key: Uint8Array, value: Uint8Array, valueLength: number): void {
     this.sortedCache = undefined;
     this.order = undefined;
-    const offset = this.copyIn(key, value);
+    const offset = this.copyIn(key, value, valueLength);
     const chunkId = this.chunks.length - 1;
     this.bytes += key.length + value.length;
     let slot = this.count;
@@ -293,30 +339,59 @@ export class WriteBuffer {
     return index;
   }
 
-  /** key ++ value, copied into the shared chunk (a chunk of its own when large), which is then this buffer's last. */
-  private copyIn(key: Uint8Array, value: Uint8Array): number {
-    const total = key.length + value.length;
-    let out: Uint8Array;
+  /**
+   * The write's record (see the header) after ONE_WRITE_HEADROOM spare bytes, copied into the shared chunk (a chunk
+   * of its own when large), which is then this buffer's last; returns the key's offset. `valueLength` is -1 for a
+   * delete.
+   */
+  private copyIn(key: Uint8Array, value: Uint8Array, valueLength: number): number {
+    const k = key.length;
+    const total =
+      ONE_WRITE_HEADROOM +
+      1 +
+      varintBytes(k) +
+      k +
+      (valueLength < 0 ? 0 : varintBytes(value.length) + value.length);
+    let out: Uint8Array<ArrayBuffer>;
     let at = 0;
     if (total > ownBufferBytes) {
       out = new Uint8Array(total);
-      this.chunks.push(out);
+      if (this.chunks.length === 0) {
+        this.chunks = [out];
+        this.buffers = [out.buffer];
+      } else {
+        this.chunks.push(out);
+        this.buffers.push(out.buffer);
+      }
     } else {
       if (sharedUsed + total > shared.length) {
         shared = new Uint8Array(sharedChunkBytes);
+        sharedBuffer = shared.buffer;
         sharedUsed = 0;
       }
       out = shared;
-      if (this.chunks.length === 0) this.chunks = [out];
-      else if (this.chunks[this.chunks.length - 1] !== out) this.chunks.push(out);
+      if (this.chunks.length === 0) {
+        this.chunks = [out];
+        this.buffers = [sharedBuffer];
+      } else if (this.chunks[this.chunks.length - 1] !== out) {
+        this.chunks.push(out);
+        this.buffers.push(sharedBuffer);
+      }
       at = sharedUsed;
       sharedUsed += total;
     }
-    const k = key.length;
+    let p = at + ONE_WRITE_HEADROOM;
+    out[p++] = valueLength < 0 ? WriteKind.Delete : WriteKind.Put;
+    p = putVarint(out, p, k);
+    const keyAt = p;
     // Keys are short: a loop beats a `set` call.
-    if (k <= 32) for (let i = 0; i < k; i++) out[at + i] = key[i]!;
-    else out.set(key, at);
-    if (value.length > 0) out.set(value, at + k);
-    return at;
+    if (k <= 32) for (let i = 0; i < k; i++) out[p + i] = key[i]!;
+    else out.set(key, p);
+    p += k;
+    if (valueLength >= 0) {
+      p = putVarint(out, p, value.length);
+      if (value.length > 0) out.set(value, p);
+    }
+    return keyAt;
   }
 }
