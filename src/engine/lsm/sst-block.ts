@@ -30,7 +30,7 @@
 
 import { ErrorCodes, TwillError } from "../../errors.js";
 import { copyValue } from "./block-pool.js";
-import { blockChecksum, CHECKSUM_BYTES, dataBlockBytesMin, sstCorruption } from "./sst-format.js";
+import { blockChecksumOf, CHECKSUM_BYTES, dataBlockBytesMin, sstCorruption } from "./sst-format.js";
 import { type Entry, EntryKind, LsmLimits } from "./types.js";
 
 const EMPTY = new Uint8Array(0);
@@ -534,7 +534,7 @@ export function decodeDataBlock(
   if (length < dataBlockBytesMin)
     throw blockDefect(objectKey, blockIndex, blockOffset, `${length} bytes is too short for a data block`);
   const contentEnd = length - CHECKSUM_BYTES;
-  if (blockChecksum(bytes.subarray(0, contentEnd), blockOffset, formatVersion) !== u32le(bytes, contentEnd)) {
+  if (blockChecksumOf(bytes, contentEnd, blockOffset, formatVersion) !== u32le(bytes, contentEnd)) {
     throw blockDefect(objectKey, blockIndex, blockOffset, "checksum mismatch");
   }
   const restartCount = u32le(bytes, contentEnd - 4);
