@@ -72,6 +72,14 @@ describe("xxhash64Low32", () => {
     expect(xxhash64Low32(big, 131_075, 5)).toBe(xxhash64Reference(big.subarray(0, 131_075), 5));
   });
 
+  it("refuses a length outside the buffer with a typed error", () => {
+    for (const length of [-1, 5, Number.NaN]) {
+      expect(() => xxhash64Low32(new Uint8Array(4), length, 0)).toThrow(
+        expect.objectContaining({ code: "INVALID_ARGUMENT" }),
+      );
+    }
+  });
+
   it("takes the seed modulo 2^32 and changes with it", () => {
     const bytes = text.encode("twill block at an offset, long enough for the four lanes");
     const n = bytes.length;

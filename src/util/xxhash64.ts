@@ -22,6 +22,8 @@
  * grows with the input: a block holding a 64 MiB value costs a 64 MiB copy in pieces, never a 64 MiB module.
  */
 
+import { ErrorCodes, TwillError } from "../errors.js";
+
 /** Memory of the module (two 64 KiB pages): inputs up to this size are copied in whole. */
 const memoryBytes = 128 * 1024;
 /** Chunk of a larger input: a multiple of the 32-byte stripe. */
@@ -512,6 +514,11 @@ const kernel = instantiate();
  * unsigned value). `bytes` may run past `length` (a pooled buffer).
  */
 export function xxhash64Low32(bytes: Uint8Array, length: number, seed: number): number {
+  if (!(length >= 0 && length <= bytes.length))
+    throw new TwillError(
+      ErrorCodes.InvalidArgument,
+      `cannot hash ${length} bytes of a ${bytes.length}-byte buffer`,
+    );
   if (kernel === undefined) return xxhash64Reference(bytes.subarray(0, length), seed >>> 0);
   const memory = kernel.memory;
   const s = seed | 0;
