@@ -738,15 +738,22 @@ function checkInterval(
       }
       let valueTag = bytes[p]!;
       if (valueTag < 0x80) p++;
-      else {
+      else if (p + 1 < stop && bytes[p + 1]! < 0x80) {
+        // Two bytes: the tag of a value of 127 to 16,382 bytes (a row of a few hundred bytes).
+        valueTag = (valueTag & 0x7f) | (bytes[p + 1]! << 7);
+        p += 2;
+      } else {
         valueTag = checkedVarintAt(bytes, p, stop, at);
         p = varintEnd;
       }
       let lsn = bytes[p]!;
-      if (lsn < 0x80) p++;
-      else {
+      if (lsn < 0x80) {
+        p++;
+        if (lsn === 0) throw defect(at, "lsn 0 is outside [1, 2^53)");
+      } else {
         lsn = checkedVarintAt(bytes, p, stop, at);
         p = varintEnd;
+        if (lsn < 1 || !Number.isSafeInteger(lsn)) throw defect(at, `lsn ${lsn} is outside [1, 2^53)`);
       }
       const keyStart = p;
       if (shared > prevLength) throw defect(at, `shares ${shared} bytes of a ${prevLength}-byte key`);
@@ -754,7 +761,6 @@ function checkInterval(
       if (keyLength > LsmLimits.keyBytesMax) throw defect(at, `key of ${keyLength} bytes`);
       const valueEnd = keyStart + unshared + (valueTag === 0 ? 0 : valueTag - 1);
       if (valueEnd > stop) throw defect(at, "key or value runs past the end of the entries");
-      if (lsn < 1 || !Number.isSafeInteger(lsn)) throw defect(at, `lsn ${lsn} is outside [1, 2^53)`);
       if (!first) {
         if (shared < prevLength && shared < keyLength) {
           // Differs from the previous key first at `shared` (maximal sharing), and upwards (order).
