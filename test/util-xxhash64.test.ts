@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { xxhash64Low32, xxhash64Native, xxhash64Reference } from "../src/util/xxhash64.js";
 
 const text = new TextEncoder();
@@ -70,6 +70,21 @@ describe("xxhash64Low32", () => {
     const big = pattern(200_003);
     expect(xxhash64Low32(big, big.length, 77)).toBe(xxhash64Reference(big, 77));
     expect(xxhash64Low32(big, 131_075, 5)).toBe(xxhash64Reference(big.subarray(0, 131_075), 5));
+  });
+
+  it("gives the same values through the BigInt fallback on a host without WebAssembly", async () => {
+    vi.resetModules();
+    vi.stubGlobal("WebAssembly", undefined);
+    try {
+      const fallback = await import("../src/util/xxhash64.js");
+      expect(fallback.xxhash64Native).toBe(false);
+      for (const [n, hex] of vectors.filter(([n]) => n <= 4092)) {
+        expect(fallback.xxhash64Low32(pattern(n + 9), n, 0), `length ${n}`).toBe(low32(hex));
+      }
+    } finally {
+      vi.unstubAllGlobals();
+      vi.resetModules();
+    }
   });
 
   it("refuses a length outside the buffer with a typed error", () => {
