@@ -3,6 +3,7 @@ import { BlockCache } from "../src/engine/lsm/block-cache.js";
 import { collect } from "../src/engine/lsm/cursor.js";
 import { encodeKey } from "../src/engine/lsm/keycodec.js";
 import { buildSst, SstReader } from "../src/engine/lsm/sst.js";
+import { lazyRestartsMax } from "../src/engine/lsm/sst-block.js";
 import { blockChecksum, decodeFooter, decodeIndex, FOOTER_BYTES } from "../src/engine/lsm/sst-format.js";
 import {
   compareBytes,
@@ -16,7 +17,7 @@ import { isTwillError } from "../src/errors.js";
 import { MapStore } from "./helpers/map-store.js";
 
 // Structural damage under a valid checksum, as a buggy or crafted writer would leave it: every byte of every data
-// block is set to several other values and the block's checksum made right again. Whatever the reads meet, each
+// block is set to other values (several, or one for the large block) and the block's checksum made right again. Whatever the reads meet, each
 // one returns the undamaged SST's answer or fails with CORRUPTION naming the object and the block, never
 // anything else (no crash, no other error, no wrong answer); and a damaged block that is still a valid block by
 // the format's rules (an independent decoder below says so: a different value, or a different key in order) is
@@ -161,6 +162,8 @@ function parseBlock(block: Uint8Array, bounds: Bounds): ParsedBlock {
       return internalOrder(last.key, last.lsn, next.key, next.lsn) < 0 ? out : undefined;
     return compareBytes(last.key, bounds.lastKey) === 0 && last.lsn === bounds.lastLsn ? out : undefined;
   });
+  // A block of more than lazyRestartsMax restarts has every interval checked when it is loaded.
+  if (count > lazyRestartsMax && intervals.some((e) => e === undefined)) return broken;
   return { loads: true, restartEntries, intervals };
 }
 
@@ -187,139 +190,145 @@ function blockGet(
   return candidates.find((e) => compareBytes(e.key, key) === 0 && e.lsn <= snapshot);
 }
 
-describe("data blocks damaged under a valid checksum", () => {
-  const entries = sampleEntries(14);
-  const bytes = buildSst(entries, { blockBytesTarget: 150, restartInterval: 3 });
-  const footer = decodeFooter(bytes.subarray(bytes.length - FOOTER_BYTES), bytes.length, "t");
-  const index = decodeIndex(
-    bytes.subarray(footer.indexOffset, footer.indexOffset + footer.indexLength - 4),
-    footer.indexOffset,
-    "t",
-  );
-  const lastKeyOf = (i: number) =>
-    index.keyBytes.subarray(index.keyStarts[i]!, index.keyStarts[i]! + index.keyLengths[i]!);
-  const boundsOf = (i: number): Bounds => ({
-    prevLastKey: i > 0 ? lastKeyOf(i - 1) : undefined,
-    prevLastLsn: i > 0 ? index.lastLsns[i - 1]! : 0,
-    minKey: entries[0]!.key,
-    lastKey: lastKeyOf(i),
-    lastLsn: index.lastLsns[i]!,
-  });
-  const probes = [
-    ...[...new Set(entries.map((e) => Buffer.from(e.key).toString("hex")))].map(
-      (h) => new Uint8Array(Buffer.from(h, "hex")),
-    ),
-    encodeKey([7, 4]),
-    encodeKey([7, 100]),
-  ];
-  const snapshots = [2, 12, lsnMax - 1];
+// Small blocks of a few restart intervals each (checked interval by interval, the first time by a lookup), and one
+// block of more than `lazyRestartsMax` restarts (checked whole when it is loaded).
+describe.each([
+  { rows: 14, blockBytesTarget: 150, restartInterval: 3, blocksMin: 4, damages: [1, 0x80, -1, -2] },
+  // Every read of a refused whole-checked block throws (an error each): one damage per byte keeps this quick.
+  { rows: 16, blockBytesTarget: 1 << 20, restartInterval: 1, blocksMin: 1, damages: [1] },
+])(
+  "data blocks damaged under a valid checksum (%o)",
+  ({ rows, blockBytesTarget, restartInterval, blocksMin, damages }) => {
+    const entries = sampleEntries(rows);
+    const bytes = buildSst(entries, { blockBytesTarget, restartInterval });
+    const footer = decodeFooter(bytes.subarray(bytes.length - FOOTER_BYTES), bytes.length, "t");
+    const index = decodeIndex(
+      bytes.subarray(footer.indexOffset, footer.indexOffset + footer.indexLength - 4),
+      footer.indexOffset,
+      "t",
+    );
+    const lastKeyOf = (i: number) =>
+      index.keyBytes.subarray(index.keyStarts[i]!, index.keyStarts[i]! + index.keyLengths[i]!);
+    const boundsOf = (i: number): Bounds => ({
+      prevLastKey: i > 0 ? lastKeyOf(i - 1) : undefined,
+      prevLastLsn: i > 0 ? index.lastLsns[i - 1]! : 0,
+      minKey: entries[0]!.key,
+      lastKey: lastKeyOf(i),
+      lastLsn: index.lastLsns[i]!,
+    });
+    const probes = [
+      ...[...new Set(entries.map((e) => Buffer.from(e.key).toString("hex")))].map(
+        (h) => new Uint8Array(Buffer.from(h, "hex")),
+      ),
+      encodeKey([7, 4]),
+      encodeKey([7, 100]),
+    ];
+    const snapshots = [2, 12, lsnMax - 1];
 
-  it("has blocks of several restart intervals", () => {
-    expect(index.blockCount).toBeGreaterThan(3);
-    for (let i = 0; i < index.blockCount; i++) {
-      const at = index.offsets[i]! + index.lengths[i]! - 8;
-      expect(new DataView(bytes.buffer, bytes.byteOffset).getUint32(at, true)).toBeGreaterThan(1);
-      const parsed = parseBlock(bytes.subarray(index.offsets[i]!, at + 4), boundsOf(i));
-      expect(parsed.loads).toBe(true);
-      expect(parsed.intervals.flatMap((e) => e ?? [])).toEqual(
-        entries.filter((e) => blockOf(e.key, e.lsn) === i),
-      );
+    it("has the blocks described", () => {
+      expect(index.blockCount).toBeGreaterThanOrEqual(blocksMin);
+      for (let i = 0; i < index.blockCount; i++) {
+        const at = index.offsets[i]! + index.lengths[i]! - 8;
+        const restarts = new DataView(bytes.buffer, bytes.byteOffset).getUint32(at, true);
+        expect(restarts).toBeGreaterThan(restartInterval === 1 ? lazyRestartsMax : 1);
+        const parsed = parseBlock(bytes.subarray(index.offsets[i]!, at + 4), boundsOf(i));
+        expect(parsed.loads).toBe(true);
+        expect(parsed.intervals.flatMap((e) => e ?? [])).toEqual(
+          entries.filter((e) => blockOf(e.key, e.lsn) === i),
+        );
+      }
+    });
+
+    /** The block the index sends a read of (key, snapshot) to, as the reader's index search does. */
+    function blockOf(key: Uint8Array, snapshot: number): number {
+      for (let i = 0; i < index.blockCount; i++)
+        if (internalOrder(lastKeyOf(i), index.lastLsns[i]!, key, snapshot) >= 0) return i;
+      return -1;
     }
-  });
 
-  /** The block the index sends a read of (key, snapshot) to, as the reader's index search does. */
-  function blockOf(key: Uint8Array, snapshot: number): number {
-    for (let i = 0; i < index.blockCount; i++)
-      if (internalOrder(lastKeyOf(i), index.lastLsns[i]!, key, snapshot) >= 0) return i;
-    return -1;
-  }
-
-  it("answers each read as the format's rules say, or refuses it with CORRUPTION naming the object and block", async () => {
-    const present = new Set(entries.map((e) => Buffer.from(e.key).toString("hex")));
-    let refused = 0;
-    let stillValid = 0;
-    let cases = 0;
-    for (let b = 0; b < index.blockCount; b++) {
-      const offset = index.offsets[b]!;
-      const length = index.lengths[b]!;
-      for (let pos = offset; pos < offset + length - 4; pos++) {
-        const original = bytes[pos]!;
-        for (const value of new Set([
-          original ^ 1,
-          original ^ 0x80,
-          original ^ 0x10,
-          0,
-          0xff,
-          original + 1,
-        ])) {
-          if ((value & 0xff) === original) continue;
-          cases++;
-          const damaged = bytes.slice();
-          damaged[pos] = value & 0xff;
-          const content = damaged.subarray(offset, offset + length - 4);
-          new DataView(damaged.buffer).setUint32(offset + length - 4, blockChecksum(content, offset), true);
-          const parsed = parseBlock(content, boundsOf(b));
-          const valid = parsed.loads && parsed.intervals.every((e) => e !== undefined);
-          const sync = cases % 2 === 0;
-          const store = sync ? new SyncMapStore() : new MapStore();
-          await store.write("d.sst", damaged);
-          const reader = await SstReader.open(store, "d.sst", new BlockCache(1 << 20));
-          const what = `byte ${pos - offset} of block ${b} set to ${value & 0xff}`;
-          let sawCorruption = false;
-          /** Runs a read: its outcome must be one of `allowed` (CORRUPT: a CORRUPTION naming object and block). */
-          const check = async (run: () => Promise<unknown> | unknown, allowed: unknown[]) => {
-            try {
-              const got = await run();
-              if (!allowed.some((a) => a !== CORRUPT && equals(a, got)))
-                expect.fail(`${what}: got ${JSON.stringify(got)}, allowed ${JSON.stringify(allowed)}`);
-            } catch (error) {
-              expect(isTwillError(error, "CORRUPTION"), `${what}: ${String(error)}`).toBe(true);
-              expect(allowed.includes(CORRUPT), `${what}: refused: ${String(error)}`).toBe(true);
-              const message = (error as Error).message;
-              expect(message, what).toContain("d.sst");
-              expect(message, what).toContain(`data block ${b}`);
-              sawCorruption = true;
-            }
-          };
-          const blockEntries = parsed.intervals.flatMap((e) => e ?? []);
-          const scanned = [...entries.filter((e) => blockOf(e.key, e.lsn) !== b), ...blockEntries].sort(
-            compareEntries,
-          );
-          // Point reads first, so that each interval is first checked by a lookup; then scans; then reads again.
-          for (let round = 0; round < 2; round++) {
-            for (const key of probes) {
-              for (const snapshot of snapshots) {
-                const at = blockOf(key, snapshot);
-                const allowed: unknown[] =
-                  at !== b ? [modelGet(entries, key, snapshot)] : [blockGet(parsed, key, snapshot)];
-                // The bloom filter may rule out a key the SST never held before its block is read.
-                if (!present.has(Buffer.from(key).toString("hex"))) allowed.push(undefined);
+    it("answers each read as the format's rules say, or refuses it with CORRUPTION naming the object and block", async () => {
+      const present = new Set(entries.map((e) => Buffer.from(e.key).toString("hex")));
+      let refused = 0;
+      let stillValid = 0;
+      let cases = 0;
+      for (let b = 0; b < index.blockCount; b++) {
+        const offset = index.offsets[b]!;
+        const length = index.lengths[b]!;
+        for (let pos = offset; pos < offset + length - 4; pos++) {
+          const original = bytes[pos]!;
+          // A positive damage flips those bits; -1 sets the byte to 0, -2 to 0xff.
+          for (const value of new Set(damages.map((d) => (d > 0 ? original ^ d : d === -1 ? 0 : 0xff)))) {
+            if ((value & 0xff) === original) continue;
+            cases++;
+            const damaged = bytes.slice();
+            damaged[pos] = value & 0xff;
+            const content = damaged.subarray(offset, offset + length - 4);
+            new DataView(damaged.buffer).setUint32(offset + length - 4, blockChecksum(content, offset), true);
+            const parsed = parseBlock(content, boundsOf(b));
+            const valid = parsed.loads && parsed.intervals.every((e) => e !== undefined);
+            const sync = cases % 2 === 0;
+            const store = sync ? new SyncMapStore() : new MapStore();
+            await store.write("d.sst", damaged);
+            const reader = await SstReader.open(store, "d.sst", new BlockCache(1 << 20));
+            const what = `byte ${pos - offset} of block ${b} set to ${value & 0xff}`;
+            let sawCorruption = false;
+            /** Runs a read: its outcome must be one of `allowed` (CORRUPT: a CORRUPTION naming object and block). */
+            const check = async (run: () => Promise<unknown> | unknown, allowed: unknown[]) => {
+              try {
+                const got = await run();
+                if (!allowed.some((a) => a !== CORRUPT && equals(a, got)))
+                  expect.fail(`${what}: got ${JSON.stringify(got)}, allowed ${JSON.stringify(allowed)}`);
+              } catch (error) {
+                // Plain checks, and expect only on a failure: thousands of refusals go through here.
+                if (!isTwillError(error, "CORRUPTION")) expect.fail(`${what}: ${String(error)}`);
+                if (!allowed.includes(CORRUPT)) expect.fail(`${what}: refused: ${String(error)}`);
+                const message = (error as Error).message;
+                if (!message.includes("d.sst") || !message.includes(`data block ${b}`))
+                  expect.fail(`${what}: the error does not name the object and block: ${message}`);
+                sawCorruption = true;
+              }
+            };
+            const blockEntries = parsed.intervals.flatMap((e) => e ?? []);
+            const scanned = [...entries.filter((e) => blockOf(e.key, e.lsn) !== b), ...blockEntries].sort(
+              compareEntries,
+            );
+            // Point reads first, so that each interval is first checked by a lookup; then scans; then reads again.
+            for (let round = 0; round < 2; round++) {
+              for (const key of probes) {
+                for (const snapshot of snapshots) {
+                  const at = blockOf(key, snapshot);
+                  const allowed: unknown[] =
+                    at !== b ? [modelGet(entries, key, snapshot)] : [blockGet(parsed, key, snapshot)];
+                  // The bloom filter may rule out a key the SST never held before its block is read.
+                  if (!present.has(Buffer.from(key).toString("hex"))) allowed.push(undefined);
+                  await check(
+                    () =>
+                      sync ? reader.getCached(key, snapshot, undefined, true) : reader.get(key, snapshot),
+                    allowed,
+                  );
+                }
+              }
+              if (round === 0) {
+                await check(() => collect(reader.iterate()), [valid ? scanned : CORRUPT]);
                 await check(
-                  () => (sync ? reader.getCached(key, snapshot, undefined, true) : reader.get(key, snapshot)),
-                  allowed,
+                  () => collect(reader.iterate({ reverse: true })),
+                  [valid ? [...scanned].reverse() : CORRUPT],
                 );
               }
             }
-            if (round === 0) {
-              await check(() => collect(reader.iterate()), [valid ? scanned : CORRUPT]);
-              await check(
-                () => collect(reader.iterate({ reverse: true })),
-                [valid ? [...scanned].reverse() : CORRUPT],
-              );
-            }
+            if (valid) stillValid++;
+            else if (sawCorruption) refused++;
+            else expect.fail(`${what}: a defective block was never refused`);
           }
-          if (valid) stillValid++;
-          else if (sawCorruption) refused++;
-          else expect.fail(`${what}: a defective block was never refused`);
         }
       }
-    }
-    // Most damage breaks the structure and is refused; some leaves a valid block (a value byte, a key byte that
-    // keeps the order), read as what it now says.
-    expect(refused).toBeGreaterThan(cases / 3);
-    expect(stillValid).toBeGreaterThan(0);
-  });
-});
+      // Most damage breaks the structure and is refused; some leaves a valid block (a value byte, a key byte that
+      // keeps the order), read as what it now says.
+      expect(refused).toBeGreaterThan(cases / 3);
+      expect(stillValid).toBeGreaterThan(0);
+    });
+  },
+);
 
 /** Equality of two read results (an Entry, undefined, or an array of entries), without expect's overhead. */
 function equals(a: unknown, b: unknown): boolean {
