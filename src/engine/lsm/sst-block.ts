@@ -715,11 +715,32 @@ function checkInterval(
   let foundTag = 0;
   let foundEnd = 0;
   let k = scanner.spare;
-  let first = true;
-  let prevLength = 0;
-  let prevLsn = 0;
   try {
-    let p = restartOffset(block, r);
+    // The restart entry passed its checks at load (header, bounds, lsn, order): decoded without them.
+    readRestart(bytes, restartOffset(block, r));
+    let prevLength = restartKeyLength;
+    let prevLsn = varintAt(bytes, restartLsnAt);
+    if (prevLength > k.length) {
+      k = new Uint8Array(Math.max(prevLength, k.length * 2));
+      scanner.spare = k;
+    }
+    for (let i = 0; i < prevLength; i++) k[i] = bytes[restartKeyStart + i]!;
+    let p = restartKeyStart + prevLength + (restartValueTag === 0 ? 0 : restartValueTag - 1);
+    if (state === SEARCHING) {
+      const t = target!;
+      const n = Math.min(prevLength, targetLength);
+      while (m < n && k[m] === t[m]) m++;
+      if (m === prevLength) {
+        if (m === targetLength && prevLsn <= snapshotLsn) {
+          state = FOUND;
+          foundLsn = prevLsn;
+          foundTag = restartValueTag;
+          foundEnd = p;
+        }
+      } else if (m === targetLength || k[m]! > t[m]!) {
+        state = PASSED;
+      }
+    }
     while (p < stop) {
       const at = p;
       // One-byte varints inline (nearly all are). A header byte at or past `stop` puts the key's start past
@@ -761,16 +782,14 @@ function checkInterval(
       if (keyLength > LsmLimits.keyBytesMax) throw defect(at, `key of ${keyLength} bytes`);
       const valueEnd = keyStart + unshared + (valueTag === 0 ? 0 : valueTag - 1);
       if (valueEnd > stop) throw defect(at, "key or value runs past the end of the entries");
-      if (!first) {
-        if (shared < prevLength && shared < keyLength) {
-          // Differs from the previous key first at `shared` (maximal sharing), and upwards (order).
-          if (bytes[keyStart]! <= k[shared]!)
-            throw defect(at, "entries out of order or key sharing not maximal");
-        } else if (shared === prevLength && shared === keyLength) {
-          if (lsn >= prevLsn) throw defect(at, "versions of a key out of order");
-        } else if (!(shared === prevLength && keyLength > prevLength)) {
-          throw defect(at, "entries out of order");
-        }
+      if (shared < prevLength && shared < keyLength) {
+        // Differs from the previous key first at `shared` (maximal sharing), and upwards (order).
+        if (bytes[keyStart]! <= k[shared]!)
+          throw defect(at, "entries out of order or key sharing not maximal");
+      } else if (shared === prevLength && shared === keyLength) {
+        if (lsn >= prevLsn) throw defect(at, "versions of a key out of order");
+      } else if (!(shared === prevLength && keyLength > prevLength)) {
+        throw defect(at, "entries out of order");
       }
       if (keyLength > k.length) {
         const grown = new Uint8Array(Math.max(keyLength, k.length * 2));
@@ -779,7 +798,6 @@ function checkInterval(
         scanner.spare = grown;
       }
       for (let i = 0; i < unshared; i++) k[shared + i] = bytes[keyStart + i]!;
-      first = false;
       prevLength = keyLength;
       prevLsn = lsn;
       p = valueEnd;
