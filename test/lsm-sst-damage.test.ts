@@ -2,8 +2,14 @@ import { describe, expect, it } from "vitest";
 import { BlockCache } from "../src/engine/lsm/block-cache.js";
 import { collect } from "../src/engine/lsm/cursor.js";
 import { encodeKey } from "../src/engine/lsm/keycodec.js";
-import { buildSst, SstReader } from "../src/engine/lsm/sst.js";
-import { lazyRestartsMax } from "../src/engine/lsm/sst-block.js";
+import { buildSst, SST_FORMAT_VERSION, SstReader } from "../src/engine/lsm/sst.js";
+import {
+  BlockScanner,
+  decodeDataBlock,
+  lazyRestartsMax,
+  restartFor,
+  verifyAndGet,
+} from "../src/engine/lsm/sst-block.js";
 import { blockChecksum, decodeFooter, decodeIndex, FOOTER_BYTES } from "../src/engine/lsm/sst-format.js";
 import {
   compareBytes,
@@ -127,6 +133,7 @@ function parseBlock(block: Uint8Array, bounds: Bounds): ParsedBlock {
   };
   const restartEntries: Entry[] = [];
   for (let r = 0; r < count; r++) {
+    if (block[starts[r]!] !== 0) return broken; // a restart's shared count is the one byte 0
     const e = entryAt(starts[r]!, endOf(r), new Uint8Array());
     if (e === undefined) return broken;
     const prev = restartEntries[r - 1];
@@ -346,3 +353,61 @@ function equals(a: unknown, b: unknown): boolean {
     compareBytes(x.value, y.value) === 0
   );
 }
+
+describe("restart entries as the search reads them", () => {
+  // The restart search reads a restart entry's shared count as the single byte 0 the writer puts there. A varint
+  // that spells 0 in two bytes (0x80 0x00) is a valid varint but would shift every field the search reads: the
+  // load checks refuse it, as they refuse any restart entry that shares bytes.
+  const key0 = encodeKey([7, 1]);
+  const key1 = encodeKey([7, 2]);
+  const value = text.encode("value");
+  function block(sharedOfSecond: number[]): Uint8Array {
+    const entry = (shared: number[], key: Uint8Array, lsn: number) => [
+      ...shared,
+      key.length,
+      value.length + 1,
+      lsn,
+      ...key,
+      ...value,
+    ];
+    const first = entry([0], key0, 5);
+    const second = entry(sharedOfSecond, key1, 4);
+    const content = [...first, ...second, first.length, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0];
+    const bytes = new Uint8Array(content.length + 4);
+    bytes.set(content);
+    // Restart offsets and count little-endian: [0, first.length], 2.
+    const view = new DataView(bytes.buffer);
+    view.setUint32(first.length + second.length, 0, true);
+    view.setUint32(first.length + second.length + 4, first.length, true);
+    view.setUint32(first.length + second.length + 8, 2, true);
+    view.setUint32(content.length, blockChecksum(bytes.subarray(0, content.length), 0), true);
+    return bytes;
+  }
+  const bounds = { prevLastKey: undefined, prevLastLsn: 0, minKey: key0, lastKey: key1, lastLsn: 4 };
+  const decode = (bytes: Uint8Array) =>
+    decodeDataBlock(bytes, bytes.length, 0, bounds, new BlockScanner(), "r.sst", 0, SST_FORMAT_VERSION);
+
+  it("reads a well-formed block", () => {
+    const b = decode(block([0]));
+    expect(b.restartCount).toBe(2);
+    // (key1, 4) is the first entry at or above (key1, 10): the search ends in interval 0 and answers with the
+    // restart entry after it; at snapshot 3 it starts in interval 1 and finds no version.
+    const r = restartFor(b, key1, 10);
+    expect(r).toBe(0);
+    expect(verifyAndGet(b, r, key1, 10, key1, 4, new BlockScanner(), "r.sst", 0, 0)?.lsn).toBe(4);
+    expect(restartFor(b, key1, 3)).toBe(1);
+    expect(verifyAndGet(b, 1, key1, 3, key1, 4, new BlockScanner(), "r.sst", 0, 0)).toBeUndefined();
+  });
+
+  it("refuses a restart entry whose shared count of 0 takes two bytes", () => {
+    let error: unknown;
+    try {
+      decode(block([0x80, 0x00]));
+    } catch (e) {
+      error = e;
+    }
+    expect(isTwillError(error, "CORRUPTION"), String(error)).toBe(true);
+    expect((error as Error).message).toContain("r.sst");
+    expect((error as Error).message).toContain("data block 0");
+  });
+});

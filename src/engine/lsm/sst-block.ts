@@ -21,7 +21,7 @@
  *
  * Invariants of a verified interval (that the lookups rely on instead of re-checking bounds on every byte):
  *   - Every entry lies within the interval, varints are at most 8 bytes and below 2^53, and it starts with a
- *     restart entry (shared = 0).
+ *     restart entry (shared = 0, spelled as the one byte 0).
  *   - `shared` is maximal except at restarts (where it is 0): where a key differs from the previous one, the
  *     first differing byte is at `shared`. This lets a lookup track how much of the target key the current key
  *     matches without rebuilding the key.
@@ -211,13 +211,14 @@ let checkedLsn = 0;
 
 /**
  * Checks the header and bounds of the restart entry at `at`, which must end by `end` (its interval's end): no
- * shared bytes, a key within the limit, key and value inside the interval, a valid lsn. The key is compared in
+ * shared bytes (the one-byte 0), a key within the limit, key and value inside the interval, a valid lsn. The key is compared in
  * place by the caller (restart keys are stored whole), so nothing is copied.
  */
 function checkRestart(bytes: Uint8Array, at: number, end: number): void {
-  const shared = checkedVarintAt(bytes, at, end, at);
-  if (shared !== 0) throw defect(at, `shares ${shared} bytes of a 0-byte key`);
-  const keyLength = checkedVarintAt(bytes, varintEnd, end, at);
+  // The single byte 0, as the writer puts it: `readRestart` reads the key length from the next byte, so a 0
+  // spelled in more bytes (a valid varint) would shift every field the restart search reads.
+  if (bytes[at] !== 0) throw defect(at, "a restart entry's shared count is not the single byte 0");
+  const keyLength = checkedVarintAt(bytes, at + 1, end, at);
   if (keyLength > LsmLimits.keyBytesMax) throw defect(at, `key of ${keyLength} bytes`);
   const valueTag = checkedVarintAt(bytes, varintEnd, end, at);
   const lsn = checkedVarintAt(bytes, varintEnd, end, at);

@@ -16,7 +16,7 @@
  * Data block (about `blockBytesTarget` bytes; the unit a point read fetches and the cache holds):
  *   entries, back to back, each:
  *     varint shared      bytes the key shares with the previous entry's key: the longest common prefix,
- *                        except 0 at every restart point
+ *                        except 0 at every restart point (the single byte 0: readers rely on it)
  *     varint unshared    bytes of the key that follow
  *     varint valueTag    0 = Delete; n + 1 = Put with an n-byte value
  *     varint lsn
