@@ -7,6 +7,7 @@ import { buildSst, SlabPool, SstReader, SstWriter } from "../src/engine/lsm/sst.
 import { blockChecksum, decodeFooter, decodeIndex, FOOTER_BYTES } from "../src/engine/lsm/sst-format.js";
 import { compareEntries, type Entry, EntryKind, lsnMax, NEEDS_IO } from "../src/engine/lsm/types.js";
 import { isTwillError, TwillError } from "../src/errors.js";
+import { crc32c } from "../src/storage/crc32c.js";
 import { MapStore } from "./helpers/map-store.js";
 
 const text = new TextEncoder();
@@ -149,7 +150,7 @@ describe("SST", () => {
     expect(p.minLsn).toBe(1);
     expect(p.maxLsn).toBe(Math.max(...entries.map((e) => e.lsn)));
     expect(p.blockCount).toBe(reader.blockCount);
-    expect(p.formatVersion).toBe(2);
+    expect(p.formatVersion).toBe(4);
     expect(reader.sizeBytes).toBe(bytes.length);
     expect(reader.objectKey).toBe("sst/1.sst");
     expect(p.dataBytes).toBeLessThan(bytes.length);
@@ -336,7 +337,7 @@ describe("SST", () => {
     expect(reader.properties.keyBytesMax).toBe(3001);
   });
 
-  it.each([1, 2] as const)(
+  it.each([1, 2, 4] as const)(
     "format %i: reports every flipped bit as corruption and never answers wrongly",
     async (formatVersion) => {
       const entries = sampleEntries(12);
@@ -391,7 +392,8 @@ describe("SST", () => {
         if (sawCorruption) detected++;
       }
       // Every byte is under a checksum or the magic. CRC-32C (format 1) is certain to catch a single-bit error;
-      // xxHash32 (format 2) misses a given one with probability 2^-32, and these inputs are fixed.
+      // xxHash32 (format 2) and XXH64's low half (format 4) miss a given one with probability 2^-32, and these
+      // inputs are fixed.
       expect(detected).toBe(bytes.length);
     },
   );
@@ -420,10 +422,12 @@ describe("SST", () => {
     expect((error as Error).message).toMatch(/truncated/);
   });
 
-  it("reads format 1 SSTs (CRC-32C block checksums) as well as format 2 (xxHash32)", async () => {
+  it("reads format 1 (CRC-32C block checksums) and 2 (xxHash32) SSTs as well as format 4 (XXH64)", async () => {
     const entries = sampleEntries(60);
-    for (const formatVersion of [1, 2] as const) {
+    const built = new Map<number, Uint8Array>();
+    for (const formatVersion of [1, 2, 4] as const) {
       const bytes = buildSst(entries, { blockBytesTarget: 128, formatVersion });
+      built.set(formatVersion, bytes);
       const store = new MapStore({ yieldPerRead: true });
       await store.write("v.sst", bytes);
       const reader = await SstReader.open(store, "v.sst", new BlockCache(1 << 20));
@@ -431,16 +435,34 @@ describe("SST", () => {
       expect(await collect(reader.iterate())).toEqual(entries);
       for (const e of entries) expect(await reader.get(e.key, e.lsn)).toEqual(e);
     }
-    // The two versions differ in the checksums only, so a format 1 body under a format 2 footer fails them.
-    const v1 = buildSst(entries, { blockBytesTarget: 128, formatVersion: 1 });
-    const v2 = buildSst(entries, { blockBytesTarget: 128, formatVersion: 2 });
-    expect(v1.length).toBe(v2.length);
-    const mixed = v1.slice();
-    mixed.set(v2.subarray(v2.length - FOOTER_BYTES), v2.length - FOOTER_BYTES);
+    // The versions differ in the checksums only, so a body of one under the footer of another fails them.
+    for (const [body, footer] of [
+      [1, 2],
+      [2, 4],
+      [4, 2],
+      [1, 4],
+    ] as const) {
+      const a = built.get(body)!;
+      const b = built.get(footer)!;
+      expect(a.length).toBe(b.length);
+      const mixed = a.slice();
+      mixed.set(b.subarray(b.length - FOOTER_BYTES), b.length - FOOTER_BYTES);
+      const store = new MapStore({ yieldPerRead: true });
+      await store.write("m.sst", mixed);
+      const error = await errorOf(() => SstReader.open(store, "m.sst", new BlockCache(1 << 20)));
+      expect(isTwillError(error, "CORRUPTION"), `${body} under ${footer}: ${String(error)}`).toBe(true);
+    }
+    // Version 3 (never written by a merged build) is refused by name, as any unknown version.
+    const v3 = built.get(4)!.slice();
+    const footerAt = v3.length - FOOTER_BYTES;
+    const view = new DataView(v3.buffer);
+    view.setUint32(footerAt + 20, 3, true);
+    view.setUint32(footerAt + 28, crc32c(v3.subarray(footerAt, footerAt + 28)), true);
     const store = new MapStore({ yieldPerRead: true });
-    await store.write("m.sst", mixed);
-    const error = await errorOf(() => SstReader.open(store, "m.sst", new BlockCache(1 << 20)));
+    await store.write("v3.sst", v3);
+    const error = await errorOf(() => SstReader.open(store, "v3.sst", new BlockCache(1 << 20)));
     expect(isTwillError(error, "CORRUPTION"), String(error)).toBe(true);
+    expect((error as Error).message).toMatch(/unknown format version 3/);
   });
 
   it("names a missing object as NOT_FOUND, not corruption", async () => {
@@ -582,7 +604,7 @@ describe("entries checked lazily, one restart interval at a time", () => {
   function damagedSst(bytes: Uint8Array, damage: (copy: Uint8Array) => void, length: number): Uint8Array {
     const copy = bytes.slice();
     damage(copy);
-    const sum = blockChecksum(copy.subarray(0, length - 4), 0, 2);
+    const sum = blockChecksum(copy.subarray(0, length - 4), 0);
     new DataView(copy.buffer).setUint32(length - 4, sum, true);
     return copy;
   }

@@ -1,6 +1,7 @@
 /**
  * xxHash32 (Yann Collet's XXH32, the algorithm of the reference implementation and of the LZ4 frame format's
- * content checksum): the checksum of SST blocks from format version 2 on.
+ * content checksum): the checksum of SST blocks in format version 2 (still read; version 4 moved to XXH64 in
+ * WebAssembly, src/util/xxhash64.ts).
  *
  * Why not CRC-32C as elsewhere: a table-driven CRC in V8 runs at about 0.7 GB/s (6 µs per 4 KiB block), which was
  * the largest single cost of a point read that misses the block cache. XXH32 needs one 32-bit multiply per four

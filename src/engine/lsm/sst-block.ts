@@ -12,12 +12,16 @@
  *     interval: that it is the index's (lastKey, lastLsn)). `DataBlock.verified` records the intervals checked;
  *     a scan checks every interval of a block before it decodes any (`verifyAll`). Blocks with more than
  *     `lazyRestartsMax` restarts are checked whole at load.
+ * A point read that reaches an unchecked interval checks it and searches it in one pass (`verifyAndGet`: the
+ * check rebuilds each key anyway, so the search costs a few compares more), and returns its answer only once the
+ * whole interval passed; a read of a checked interval walks it without checks (`getFromInterval`). Restart
+ * entries are checked at load where they lie (restart keys are stored whole), without copying a key.
  * A defect found at either step is CORRUPTION naming the object and the block, and nothing from the interval is
  * returned; a block stays cached after a failed interval check, and every read of that interval fails again.
  *
  * Invariants of a verified interval (that the lookups rely on instead of re-checking bounds on every byte):
  *   - Every entry lies within the interval, varints are at most 8 bytes and below 2^53, and it starts with a
- *     restart entry (shared = 0).
+ *     restart entry (shared = 0, spelled as the one byte 0).
  *   - `shared` is maximal except at restarts (where it is 0): where a key differs from the previous one, the
  *     first differing byte is at `shared`. This lets a lookup track how much of the target key the current key
  *     matches without rebuilding the key.
@@ -30,7 +34,7 @@
 
 import { ErrorCodes, TwillError } from "../../errors.js";
 import { copyValue } from "./block-pool.js";
-import { blockChecksum, CHECKSUM_BYTES, dataBlockBytesMin, sstCorruption } from "./sst-format.js";
+import { blockChecksumOf, CHECKSUM_BYTES, dataBlockBytesMin, sstCorruption } from "./sst-format.js";
 import { type Entry, EntryKind, LsmLimits } from "./types.js";
 
 const EMPTY = new Uint8Array(0);
@@ -158,9 +162,13 @@ function varintAt(bytes: Uint8Array, p: number): number {
   return result;
 }
 
-/** What the last `readRestart` found: where the restart entry's (whole) key starts, its length, its lsn's offset. */
+/**
+ * What the last `readRestart` found: where the restart entry's (whole) key starts, its length, its value tag and
+ * its lsn's offset.
+ */
 let restartKeyStart = 0;
 let restartKeyLength = 0;
+let restartValueTag = 0;
 let restartLsnAt = 0;
 
 /**
@@ -169,12 +177,58 @@ let restartLsnAt = 0;
  */
 function readRestart(bytes: Uint8Array, p: number): void {
   restartKeyLength = varintAt(bytes, p + 1);
-  p = varintEnd;
-  while (bytes[p]! >= 0x80) p++;
-  restartLsnAt = p + 1;
+  restartValueTag = varintAt(bytes, varintEnd);
+  restartLsnAt = varintEnd;
   p = restartLsnAt;
   while (bytes[p]! >= 0x80) p++;
   restartKeyStart = p + 1;
+}
+
+/**
+ * A varint of an entry not yet checked, at `p` below `end`: at most 8 bytes (so below 2^56; callers bound the
+ * values). The end goes to `varintEnd`; a defect names the entry at `entryStart`.
+ */
+function checkedVarintAt(bytes: Uint8Array, p: number, end: number, entryStart: number): number {
+  let result = 0;
+  let scale = 1;
+  for (let i = 0; i < 8; i++) {
+    if (p >= end) throw defect(entryStart, "varint runs past the end of the entries");
+    const b = bytes[p++]!;
+    result += (b & 0x7f) * scale;
+    if (b < 0x80) {
+      varintEnd = p;
+      return result;
+    }
+    scale *= 0x80;
+  }
+  throw defect(entryStart, "varint longer than 8 bytes");
+}
+
+/** What the last `checkRestart` found: the entry's key start and length, and its lsn. */
+let checkedKeyStart = 0;
+let checkedKeyLength = 0;
+let checkedLsn = 0;
+
+/**
+ * Checks the header and bounds of the restart entry at `at`, which must end by `end` (its interval's end): no
+ * shared bytes (the one-byte 0), a key within the limit, key and value inside the interval, a valid lsn. The key is compared in
+ * place by the caller (restart keys are stored whole), so nothing is copied.
+ */
+function checkRestart(bytes: Uint8Array, at: number, end: number): void {
+  // The single byte 0, as the writer puts it: `readRestart` reads the key length from the next byte, so a 0
+  // spelled in more bytes (a valid varint) would shift every field the restart search reads.
+  if (bytes[at] !== 0) throw defect(at, "a restart entry's shared count is not the single byte 0");
+  const keyLength = checkedVarintAt(bytes, at + 1, end, at);
+  if (keyLength > LsmLimits.keyBytesMax) throw defect(at, `key of ${keyLength} bytes`);
+  const valueTag = checkedVarintAt(bytes, varintEnd, end, at);
+  const lsn = checkedVarintAt(bytes, varintEnd, end, at);
+  const keyStart = varintEnd;
+  if (keyStart + keyLength + (valueTag === 0 ? 0 : valueTag - 1) > end)
+    throw defect(at, "key or value runs past the end of the entries");
+  if (!Number.isSafeInteger(lsn) || lsn < 1) throw defect(at, `lsn ${lsn} is outside [1, 2^53)`);
+  checkedKeyStart = keyStart;
+  checkedKeyLength = keyLength;
+  checkedLsn = lsn;
 }
 
 /**
@@ -345,21 +399,7 @@ export class BlockScanner {
   }
 
   private checkedVarint(p: number, entryStart: number): number {
-    const bytes = this.bytes;
-    const end = this.end;
-    let result = 0;
-    let scale = 1;
-    for (let i = 0; i < 8; i++) {
-      if (p >= end) throw defect(entryStart, "varint runs past the end of the entries");
-      const b = bytes[p++]!;
-      result += (b & 0x7f) * scale;
-      if (b < 0x80) {
-        varintEnd = p;
-        return result;
-      }
-      scale *= 0x80;
-    }
-    throw defect(entryStart, "varint longer than 8 bytes");
+    return checkedVarintAt(this.bytes, p, this.end, entryStart);
   }
 
   /** Decodes the next entry into the fields; false at `end`. */
@@ -510,11 +550,6 @@ function located(error: unknown, objectKey: string, blockIndex: number, blockOff
   return error;
 }
 
-/** Unsigned byte order of a[0, aLength) against b[0, bLength). */
-function compareRanges(a: Uint8Array, aLength: number, b: Uint8Array, bLength: number): number {
-  return compareSpans(a, 0, aLength, b, 0, bLength);
-}
-
 /**
  * Checks a data block read from storage — checksum, restart offsets and restart entries (see the header) — and
  * returns it; its intervals are verified entry by entry when first read (`verifyInterval`), or here for blocks
@@ -534,7 +569,7 @@ export function decodeDataBlock(
   if (length < dataBlockBytesMin)
     throw blockDefect(objectKey, blockIndex, blockOffset, `${length} bytes is too short for a data block`);
   const contentEnd = length - CHECKSUM_BYTES;
-  if (blockChecksum(bytes.subarray(0, contentEnd), blockOffset, formatVersion) !== u32le(bytes, contentEnd)) {
+  if (blockChecksumOf(bytes, contentEnd, blockOffset, formatVersion) !== u32le(bytes, contentEnd)) {
     throw blockDefect(objectKey, blockIndex, blockOffset, "checksum mismatch");
   }
   const restartCount = u32le(bytes, contentEnd - 4);
@@ -557,36 +592,39 @@ export function decodeDataBlock(
   const lower = bounds.prevLastKey ?? bounds.minKey;
   const block = new DataBlock(bytes, entriesEnd, restartCount, commonPrefix(lower, bounds.lastKey), 0);
   // The restart entries, in order from the block's lower bound to its last (key, lsn): the restart search and
-  // every interval check lean on them.
-  let prevLength = -1;
+  // every interval check lean on them. Restart keys are stored whole, so each is compared where it lies.
+  const lastKey = bounds.lastKey;
+  let prevStart = 0;
+  let prevLength = 0;
   let prevLsn = 0;
-  let before = scanner.spare;
   try {
     for (let r = 0; r < restartCount; r++) {
       const at = restartOffset(block, r);
-      scanner.startBytes(bytes, at, intervalEnd(block, r));
-      scanner.next();
-      const { keyLength, key } = scanner;
+      checkRestart(bytes, at, intervalEnd(block, r));
+      const keyStart = checkedKeyStart;
+      const keyLength = checkedKeyLength;
+      const lsn = checkedLsn;
       if (r === 0) {
-        if (bounds.prevLastKey === undefined) {
-          if (compareRange(key, 0, keyLength, bounds.minKey) !== 0)
+        const prevLastKey = bounds.prevLastKey;
+        if (prevLastKey === undefined) {
+          const minKey = bounds.minKey;
+          if (compareSpans(bytes, keyStart, keyLength, minKey, 0, minKey.length) !== 0)
             throw defect(at, "first key is not the SST's min key");
-        } else if (scanner.compareCurrent(bounds.prevLastKey, bounds.prevLastLsn) <= 0) {
-          throw defect(at, "first entry does not follow the previous block's last entry");
+        } else {
+          const c = compareSpans(bytes, keyStart, keyLength, prevLastKey, 0, prevLastKey.length);
+          if (c < 0 || (c === 0 && lsn >= bounds.prevLastLsn))
+            throw defect(at, "first entry does not follow the previous block's last entry");
         }
       } else {
-        const c = compareRanges(key, keyLength, before, prevLength);
-        if (c < 0 || (c === 0 && scanner.lsn >= prevLsn)) throw defect(at, "entries out of order");
+        const c = compareSpans(bytes, keyStart, keyLength, bytes, prevStart, prevLength);
+        if (c < 0 || (c === 0 && lsn >= prevLsn)) throw defect(at, "entries out of order");
       }
-      if (scanner.compareCurrent(bounds.lastKey, bounds.lastLsn) > 0)
+      const c = compareSpans(bytes, keyStart, keyLength, lastKey, 0, lastKey.length);
+      if (c > 0 || (c === 0 && lsn < bounds.lastLsn))
         throw defect(at, "restart entry is past the index's last entry for the block");
-      if (keyLength > before.length) {
-        before = new Uint8Array(keyLength * 2);
-        scanner.spare = before;
-      }
-      for (let k = 0; k < keyLength; k++) before[k] = key[k]!;
+      prevStart = keyStart;
       prevLength = keyLength;
-      prevLsn = scanner.lsn;
+      prevLsn = lsn;
     }
   } catch (error) {
     throw located(error, objectKey, blockIndex, blockOffset);
@@ -610,37 +648,207 @@ export function verifyInterval(
   blockIndex: number,
   blockOffset: number,
 ): void {
+  checkInterval(block, r, lastKey, lastLsn, scanner, objectKey, blockIndex, blockOffset, undefined, 0);
+}
+
+/**
+ * `verifyInterval` of interval `r` (from `restartFor`) and `getFromInterval`'s answer for (key, snapshotLsn), in
+ * one pass over the entries: what a point read does the first time it reaches an interval. The answer is
+ * returned only once the whole interval passed, as if the two ran one after the other.
+ */
+export function verifyAndGet(
+  block: DataBlock,
+  r: number,
+  key: Uint8Array,
+  snapshotLsn: number,
+  lastKey: Uint8Array,
+  lastLsn: number,
+  scanner: BlockScanner,
+  objectKey: string,
+  blockIndex: number,
+  blockOffset: number,
+): Entry | undefined {
+  return checkInterval(
+    block,
+    r,
+    lastKey,
+    lastLsn,
+    scanner,
+    objectKey,
+    blockIndex,
+    blockOffset,
+    key,
+    snapshotLsn,
+  );
+}
+
+/** Lookup states of `checkInterval`. */
+const SEARCHING = 0;
+const FOUND = 1;
+const PASSED = 2;
+
+/**
+ * The interval check, entry by entry with bounds checked on every byte (the entries are not trusted yet), and,
+ * with a `target`, the point lookup `getFromInterval` would make in the same interval. Keys are rebuilt in
+ * `scanner.spare` (the previous key is needed for the order and maximal-sharing checks); the lookup tracks `m`,
+ * how many leading bytes of the current key equal the target's, as `getFromInterval` does. Until the interval
+ * has passed, the lookup's state may rest on entries a later check refuses; it is used only after they all pass.
+ */
+function checkInterval(
+  block: DataBlock,
+  r: number,
+  lastKey: Uint8Array,
+  lastLsn: number,
+  scanner: BlockScanner,
+  objectKey: string,
+  blockIndex: number,
+  blockOffset: number,
+  target: Uint8Array | undefined,
+  snapshotLsn: number,
+): Entry | undefined {
   const bytes = block.bytes;
   const stop = intervalEnd(block, r);
-  let prevLength = -1;
-  let prevLsn = 0;
+  const skip = block.prefixBytes;
+  const targetLength = target === undefined ? 0 : target.length;
+  let state = target === undefined ? PASSED : SEARCHING;
+  let m = skip;
+  let foundLsn = 0;
+  let foundTag = 0;
+  let foundEnd = 0;
+  let k = scanner.spare;
   try {
-    scanner.startBytes(bytes, restartOffset(block, r), stop);
-    for (;;) {
-      const at = scanner.pos;
-      if (!scanner.next()) break;
-      const { shared, keyLength, key } = scanner;
-      if (prevLength < 0) {
-        // The restart entry: next() refused any sharing, with no key before it.
-      } else if (shared < prevLength && shared < keyLength) {
+    // The restart entry passed its checks at load (header, bounds, lsn, order): decoded without them.
+    readRestart(bytes, restartOffset(block, r));
+    let prevLength = restartKeyLength;
+    let prevLsn = varintAt(bytes, restartLsnAt);
+    if (prevLength > k.length) {
+      k = new Uint8Array(Math.max(prevLength, k.length * 2));
+      scanner.spare = k;
+    }
+    for (let i = 0; i < prevLength; i++) k[i] = bytes[restartKeyStart + i]!;
+    let p = restartKeyStart + prevLength + (restartValueTag === 0 ? 0 : restartValueTag - 1);
+    if (state === SEARCHING) {
+      const t = target!;
+      const n = Math.min(prevLength, targetLength);
+      while (m < n && k[m] === t[m]) m++;
+      if (m === prevLength) {
+        if (m === targetLength && prevLsn <= snapshotLsn) {
+          state = FOUND;
+          foundLsn = prevLsn;
+          foundTag = restartValueTag;
+          foundEnd = p;
+        }
+      } else if (m === targetLength || k[m]! > t[m]!) {
+        state = PASSED;
+      }
+    }
+    while (p < stop) {
+      const at = p;
+      // One-byte varints inline (nearly all are). A header byte at or past `stop` puts the key's start past
+      // `stop`, which the bounds check below refuses (a byte past the buffer reads undefined: the checked path).
+      let shared = bytes[p]!;
+      if (shared < 0x80) p++;
+      else {
+        shared = checkedVarintAt(bytes, p, stop, at);
+        p = varintEnd;
+      }
+      let unshared = bytes[p]!;
+      if (unshared < 0x80) p++;
+      else {
+        unshared = checkedVarintAt(bytes, p, stop, at);
+        p = varintEnd;
+      }
+      let valueTag = bytes[p]!;
+      if (valueTag < 0x80) p++;
+      else if (p + 1 < stop && bytes[p + 1]! < 0x80) {
+        // Two bytes: the tag of a value of 127 to 16,382 bytes (a row of a few hundred bytes).
+        valueTag = (valueTag & 0x7f) | (bytes[p + 1]! << 7);
+        p += 2;
+      } else {
+        valueTag = checkedVarintAt(bytes, p, stop, at);
+        p = varintEnd;
+      }
+      let lsn = bytes[p]!;
+      if (lsn < 0x80) {
+        p++;
+        if (lsn === 0) throw defect(at, "lsn 0 is outside [1, 2^53)");
+      } else {
+        lsn = checkedVarintAt(bytes, p, stop, at);
+        p = varintEnd;
+        if (lsn < 1 || !Number.isSafeInteger(lsn)) throw defect(at, `lsn ${lsn} is outside [1, 2^53)`);
+      }
+      const keyStart = p;
+      if (shared > prevLength) throw defect(at, `shares ${shared} bytes of a ${prevLength}-byte key`);
+      const keyLength = shared + unshared;
+      if (keyLength > LsmLimits.keyBytesMax) throw defect(at, `key of ${keyLength} bytes`);
+      const valueEnd = keyStart + unshared + (valueTag === 0 ? 0 : valueTag - 1);
+      if (valueEnd > stop) throw defect(at, "key or value runs past the end of the entries");
+      if (shared < prevLength && shared < keyLength) {
         // Differs from the previous key first at `shared` (maximal sharing), and upwards (order).
-        if (key[shared]! <= scanner.displaced)
+        if (bytes[keyStart]! <= k[shared]!)
           throw defect(at, "entries out of order or key sharing not maximal");
       } else if (shared === prevLength && shared === keyLength) {
-        if (scanner.lsn >= prevLsn) throw defect(at, "versions of a key out of order");
+        if (lsn >= prevLsn) throw defect(at, "versions of a key out of order");
       } else if (!(shared === prevLength && keyLength > prevLength)) {
         throw defect(at, "entries out of order");
       }
+      if (keyLength > k.length) {
+        const grown = new Uint8Array(Math.max(keyLength, k.length * 2));
+        grown.set(k.subarray(0, prevLength));
+        k = grown;
+        scanner.spare = grown;
+      }
+      for (let i = 0; i < unshared; i++) k[shared + i] = bytes[keyStart + i]!;
       prevLength = keyLength;
-      prevLsn = scanner.lsn;
+      prevLsn = lsn;
+      p = valueEnd;
+      if (state !== SEARCHING) continue;
+      // The lookup, as in getFromInterval (see there), over the rebuilt key.
+      const t = target!;
+      if (shared === 0) {
+        m = skip;
+        const n = Math.min(keyLength, targetLength);
+        while (m < n && k[m] === t[m]) m++;
+      } else if (shared < m) {
+        state = PASSED;
+        continue;
+      } else if (shared > m) {
+        continue;
+      } else {
+        const n = Math.min(keyLength, targetLength);
+        while (m < n && k[m] === t[m]) m++;
+      }
+      if (m === keyLength) {
+        if (m === targetLength && lsn <= snapshotLsn) {
+          state = FOUND;
+          foundLsn = lsn;
+          foundTag = valueTag;
+          foundEnd = valueEnd;
+        }
+      } else if (m === targetLength || k[m]! > t[m]!) {
+        state = PASSED;
+      }
     }
     if (r + 1 < block.restartCount) {
       readRestart(bytes, stop);
-      const c = compareSpans(scanner.key, 0, prevLength, bytes, restartKeyStart, restartKeyLength);
-      if (c > 0 || (c === 0 && prevLsn <= varintAt(bytes, restartLsnAt)))
-        throw defect(stop, "entries out of order");
-    } else if (compareRange(scanner.key, 0, prevLength, lastKey) !== 0 || prevLsn !== lastLsn) {
-      throw blockDefect(objectKey, blockIndex, blockOffset, "last entry does not match the index");
+      const nextLsn = varintAt(bytes, restartLsnAt);
+      const c = compareSpans(k, 0, prevLength, bytes, restartKeyStart, restartKeyLength);
+      if (c > 0 || (c === 0 && prevLsn <= nextLsn)) throw defect(stop, "entries out of order");
+      // Every entry of the interval is below (target, snapshot): the answer may be the next restart entry, the
+      // first at or above it (restartFor chose r).
+      if (
+        state === SEARCHING &&
+        restartKeyLength === targetLength &&
+        nextLsn <= snapshotLsn &&
+        compareSpans(bytes, restartKeyStart, restartKeyLength, target!, 0, targetLength) === 0
+      ) {
+        state = FOUND;
+        foundLsn = nextLsn;
+        foundTag = restartValueTag;
+        foundEnd = restartKeyStart + restartKeyLength + (restartValueTag === 0 ? 0 : restartValueTag - 1);
+      }
+    } else if (compareSpans(k, 0, prevLength, lastKey, 0, lastKey.length) !== 0 || prevLsn !== lastLsn) {
+      throw defect(stop, "last entry does not match the index");
     }
   } catch (error) {
     throw located(error, objectKey, blockIndex, blockOffset);
@@ -650,6 +858,20 @@ export function verifyInterval(
     const v = block.verified | (1 << r);
     block.verified = v === 2 ** block.restartCount - 1 ? ALL_VERIFIED : v;
   }
+  if (state !== FOUND) return undefined;
+  const valueLength = foundTag === 0 ? 0 : foundTag - 1;
+  return {
+    // The lookup key itself, as getFromInterval returns it.
+    key: target!,
+    lsn: foundLsn,
+    kind: foundTag === 0 ? EntryKind.Delete : EntryKind.Put,
+    value:
+      valueLength === 0
+        ? EMPTY
+        : block.buffer === undefined
+          ? bytes.subarray(foundEnd - valueLength, foundEnd)
+          : copyValue(bytes, foundEnd - valueLength, valueLength),
+  };
 }
 
 /** `verifyInterval` for every interval not yet verified (before a scan decodes the block). */
@@ -699,7 +921,7 @@ export function redecodeDataBlock(
   const contentEnd = length - CHECKSUM_BYTES;
   const stored = u32le(bytes, contentEnd);
   if (stored !== knownChecksum) return undefined;
-  if (blockChecksum(bytes.subarray(0, contentEnd), blockOffset, formatVersion) !== stored)
+  if (blockChecksumOf(bytes, contentEnd, blockOffset, formatVersion) !== stored)
     throw blockDefect(objectKey, blockIndex, blockOffset, "checksum mismatch");
   const restartCount = u32le(bytes, contentEnd - 4);
   return new DataBlock(bytes, contentEnd - 4 - restartCount * 4, restartCount, prefixBytes, verified);

@@ -37,7 +37,7 @@ import {
   restartFor,
   storedChecksum,
   verifyAll,
-  verifyInterval,
+  verifyAndGet,
 } from "./sst-block.js";
 import {
   checkedContent,
@@ -383,23 +383,24 @@ export class SstReader {
     return this.lookup(block, i, key, snapshotLsn);
   }
 
-  /** A point lookup in block `i`, verifying the restart interval it reads first if no read has yet. */
+  /** A point lookup in block `i`, verifying the restart interval it reads (in the same pass) if no read has yet. */
   private lookup(block: DataBlock, i: number, key: Uint8Array, snapshotLsn: number): Entry | undefined {
     const r = restartFor(block, key, snapshotLsn);
-    if (!isVerified(block, r)) {
-      verifyInterval(
-        block,
-        r,
-        this.lastKeys[i]!,
-        this.lastLsns[i]!,
-        this.scanner,
-        this.objectKey,
-        i,
-        this.offsets[i]!,
-      );
-      this.noteVerified(block, i);
-    }
-    return getFromInterval(block, r, key, snapshotLsn);
+    if (isVerified(block, r)) return getFromInterval(block, r, key, snapshotLsn);
+    const entry = verifyAndGet(
+      block,
+      r,
+      key,
+      snapshotLsn,
+      this.lastKeys[i]!,
+      this.lastLsns[i]!,
+      this.scanner,
+      this.objectKey,
+      i,
+      this.offsets[i]!,
+    );
+    this.noteVerified(block, i);
+    return entry;
   }
 
   /**

@@ -34,8 +34,8 @@ export interface SstWriterOptions {
   restartInterval?: number;
   /** Bloom filter bits per distinct key. Default 10 (about 0.8% false positives). */
   bloomBitsPerKey?: number;
-  /** Format version to write (sst-format.ts). Default the current one; 1 exists to test that old SSTs read. */
-  formatVersion?: 1 | 2;
+  /** Format version to write (sst-format.ts). Default the current one; 1 and 2 exist to test that old SSTs read. */
+  formatVersion?: 1 | 2 | 4;
   /** Where full-size slabs come from (and go back to, via `releaseSlabs`); default: fresh ones. */
   slabs?: SlabPool;
 }
