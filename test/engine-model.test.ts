@@ -44,6 +44,7 @@ const coverage = {
   reopens: 0,
   flushes: 0,
   compactions: 0,
+  l0Merges: 0,
   ingests: 0,
   readsWithSsts: 0,
   maxSsts: 0,
@@ -54,6 +55,8 @@ const OPTIONS: EngineOptions = {
   blockBytesTarget: 1024,
   sstBytesTarget: 64 * 1024,
   l0CompactionTrigger: 3,
+  // One above the trigger, so that flushes during a compaction reach it and L0 runs get merged (mergeL0Runs).
+  l0StopWritesTrigger: 4,
   // Low enough that transactions with a few large values commit by ingest (SSTs + an INGEST frame).
   ingestBytesMin: 3 * 1024,
 };
@@ -476,6 +479,7 @@ async function runSequence(kind: "memory" | "file", cmds: readonly Cmd[]): Promi
           coverage.reopens++;
           coverage.flushes += engine.stats().flushes;
           coverage.compactions += engine.stats().compactions;
+          coverage.l0Merges += engine.stats().l0Merges;
           coverage.ingests += engine.stats().ingests;
           await engine.close();
           await storage.close();
@@ -505,6 +509,7 @@ async function runSequence(kind: "memory" | "file", cmds: readonly Cmd[]): Promi
     coverage.sequences++;
     coverage.flushes += engine.stats().flushes;
     coverage.compactions += engine.stats().compactions;
+    coverage.l0Merges += engine.stats().l0Merges;
     coverage.ingests += engine.stats().ingests;
     const before = await collect(engine.readRange({}));
     if (JSON.stringify(before) !== JSON.stringify(expected)) {

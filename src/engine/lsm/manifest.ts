@@ -40,6 +40,11 @@ export interface SstMeta {
   minLsn: number;
   maxLsn: number;
   entries: number;
+  /**
+   * L0 only: the sorted run the SST belongs to (the id of the run's first SST), when a merge of L0 SSTs wrote it
+   * as one of several: the SSTs of one run never overlap, so a point get meets at most one of them.
+   */
+  run?: number;
 }
 
 export interface Manifest {

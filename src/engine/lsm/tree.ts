@@ -138,6 +138,10 @@ export interface TreeStats {
   compactions: number;
   /** Flushes held back while L0 was at its stop trigger (see `l0StopWritesTrigger`). */
   l0Stalls: number;
+  /** Merges of L0 runs into one while an L0 -> L1 compaction ran. */
+  l0Merges: number;
+  /** L0 sorted runs: what a point get may probe in L0 (an L0 merge's SSTs are one run). */
+  l0Runs: number;
   deletedObjects: number;
   /** Bytes of recycled SST-writer slabs held while no SST is being written (0 once background work stops). */
   idleSlabBytes: number;
@@ -170,6 +174,8 @@ export class LsmTree {
   private manifestLock: Promise<unknown> = Promise.resolve();
   private flushing: Promise<void> | undefined;
   private compacting: Promise<void> | undefined;
+  /** The L0 SSTs the running L0 -> L1 compaction took (its merge removes them when it installs). */
+  private compactingL0: ReadonlySet<string> | undefined;
   /** Set while an ingest runs: a compaction waits for it before it picks its inputs. */
   private ingesting: Promise<void> | undefined;
   /** Set while a compaction merges (after it passed any ingest): an ingest then goes to L0. */
@@ -178,8 +184,10 @@ export class LsmTree {
   private closed = false;
   private flushes = 0;
   private compactions = 0;
-  /** Flushes held back by `waitForL0Room` (each wait for a compaction counts once). */
+  /** Flushes held back by `waitForL0Room` (each wait for a compaction or an L0 merge counts once). */
   private l0Stalls = 0;
+  /** L0 runs merged into one while an L0 -> L1 compaction ran (`mergeL0Runs`). */
+  private l0Merges = 0;
   private deletedObjects = 0;
 
   constructor(
@@ -397,24 +405,100 @@ export class LsmTree {
   }
 
   /**
-   * Holds a flush back while L0 is at its stop trigger, until a compaction took those SSTs into L1: a point get
-   * probes every L0 SST whose range holds its key, so this is what bounds its reads when writes outrun
-   * compaction (the memtables then fill and commits wait in `waitForFlush`). Not while an ingest runs: a
-   * compaction waits for the ingest, which may be waiting for this flush; an ingest's L0 SSTs do not overlap one
-   * another, so a read meets at most one of them. Not without automatic maintenance: nothing would compact.
+   * Holds a flush back while L0 holds its stop trigger's worth of sorted runs: a point get probes every L0 SST
+   * whose range holds its key, one per run, so this is what bounds its reads when writes outrun compaction (the
+   * memtables then fill and commits wait in `waitForFlush`). While an L0 -> L1 compaction runs, the runs it did
+   * not take are first merged into one (`mergeL0Runs`): that rewrites only those, where waiting for the next
+   * L0 -> L1 would rewrite the L1 they overlap (with random keys, all of it) once per few flushes. Not while an
+   * ingest runs: a compaction waits for it, which may be waiting for this flush; an ingest's L0 SSTs do not
+   * overlap one another. Not without automatic maintenance: nothing would compact.
    */
   private async waitForL0Room(): Promise<void> {
     const stop = this.options.l0StopWritesTrigger ?? Math.max(8, this.options.l0CompactionTrigger + 4);
     while (
       this.options.autoMaintenance &&
-      this.view.l0.length >= stop &&
+      l0Runs(this.view.l0) >= stop &&
       this.ingesting === undefined &&
       !this.closed
     ) {
       this.l0Stalls++;
-      await this.compactInBackground();
+      const taken = this.compactingL0;
+      const untaken = taken === undefined ? [] : this.view.l0.filter((h) => !taken.has(h.meta.key));
+      const inputs = runsToMerge(untaken);
+      if (inputs !== undefined) await this.withMergeGuard(() => this.mergeL0Runs(inputs));
+      else await this.compactInBackground();
       if (this.failure) throw this.failure;
     }
+  }
+
+  /** Runs an L0 merge as background work: its failure poisons the tree like a compaction's. */
+  private withMergeGuard(work: () => Promise<void>): Promise<void> {
+    return this.runBackground("L0 merge", work);
+  }
+
+  /**
+   * Merges L0 SSTs (`inputs`, newer than everything the running compaction took) into one sorted run of L0 SSTs
+   * of ~sstBytesTarget, keeping every version and tombstone (L0 is not the bottom, and no snapshot or fork may
+   * lose a version here: nothing is dropped, so the compaction horizon is untouched). The run takes the inputs'
+   * place in L0's newest-first order: SSTs flushed meanwhile stay in front of it, the compaction's behind.
+   */
+  private async mergeL0Runs(inputs: SstHandle[]): Promise<void> {
+    const seq = this.beginRead();
+    const outputs: SstMeta[] = [];
+    try {
+      const sources: EntrySource[] = [];
+      // An input run's SSTs are disjoint and sorted by key: one concatenating cursor per run.
+      for (const run of groupRuns(inputs)) sources.push(this.sstCursor(run, {}, { compaction: true }));
+      const merged = mergeIterators(sources, { reverse: false });
+      let out = this.startSst(0);
+      for await (const entry of merged) {
+        if (
+          out.estimatedBytes >= this.options.sstBytesTarget &&
+          out.lastKey &&
+          compareBytes(out.lastKey, entry.key) !== 0
+        ) {
+          const meta = await out.finish();
+          if (meta) outputs.push(meta);
+          out = this.startSst(0);
+        }
+        out.add(entry);
+      }
+      const meta = await out.finish();
+      if (meta) outputs.push(meta);
+    } finally {
+      this.endRead(seq);
+    }
+    if (outputs.length > 1) for (const m of outputs) m.run = outputs[0]!.id;
+    const inputKeys = new Set(inputs.map((h) => h.meta.key));
+    await this.withManifestLock(async () => {
+      // A compaction asked for meanwhile (`compact()`) takes all of L0, these inputs too: their versions are in
+      // L1 now, and the outputs, copies of them, are dropped unused.
+      if (this.manifest.ssts.filter((m) => inputKeys.has(m.key)).length !== inputKeys.size) {
+        for (const m of outputs) this.obsolete.push({ key: m.key, afterSeq: this.view.seq });
+        return;
+      }
+      const next: Manifest = {
+        ...this.manifest,
+        version: this.manifest.version + 1,
+        nextSstId: Math.max(this.manifest.nextSstId, this.nextSstId),
+        ssts: replaceFirst(this.manifest.ssts, (m) => inputKeys.has(m.key), outputs),
+        createdAt: new Date().toISOString(),
+      };
+      await installManifest(this.storage, this.branch, next);
+      this.manifest = next;
+      this.view = {
+        ...this.view,
+        seq: this.view.seq + 1,
+        l0: replaceFirst(
+          this.view.l0,
+          (h) => inputKeys.has(h.meta.key),
+          outputs.map((m) => this.handleFor(m)),
+        ),
+      };
+      for (const key of inputKeys) this.obsolete.push({ key, afterSeq: this.view.seq });
+    });
+    this.l0Merges++;
+    await this.collectGarbage();
   }
 
   /** Set by the engine: truncates the log once a flush made a prefix of it redundant. */
@@ -541,6 +625,7 @@ export class LsmTree {
       await merge;
     } finally {
       this.merging = undefined;
+      this.compactingL0 = undefined;
     }
   }
 
@@ -561,6 +646,7 @@ export class LsmTree {
     const inputsL1 = view.l1.filter(
       (h) => compareBytes(h.maxKey, lo) >= 0 && compareBytes(h.minKey, hi) <= 0,
     );
+    this.compactingL0 = new Set(inputsL0.map((h) => h.meta.key));
     // Raised before the live snapshots are read (synchronously): a fork either is in that list or is checked
     // against this horizon, so no fork can land on a snapshot this compaction does not keep.
     for (const h of [...inputsL0, ...inputsL1])
@@ -1062,6 +1148,8 @@ export class LsmTree {
       flushes: this.flushes,
       compactions: this.compactions,
       l0Stalls: this.l0Stalls,
+      l0Merges: this.l0Merges,
+      l0Runs: l0Runs(view.l0),
       deletedObjects: this.deletedObjects,
       idleSlabBytes: this.slabs.idleBytes,
       retiredMemtables: this.retired.length,
@@ -1129,4 +1217,80 @@ class ReleasingCursor<T> extends AsyncCursor<T> {
     this.released = true;
     this.release();
   }
+}
+
+/** L0 sorted runs among `handles`: SSTs of one merge's run count once, any other SST on its own. */
+function l0Runs(handles: readonly SstHandle[]): number {
+  let n = 0;
+  const seen = new Set<number>();
+  for (const h of handles) {
+    const run = h.meta.run;
+    if (run === undefined) n++;
+    else if (!seen.has(run)) {
+      seen.add(run);
+      n++;
+    }
+  }
+  return n;
+}
+
+/**
+ * The newest L0 runs of `untaken` (newest first, as L0 is kept) to merge into one: the newest two, and each older
+ * run after them while it is at most twice the size of those before it. Tiered by size, so that a run that earlier
+ * merges made large is rewritten only once the new ones add up to it: while one L0 -> L1 compaction runs for K
+ * flushes, merges rewrite O(K log K) flushes' worth, not O(K^2). Undefined when fewer than two runs are there.
+ */
+function runsToMerge(untaken: readonly SstHandle[]): SstHandle[] | undefined {
+  const runs: SstHandle[][] = [];
+  for (const h of untaken) {
+    const last = runs.at(-1);
+    if (last !== undefined && h.meta.run !== undefined && last[0]!.meta.run === h.meta.run) last.push(h);
+    else runs.push([h]);
+  }
+  if (runs.length < 2) return undefined;
+  const bytes = (run: SstHandle[]) => run.reduce((n, h) => n + h.meta.sizeBytes, 0);
+  let total = bytes(runs[0]!) + bytes(runs[1]!);
+  let j = 2;
+  while (j < runs.length && bytes(runs[j]!) <= 2 * total) total += bytes(runs[j++]!);
+  return runs.slice(0, j).flat();
+}
+
+/** `handles` grouped by sorted run (a lone SST is a run of its own), each run's SSTs in key order. */
+function groupRuns(handles: readonly SstHandle[]): SstHandle[][] {
+  const byRun = new Map<number, SstHandle[]>();
+  const out: SstHandle[][] = [];
+  for (const h of handles) {
+    const run = h.meta.run;
+    if (run === undefined) {
+      out.push([h]);
+      continue;
+    }
+    let group = byRun.get(run);
+    if (group === undefined) {
+      group = [];
+      byRun.set(run, group);
+      out.push(group);
+    }
+    group.push(h);
+  }
+  for (const g of out) if (g.length > 1) g.sort((a, b) => compareBytes(a.minKey, b.minKey));
+  return out;
+}
+
+/** `items` with those matching `taken` removed and `replacement` put where the first of them was. */
+function replaceFirst<T, R extends T>(
+  items: readonly T[],
+  taken: (item: T) => boolean,
+  replacement: R[],
+): T[] {
+  const out: T[] = [];
+  let placed = false;
+  for (const item of items) {
+    if (!taken(item)) out.push(item);
+    else if (!placed) {
+      out.push(...replacement);
+      placed = true;
+    }
+  }
+  return out;
 }
