@@ -449,22 +449,7 @@ export class LsmTree {
       const sources: EntrySource[] = [];
       // An input run's SSTs are disjoint and sorted by key: one concatenating cursor per run.
       for (const run of groupRuns(inputs)) sources.push(this.sstCursor(run, {}, { compaction: true }));
-      const merged = mergeIterators(sources, { reverse: false });
-      let out = this.startSst(0);
-      for await (const entry of merged) {
-        if (
-          out.estimatedBytes >= this.options.sstBytesTarget &&
-          out.lastKey &&
-          compareBytes(out.lastKey, entry.key) !== 0
-        ) {
-          const meta = await out.finish();
-          if (meta) outputs.push(meta);
-          out = this.startSst(0);
-        }
-        out.add(entry);
-      }
-      const meta = await out.finish();
-      if (meta) outputs.push(meta);
+      outputs.push(...(await this.writeRun(0, mergeIterators(sources, { reverse: false }))));
     } finally {
       this.endRead(seq);
     }
@@ -570,6 +555,30 @@ export class LsmTree {
     };
   }
 
+  /**
+   * Writes entries (internal order) as SSTs of ~sstBytesTarget, cut only at key boundaries so that no key's
+   * versions straddle two SSTs: the outputs of a merge, which do not overlap one another.
+   */
+  private async writeRun(level: 0 | 1, entries: AsyncIterable<Entry>): Promise<SstMeta[]> {
+    const outputs: SstMeta[] = [];
+    let out = this.startSst(level);
+    for await (const entry of entries) {
+      if (
+        out.estimatedBytes >= this.options.sstBytesTarget &&
+        out.lastKey &&
+        compareBytes(out.lastKey, entry.key) !== 0
+      ) {
+        const meta = await out.finish();
+        if (meta) outputs.push(meta);
+        out = this.startSst(level);
+      }
+      out.add(entry);
+    }
+    const meta = await out.finish();
+    if (meta) outputs.push(meta);
+    return outputs;
+  }
+
   /** Writes the entries (internal order) as one SST; undefined when there are none. */
   private async writeSst(level: 0 | 1, entries: Iterable<Entry>): Promise<SstMeta | undefined> {
     const out = this.startSst(level);
@@ -661,22 +670,7 @@ export class LsmTree {
         retainLsns: this.liveSnapshots(),
         dropTombstones: !this.hasLayersBelow,
       });
-      // Stream into SSTs of ~sstBytesTarget, cut only at key boundaries so no key's versions straddle two L1 SSTs.
-      let out = this.startSst(1);
-      for await (const entry of kept) {
-        if (
-          out.estimatedBytes >= this.options.sstBytesTarget &&
-          out.lastKey &&
-          compareBytes(out.lastKey, entry.key) !== 0
-        ) {
-          const meta = await out.finish();
-          if (meta) outputs.push(meta);
-          out = this.startSst(1);
-        }
-        out.add(entry);
-      }
-      const meta = await out.finish();
-      if (meta) outputs.push(meta);
+      outputs.push(...(await this.writeRun(1, kept)));
     } finally {
       this.endRead(seq);
     }
