@@ -424,8 +424,8 @@ export class LsmTree {
       this.l0Stalls++;
       const taken = this.compactingL0;
       const untaken = taken === undefined ? [] : this.view.l0.filter((h) => !taken.has(h.meta.key));
-      const inputs = runsToMerge(untaken);
-      if (inputs !== undefined) await this.withMergeGuard(() => this.mergeL0Runs(inputs));
+      const runs = runsToMerge(untaken);
+      if (runs !== undefined) await this.withMergeGuard(() => this.mergeL0Runs(runs));
       else await this.compactInBackground();
       if (this.failure) throw this.failure;
     }
@@ -437,24 +437,23 @@ export class LsmTree {
   }
 
   /**
-   * Merges L0 SSTs (`inputs`, newer than everything the running compaction took) into one sorted run of L0 SSTs
+   * Merges L0 runs (`runs`, newer than everything the running compaction took) into one sorted run of L0 SSTs
    * of ~sstBytesTarget, keeping every version and tombstone (L0 is not the bottom, and no snapshot or fork may
    * lose a version here: nothing is dropped, so the compaction horizon is untouched). The run takes the inputs'
    * place in L0's newest-first order: SSTs flushed meanwhile stay in front of it, the compaction's behind.
    */
-  private async mergeL0Runs(inputs: SstHandle[]): Promise<void> {
+  private async mergeL0Runs(runs: SstHandle[][]): Promise<void> {
     const seq = this.beginRead();
     const outputs: SstMeta[] = [];
     try {
-      const sources: EntrySource[] = [];
-      // An input run's SSTs are disjoint and sorted by key: one concatenating cursor per run.
-      for (const run of groupRuns(inputs)) sources.push(this.sstCursor(run, {}, { compaction: true }));
+      // A run's SSTs are disjoint and in key order (`groupRuns`): one concatenating cursor per run.
+      const sources: EntrySource[] = runs.map((run) => this.sstCursor(run, {}, { compaction: true }));
       outputs.push(...(await this.writeRun(0, mergeIterators(sources, { reverse: false }))));
     } finally {
       this.endRead(seq);
     }
     if (outputs.length > 1) for (const m of outputs) m.run = outputs[0]!.id;
-    const inputKeys = new Set(inputs.map((h) => h.meta.key));
+    const inputKeys = new Set(runs.flatMap((run) => run.map((h) => h.meta.key)));
     await this.withManifestLock(async () => {
       // A compaction asked for meanwhile (`compact()`) takes all of L0, these inputs too: their versions are in
       // L1 now, and the outputs, copies of them, are dropped unused.
@@ -1215,17 +1214,7 @@ class ReleasingCursor<T> extends AsyncCursor<T> {
 
 /** L0 sorted runs among `handles`: SSTs of one merge's run count once, any other SST on its own. */
 function l0Runs(handles: readonly SstHandle[]): number {
-  let n = 0;
-  const seen = new Set<number>();
-  for (const h of handles) {
-    const run = h.meta.run;
-    if (run === undefined) n++;
-    else if (!seen.has(run)) {
-      seen.add(run);
-      n++;
-    }
-  }
-  return n;
+  return groupRuns(handles).length;
 }
 
 /**
@@ -1234,22 +1223,20 @@ function l0Runs(handles: readonly SstHandle[]): number {
  * merges made large is rewritten only once the new ones add up to it: while one L0 -> L1 compaction runs for K
  * flushes, merges rewrite O(K log K) flushes' worth, not O(K^2). Undefined when fewer than two runs are there.
  */
-function runsToMerge(untaken: readonly SstHandle[]): SstHandle[] | undefined {
-  const runs: SstHandle[][] = [];
-  for (const h of untaken) {
-    const last = runs.at(-1);
-    if (last !== undefined && h.meta.run !== undefined && last[0]!.meta.run === h.meta.run) last.push(h);
-    else runs.push([h]);
-  }
+function runsToMerge(untaken: readonly SstHandle[]): SstHandle[][] | undefined {
+  const runs = groupRuns(untaken);
   if (runs.length < 2) return undefined;
   const bytes = (run: SstHandle[]) => run.reduce((n, h) => n + h.meta.sizeBytes, 0);
   let total = bytes(runs[0]!) + bytes(runs[1]!);
   let j = 2;
   while (j < runs.length && bytes(runs[j]!) <= 2 * total) total += bytes(runs[j++]!);
-  return runs.slice(0, j).flat();
+  return runs.slice(0, j);
 }
 
-/** `handles` grouped by sorted run (a lone SST is a run of its own), each run's SSTs in key order. */
+/**
+ * `handles` grouped by sorted run (a lone SST is a run of its own), in the order runs first appear (newest first
+ * for L0, whose runs lie together), each run's SSTs in key order.
+ */
 function groupRuns(handles: readonly SstHandle[]): SstHandle[][] {
   const byRun = new Map<number, SstHandle[]>();
   const out: SstHandle[][] = [];
