@@ -358,6 +358,21 @@ export class LsmTree {
     return this.manifest.flushedLsn;
   }
 
+  /**
+   * Installs the manifest's next version with `change` (under the manifest lock: the version is this one's + 1,
+   * and a CAS by version refuses a second writer's) and makes it current.
+   */
+  private async installNext(change: Partial<Omit<Manifest, "version" | "createdAt">>): Promise<void> {
+    const next: Manifest = {
+      ...this.manifest,
+      ...change,
+      version: this.manifest.version + 1,
+      createdAt: new Date().toISOString(),
+    };
+    await installManifest(this.storage, this.branch, next);
+    this.manifest = next;
+  }
+
   /** Serialises manifest changes. */
   private withManifestLock<T>(work: () => Promise<T>): Promise<T> {
     const result = this.manifestLock.then(work);
@@ -375,16 +390,11 @@ export class LsmTree {
       // Views, not copies: the writer copies every entry into its SST before the memtable can be recycled.
       const meta = await this.writeSst(0, oldest.table.iterate({ views: true }));
       await this.withManifestLock(async () => {
-        const next: Manifest = {
-          ...this.manifest,
-          version: this.manifest.version + 1,
+        await this.installNext({
           flushedLsn: Math.max(this.manifest.flushedLsn, oldest.upToLsn),
           nextSstId: Math.max(this.manifest.nextSstId, meta ? meta.id + 1 : 0),
           ssts: meta ? [meta, ...this.manifest.ssts] : this.manifest.ssts,
-          createdAt: new Date().toISOString(),
-        };
-        await installManifest(this.storage, this.branch, next);
-        this.manifest = next;
+        });
         this.view = {
           ...this.view,
           seq: this.view.seq + 1,
@@ -461,15 +471,10 @@ export class LsmTree {
         for (const m of outputs) this.obsolete.push({ key: m.key, afterSeq: this.view.seq });
         return;
       }
-      const next: Manifest = {
-        ...this.manifest,
-        version: this.manifest.version + 1,
+      await this.installNext({
         nextSstId: Math.max(this.manifest.nextSstId, this.nextSstId),
         ssts: replaceFirst(this.manifest.ssts, (m) => inputKeys.has(m.key), outputs),
-        createdAt: new Date().toISOString(),
-      };
-      await installManifest(this.storage, this.branch, next);
-      this.manifest = next;
+      });
       this.view = {
         ...this.view,
         seq: this.view.seq + 1,
@@ -680,16 +685,11 @@ export class LsmTree {
       const l1 = [...remaining.filter((m) => m.level === 1), ...outputs].sort((a, b) =>
         compareBytes(unhex(a.minKey), unhex(b.minKey)),
       );
-      const next: Manifest = {
-        ...this.manifest,
-        version: this.manifest.version + 1,
+      await this.installNext({
         nextSstId: Math.max(this.manifest.nextSstId, this.nextSstId),
         ssts: [...l0, ...l1],
         gcHorizonLsn: Math.max(this.manifest.gcHorizonLsn ?? 0, this.gcHorizon),
-        createdAt: new Date().toISOString(),
-      };
-      await installManifest(this.storage, this.branch, next);
-      this.manifest = next;
+      });
       const keepHandles = (hs: SstHandle[]) => hs.filter((h) => !inputKeys.has(h.meta.key));
       const newHandles = outputs.map((m) => this.handleFor(m));
       this.view = {
@@ -781,19 +781,14 @@ export class LsmTree {
       await this.withManifestLock(async () => {
         const emptied = this.memtablesEmpty;
         const { ssts, view } = this.withIngested(metas);
-        const next: Manifest = {
-          ...this.manifest,
-          version: this.manifest.version + 1,
+        await this.installNext({
           flushedLsn: emptied ? Math.max(this.manifest.flushedLsn, lsn) : this.manifest.flushedLsn,
           nextSstId: Math.max(this.manifest.nextSstId, this.nextSstId),
           ssts,
           ingestedLsn: lsn,
-          createdAt: new Date().toISOString(),
-        };
-        await installManifest(this.storage, this.branch, next);
-        this.manifest = next;
+        });
         this.view = view;
-        if (emptied) this.onFlushed?.(next.flushedLsn);
+        if (emptied) this.onFlushed?.(this.manifest.flushedLsn);
       });
     } finally {
       this.ingesting = undefined;
