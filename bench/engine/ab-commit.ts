@@ -19,16 +19,13 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { numberFlag } from "../lib.js";
 
 const args = process.argv.slice(2);
-const flag = (name: string, fallback: number): number => {
-  const at = args.indexOf(name);
-  return at >= 0 ? Number(args[at + 1]) : fallback;
-};
-const WRITERS = flag("--writers", 16);
-const ROUNDS = flag("--rounds", 21);
-const COMMITS = flag("--commits", 100);
-const WARMUP = flag("--warmup", 800);
+const WRITERS = numberFlag("--writers", 16);
+const ROUNDS = numberFlag("--rounds", 21);
+const COMMITS = numberFlag("--commits", 100);
+const WARMUP = numberFlag("--warmup", 800);
 const roots = args
   .filter((a, i) => !a.startsWith("--") && !args[i - 1]?.startsWith("--"))
   .map((a) => resolve(a));

@@ -16,14 +16,11 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { numberFlag } from "../lib.js";
 
 const args = process.argv.slice(2);
-const flag = (name: string, fallback: number): number => {
-  const at = args.indexOf(name);
-  return at >= 0 ? Number(args[at + 1]) : fallback;
-};
-const ROWS = flag("--rows", 1_000_000);
-const ROUNDS = flag("--rounds", 10);
+const ROWS = numberFlag("--rows", 1_000_000);
+const ROUNDS = numberFlag("--rounds", 10);
 const GETS_PER_ROUND = 20_000;
 const builds = args
   .filter((a, i) => !a.startsWith("--") && !args[i - 1]?.startsWith("--"))

@@ -24,21 +24,18 @@ import { PerformanceObserver } from "node:perf_hooks";
 import { Engine } from "../../src/engine/engine.js";
 import { openFileStorage } from "../../src/storage/file.js";
 import { prng } from "../../src/util/prng.js";
+import { numberFlag } from "../lib.js";
 import { rowKey as sharedRowKey, rowValue as sharedRowValue, u8 } from "../rows.js";
 
 const phase = process.argv[2] ?? "get";
-const flag = (name: string, fallback: number): number => {
-  const at = process.argv.indexOf(name);
-  return at > 0 ? Number(process.argv[at + 1]) : fallback;
-};
-const ROWS = flag("--rows", 1_000_000);
-const GETS = flag("--gets", 200_000);
-const COMMITS = flag("--commits", 400);
+const ROWS = numberFlag("--rows", 1_000_000);
+const GETS = numberFlag("--gets", 200_000);
+const COMMITS = numberFlag("--commits", 400);
 // Data block size to write (the engine's blockBytesTarget); default: the engine's.
-const BLOCK_BYTES = flag("--block-bytes", 0);
-const WARMUP = flag("--warmup", 0);
+const BLOCK_BYTES = numberFlag("--block-bytes", 0);
+const WARMUP = numberFlag("--warmup", 0);
 // The engine's memtableBytesMax in MiB (default: the engine's); larger keeps a long commit run (for perf) flush-free.
-const MEMTABLE_MIB = flag("--memtable-mib", 0);
+const MEMTABLE_MIB = numberFlag("--memtable-mib", 0);
 const noSync = process.argv.includes("--no-sync");
 // Twill gets plain Uint8Array views of the shared rows, as engine.bench.ts passes them.
 const rowKey = (i: number, space = 0): Uint8Array => u8(sharedRowKey(i, space));

@@ -16,25 +16,17 @@ import { Engine } from "../../src/engine/engine.js";
 import { CountingStorage } from "../../src/storage/counting.js";
 import { openStorage } from "../../src/storage/open.js";
 import { prng } from "../../src/util/prng.js";
-import { fmt, machine, printTable, writeResult } from "../lib.js";
+import { fmt, machine, numberFlag, percentile, printTable, writeResult } from "../lib.js";
 import { rowKey, rowValue, u8 } from "../rows.js";
 
-const args = process.argv.slice(2);
-const flag = (name: string, fallback: number): number => {
-  const at = args.indexOf(name);
-  return at >= 0 ? Number(args[at + 1]) : fallback;
-};
-const ROWS = flag("--rows", 100_000);
-const GETS = flag("--gets", 1000);
-const SCANS = flag("--scans", 50);
+const ROWS = numberFlag("--rows", 100_000);
+const GETS = numberFlag("--gets", 1000);
+const SCANS = numberFlag("--scans", 50);
 const SCAN_ROWS = 1000;
 const CACHE_BYTES = 1024 * 1024;
 const base = process.env.TWILL_TEST_S3_URL;
 if (!base)
   throw new Error('TWILL_TEST_S3_URL is not set: npm run s3:start; eval "$(bash scripts/s3-server.sh env)"');
-
-const percentile = (sorted: number[], p: number) =>
-  sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!;
 
 interface Row {
   blockBytes: number;
