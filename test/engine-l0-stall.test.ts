@@ -17,15 +17,23 @@ const enc = (s: string) => new TextEncoder().encode(s);
 const key = (i: number) => enc(`k${String((i * 7919) % 100_003).padStart(6, "0")}`);
 const value = (i: number) => enc(`value ${i} `.padEnd(200, "."));
 
-/** `inner` with its async SST reads held while `gate` is set (compaction reads its inputs through `read`). */
-function gatedReads(inner: Storage): { storage: Storage; hold(): void; release(): void } {
+/**
+ * `inner` with its async reads of the SSTs `held` picks waiting while the gate is held (compaction reads its
+ * inputs through `read`; a flush only writes). By default every SST is held.
+ */
+function gatedReads(inner: Storage): {
+  storage: Storage;
+  hold(held?: (key: string) => boolean): void;
+  release(): void;
+} {
   let gate: Promise<void> | undefined;
+  let isHeld = (_key: string) => false;
   let open = () => {};
   const storage = new Proxy(inner, {
     get(target, prop, receiver) {
       if (prop === "read") {
         return async (key: string, range?: { offset: number; length?: number }) => {
-          while (gate && key.startsWith("sst/")) await gate;
+          while (gate && key.startsWith("sst/") && isHeld(key)) await gate;
           return target.read(key, range);
         };
       }
@@ -35,9 +43,10 @@ function gatedReads(inner: Storage): { storage: Storage; hold(): void; release()
   });
   return {
     storage,
-    hold() {
+    hold(held = () => true) {
       const d = deferred<void>();
       gate = d.promise;
+      isHeld = held;
       open = () => d.resolve();
     },
     release() {
@@ -98,21 +107,9 @@ describe("L0 stop trigger", () => {
     // Reads of SSTs up to `heldUpTo` wait: the compaction that takes the first two flushes is held, and the
     // SSTs flushed after it stay readable for the L0 merge.
     const inner = openMemoryStorage("");
-    let heldUpTo = -1;
-    const gate = deferred<void>();
+    const gated = gatedReads(inner);
+    const storage = gated.storage;
     const idOf = (k: string) => Number(/(\d+)\.sst$/.exec(k)?.[1] ?? Number.NaN);
-    const storage = new Proxy(inner, {
-      get(target, prop, receiver) {
-        if (prop === "read") {
-          return async (k: string, range?: { offset: number; length?: number }) => {
-            if (k.startsWith("sst/") && idOf(k) <= heldUpTo) await gate.promise;
-            return target.read(k, range);
-          };
-        }
-        const v = Reflect.get(target, prop, receiver);
-        return typeof v === "function" ? v.bind(target) : v;
-      },
-    });
     // A stop of 4 with a compaction holding 2: two runs it did not take are there to merge when a flush stops.
     const engine = await Engine.open(storage, {
       ...smallEngine,
@@ -135,7 +132,8 @@ describe("L0 stop trigger", () => {
       for await (const k of inner.list("sst/")) first.push(k);
       expect(first).toHaveLength(1);
       // The next flush's SST is the one after it: both go to the compaction the second flush starts.
-      heldUpTo = idOf(first[0]!) + 1;
+      const heldUpTo = idOf(first[0]!) + 1;
+      gated.hold((k) => idOf(k) <= heldUpTo);
       await write(200, 400);
       await engine.flush();
       let maxRuns = 0;
@@ -164,7 +162,7 @@ describe("L0 stop trigger", () => {
       // there, newest first, without waiting for them.
       expect(latest.size).toBe(400);
       for (const [i, v] of latest) expect(await engine.read(key(i)), `key ${i}`).toEqual(v);
-      gate.resolve();
+      gated.release();
       for (let i = 400; i < 3400; i += 37) expect(await engine.read(key(i))).toEqual(value(i));
       await engine.flush();
       await engine.compact();
@@ -178,7 +176,7 @@ describe("L0 stop trigger", () => {
       for (const [i, v] of latest) expect(await reopened.read(key(i)), `key ${i}`).toEqual(v);
       await reopened.close();
     } finally {
-      gate.resolve();
+      gated.release();
       await engine.close().catch(() => undefined);
     }
   });
