@@ -69,15 +69,15 @@ const SEGMENT_SUFFIX = ".seg";
 /** How far ahead of the last frame a segment is filled with zeros: from 64 KiB, doubling up to 4 MiB. */
 const PREALLOCATE_BYTES_MIN = 64 * 1024;
 const PREALLOCATE_BYTES_MAX = 4 * 1024 * 1024;
-const ZEROS = new Uint8Array(1024 * 1024);
 /**
- * Preallocation writes zeros one 4 KiB page per write. On kernels whose page cache gives ext4 large folios (6.x),
+ * Zeros go to a log segment one 4 KiB page per write (preallocated room, and the torn or failed bytes recovery
+ * and a failed append wipe, all of which later appends write into). On kernels whose page cache gives ext4 large folios (6.x),
  * a write of 1 MiB leaves a folio of up to 1 MiB, and every later small append into it pays for all its blocks:
  * measured here (6.18, ext4), a 240-byte pwrite into room zeroed in 1 MiB writes cost 1.8-2.4 µs of CPU against
  * 0.67 in room zeroed page by page, and a pwrite + fdatasync 37-82 µs against 24-44 (the sync writes back the
  * whole dirty folio). 1,024 writes per 4 MiB of room cost ~2.5 ms, once per ~17,000 one-row commits.
  */
-const PAGE_ZEROS = ZEROS.subarray(0, 4096);
+const PAGE_ZEROS = new Uint8Array(4096);
 /** Appends above this size are written frame by frame (header, then payload) instead of copied into one buffer. */
 const GATHER_BYTES_MIN = 1024 * 1024;
 /** Object writes from many parts are staged through a buffer of this size. */
@@ -89,15 +89,8 @@ function writeAll(fd: number, bytes: Uint8Array, position: number, length = byte
   while (done < length) done += writeSync(fd, bytes, done, length - done, position + done);
 }
 
-/** Writes zeros over [from, to) of a file. */
+/** Writes zeros over [from, to) of a file, in writes of at most one page, each ending on a page boundary. */
 function writeZeros(fd: number, from: number, to: number): void {
-  for (let at = from; at < to; ) {
-    at += writeSync(fd, ZEROS, 0, Math.min(ZEROS.length, to - at), at);
-  }
-}
-
-/** `writeZeros` in writes of at most one page, each ending on a page boundary (see `PAGE_ZEROS`). */
-function writePageZeros(fd: number, from: number, to: number): void {
   const page = PAGE_ZEROS.length;
   for (let at = from; at < to; ) {
     const n = Math.min(page - (at % page), to - at);
@@ -761,7 +754,7 @@ class FileLog implements Log {
     const step = Math.min(PREALLOCATE_BYTES_MAX, Math.max(PREALLOCATE_BYTES_MIN, this.allocatedBytes));
     const target = Math.ceil(end / step) * step + step;
     // An append larger than a step writes its own bytes over most of the new room: zero only what lies past it.
-    writePageZeros(fd, end - this.allocatedBytes > PREALLOCATE_BYTES_MAX ? end : this.allocatedBytes, target);
+    writeZeros(fd, end - this.allocatedBytes > PREALLOCATE_BYTES_MAX ? end : this.allocatedBytes, target);
     if (this.storage.sync) fdatasyncSync(fd);
     this.allocatedBytes = target;
   }
