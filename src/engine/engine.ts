@@ -95,9 +95,10 @@ export const engineOptionsSchema = z
       .default(64 * 1024 * 1024),
     l0CompactionTrigger: z.number().int().min(2).max(64).default(4),
     /**
-     * Flushes wait for the running compaction while this many L0 SSTs exist, so a point get consults at most this
-     * many L0 SSTs plus one of L1 however far writes outrun compaction (commits then wait on the memtables).
-     * Default max(8, l0CompactionTrigger + 4); must be above l0CompactionTrigger.
+     * A flush stops while L0 holds this many sorted runs: it merges the newest runs the running compaction did not
+     * take, or else waits for that compaction (commits then wait on the memtables). So a point get consults at most
+     * this many L0 SSTs plus one of L1 however far writes outrun compaction. Default max(8, l0CompactionTrigger +
+     * 4); must be above l0CompactionTrigger.
      */
     l0StopWritesTrigger: z.number().int().min(3).max(256).optional(),
     immutableMemtablesMax: z.number().int().min(1).max(16).default(1),

@@ -40,7 +40,7 @@ export interface TreeOptions {
   blockCacheBytesMax: number;
   /** Compact L0 into L1 once this many L0 SSTs exist. */
   l0CompactionTrigger: number;
-  /** Flushes wait for compaction while this many L0 SSTs exist. Default max(8, l0CompactionTrigger + 4). */
+  /** Flushes stop at this many L0 sorted runs (see `waitForL0Room`). Default max(8, l0CompactionTrigger + 4). */
   l0StopWritesTrigger?: number;
   /** Stall commits while this many memtables wait to be flushed. */
   immutableMemtablesMax: number;
