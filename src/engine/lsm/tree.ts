@@ -436,7 +436,15 @@ export class LsmTree {
       const untaken = taken === undefined ? [] : this.view.l0.filter((h) => !taken.has(h.meta.key));
       const runs = runsToMerge(untaken);
       if (runs !== undefined) await this.withMergeGuard(() => this.mergeL0Runs(runs));
-      else await this.compactInBackground();
+      else {
+        // Started now, a compaction reaches its merge at once (no ingest runs: checked above). One started earlier
+        // may still wait for an ingest — which may be waiting for this very flush (`ingest` flushes memtables
+        // that overlap it): a flush waits only for a compaction that is merging.
+        if (this.compacting === undefined) void this.compactInBackground();
+        const merging = this.merging;
+        if (merging === undefined) return;
+        await merging;
+      }
       if (this.failure) throw this.failure;
     }
   }
